@@ -1,0 +1,62 @@
+//! `zoo`: the ebm-zoo command line. Every error is one line on stderr and a non-zero exit.
+
+mod bench;
+mod sample;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// ebm-zoo: energy-based models and their generative relatives, on burn.
+#[derive(Debug, Parser)]
+#[command(name = "zoo", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Sample an energy with ULA, MALA or HMC and write the diagnostics as JSON.
+    Sample(sample::SampleArgs),
+    /// Standard throughput workloads (one JSON line each, the peers' shape).
+    Bench {
+        #[command(subcommand)]
+        workload: bench::BenchCommand,
+    },
+    /// List the backends compiled into this build.
+    Backends,
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => e.exit(), // --help, --version
+        Err(e) => {
+            let first = e
+                .to_string()
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("invalid arguments")
+                .to_string();
+            eprintln!("{first}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = match cli.command {
+        Command::Sample(args) => sample::run(args),
+        Command::Bench { workload } => bench::run(workload),
+        Command::Backends => {
+            for b in zoo_energy::BackendKind::compiled() {
+                println!("{b}");
+            }
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", format!("{e:#}").replace('\n', " "));
+            ExitCode::FAILURE
+        }
+    }
+}

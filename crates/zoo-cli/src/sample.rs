@@ -1,0 +1,287 @@
+//! `zoo sample`: run a sampler on an energy and report per-dimension moments and diagnostics.
+//! The JSON schema is documented in `docs/cli.md`.
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::time::Instant;
+use zoo_energy::run::{RunConfig, run as run_chains};
+use zoo_energy::sampler::{AnySampler, SamplerKind};
+use zoo_energy::{BackendKind, EnergySpec, rng, tensor};
+
+/// Arguments of `zoo sample`; each may also come from `--config FILE.toml` (the flags win).
+#[derive(Debug, Args)]
+pub struct SampleArgs {
+    /// A TOML file with any of the settings below (same names, snake_case) and an [energy] table.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Energy: a preset (gaussian, correlated_gaussian, mixture, funnel, banana, double_well, mlp),
+    /// a preset with overrides (`funnel{dim = 20}`), or `@file.toml`.
+    #[arg(long)]
+    energy: Option<String>,
+    /// ula, mala or hmc.
+    #[arg(long)]
+    sampler: Option<String>,
+    /// Number of parallel chains.
+    #[arg(long)]
+    chains: Option<usize>,
+    /// Steps after warm-up.
+    #[arg(long)]
+    steps: Option<usize>,
+    /// Warm-up steps (not kept; the step size adapts here with --target-acceptance).
+    #[arg(long)]
+    warmup: Option<usize>,
+    /// Step size h.
+    #[arg(long, allow_negative_numbers = true)]
+    step_size: Option<f64>,
+    /// Leapfrog steps per HMC transition.
+    #[arg(long)]
+    leapfrog_steps: Option<usize>,
+    /// Adapt the step size in warm-up to this mean acceptance (MALA, HMC).
+    #[arg(long)]
+    target_acceptance: Option<f64>,
+    /// Keep every n-th step.
+    #[arg(long)]
+    thin: Option<usize>,
+    /// Standard deviation of the N(0, s^2 I) initial positions.
+    #[arg(long, allow_negative_numbers = true)]
+    init_std: Option<f64>,
+    /// Initial positions: a CSV file with one row per chain (overrides --chains and --init-std).
+    #[arg(long)]
+    init: Option<PathBuf>,
+    /// Seed of every random draw.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// flex, ndarray or wgpu.
+    #[arg(long)]
+    backend: Option<String>,
+    /// Write the JSON here (atomically) instead of stdout.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+/// The settings file of `zoo sample --config`: unknown keys are errors.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SampleFile {
+    energy: Option<EnergySpec>,
+    sampler: Option<String>,
+    chains: Option<usize>,
+    steps: Option<usize>,
+    warmup: Option<usize>,
+    step_size: Option<f64>,
+    leapfrog_steps: Option<usize>,
+    target_acceptance: Option<f64>,
+    thin: Option<usize>,
+    init_std: Option<f64>,
+    seed: Option<u64>,
+    backend: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct Settings {
+    sampler: SamplerKind,
+    chains: usize,
+    steps: usize,
+    warmup: usize,
+    step_size: f64,
+    adapted_step_size: f64,
+    leapfrog_steps: Option<usize>,
+    target_acceptance: Option<f64>,
+    thin: usize,
+    init_std: f64,
+    backend: BackendKind,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    schema: &'static str,
+    energy: EnergySpec,
+    energy_description: String,
+    dim: usize,
+    log_normalizer: Option<f64>,
+    settings: Settings,
+    seed: u64,
+    kept_draws_per_chain: usize,
+    mean: Vec<f64>,
+    variance: Vec<f64>,
+    mcse: Vec<f64>,
+    ess: Vec<f64>,
+    rhat: Vec<f64>,
+    acceptance_rate: f64,
+    wall_seconds: f64,
+}
+
+pub fn run(args: SampleArgs) -> Result<()> {
+    let file: SampleFile = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            toml::from_str(&text)
+                .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message()))?
+        }
+        None => SampleFile::default(),
+    };
+    let energy_spec = match (&args.energy, file.energy) {
+        (Some(s), _) => EnergySpec::parse(s)?,
+        (None, Some(spec)) => spec,
+        (None, None) => bail!(
+            "no energy given: use --energy NAME (one of {})",
+            zoo_energy::energy::spec::PRESETS
+        ),
+    };
+    let kind: SamplerKind = args
+        .sampler
+        .or(file.sampler)
+        .as_deref()
+        .unwrap_or("mala")
+        .parse()?;
+    let backend: BackendKind = args
+        .backend
+        .or(file.backend)
+        .as_deref()
+        .unwrap_or("flex")
+        .parse()?;
+    let chains = args.chains.or(file.chains).unwrap_or(4);
+    let steps = args.steps.or(file.steps).unwrap_or(2000);
+    let warmup = args.warmup.or(file.warmup).unwrap_or(500);
+    let step_size = args.step_size.or(file.step_size).unwrap_or(0.1);
+    let leapfrog_steps = args.leapfrog_steps.or(file.leapfrog_steps).unwrap_or(10);
+    let target_acceptance = args.target_acceptance.or(file.target_acceptance);
+    let thin = args.thin.or(file.thin).unwrap_or(1);
+    let init_std = args.init_std.or(file.init_std).unwrap_or(1.0);
+    let seed = args.seed.or(file.seed).unwrap_or(0);
+    if chains == 0 {
+        bail!("invalid chains: must be >= 1");
+    }
+    if steps < 4 {
+        bail!("invalid steps: must be >= 4 (diagnostics need a few draws per chain)");
+    }
+    zoo_energy::check_positive("init_std", init_std)?;
+
+    let device = backend.device()?;
+    let energy = energy_spec.build(&device)?;
+    let mut sampler = AnySampler::new(kind, step_size, leapfrog_steps)?;
+    let mut rng = rng::seeded(seed);
+    let d = energy.dim();
+    let (init, chains) = match &args.init {
+        Some(path) => {
+            let (values, rows, cols) = read_csv(path)?;
+            (tensor::from_host2(values, [rows, cols], &device), rows)
+        }
+        None => (
+            rng::normal(&mut rng, [chains, d], &device).mul_scalar(init_std),
+            chains,
+        ),
+    };
+    let config = RunConfig {
+        warmup,
+        steps,
+        thin,
+        target_acceptance,
+        check_every: 1,
+        keep_draws: true,
+    };
+
+    let bar = indicatif::ProgressBar::new((warmup + steps) as u64).with_style(
+        indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} steps ({eta})")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_message(format!("{kind:?} on {}", energy.describe()));
+    let start = Instant::now();
+    let output = run_chains(
+        &mut sampler,
+        energy.as_ref(),
+        init,
+        &config,
+        &mut rng,
+        &mut |t| {
+            if t % 64 == 0 {
+                bar.set_position(t as u64);
+            }
+        },
+    )?;
+    bar.finish_and_clear();
+    let draws = output.draws.expect("draws are kept");
+    let summary = draws.summary();
+    let report = Report {
+        schema: "ebm-zoo/sample/v1",
+        energy_description: energy.describe(),
+        energy: energy_spec,
+        dim: d,
+        log_normalizer: energy.log_normalizer(),
+        settings: Settings {
+            sampler: kind,
+            chains,
+            steps,
+            warmup,
+            step_size,
+            adapted_step_size: output.step_size,
+            leapfrog_steps: (kind == SamplerKind::Hmc).then_some(leapfrog_steps),
+            target_acceptance,
+            thin,
+            init_std,
+            backend,
+        },
+        seed,
+        kept_draws_per_chain: draws.steps(),
+        mean: summary.iter().map(|s| s.mean).collect(),
+        variance: summary.iter().map(|s| s.variance).collect(),
+        mcse: summary.iter().map(|s| s.mcse).collect(),
+        ess: summary.iter().map(|s| s.ess).collect(),
+        rhat: summary.iter().map(|s| s.rhat).collect(),
+        acceptance_rate: output.acceptance_rate,
+        wall_seconds: start.elapsed().as_secs_f64(),
+    };
+    let json = serde_json::to_string_pretty(&report)?;
+    match &args.out {
+        Some(path) => zoo_energy::io::write_atomic(path, json.as_bytes())?,
+        None => println!("{json}"),
+    }
+    Ok(())
+}
+
+/// Reads a CSV of floats (one row per chain, no header); `nan` and `inf` parse, and are then
+/// rejected by the sampler's own validation with their row and column.
+fn read_csv(path: &std::path::Path) -> Result<(Vec<f32>, usize, usize)> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut values = Vec::new();
+    let (mut rows, mut cols) = (0, None);
+    for (i, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let row: Vec<f32> = line
+            .split(',')
+            .map(|v| {
+                v.trim().parse::<f32>().with_context(|| {
+                    format!(
+                        "{} line {}: '{}' is not a number",
+                        path.display(),
+                        i + 1,
+                        v.trim()
+                    )
+                })
+            })
+            .collect::<Result<_>>()?;
+        if *cols.get_or_insert(row.len()) != row.len() {
+            bail!(
+                "{} line {}: {} values, but the first row has {}",
+                path.display(),
+                i + 1,
+                row.len(),
+                cols.unwrap_or(0)
+            );
+        }
+        values.extend(row);
+        rows += 1;
+    }
+    if rows == 0 {
+        bail!("{}: no rows", path.display());
+    }
+    Ok((values, rows, cols.unwrap_or(0)))
+}

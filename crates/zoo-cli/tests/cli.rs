@@ -1,0 +1,252 @@
+//! The `zoo` binary: a sampling run writes the documented JSON, and every kind of bad input gives
+//! exactly one clear error line and a non-zero exit.
+
+use std::process::Command;
+
+fn zoo(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_zoo"))
+        .args(args)
+        .output()
+        .expect("zoo runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+fn tmp(name: &str, content: &str) -> String {
+    let dir = std::env::temp_dir().join(format!("zoo-cli-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join(name);
+    std::fs::write(&p, content).unwrap();
+    p.to_string_lossy().into()
+}
+
+/// Fails unless the command fails with one non-empty stderr line containing `needle`.
+fn fails_with(args: &[&str], needle: &str) {
+    let (ok, _, err) = zoo(args);
+    assert!(!ok, "{args:?} should fail");
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "{args:?}: expected one error line, got {err:?}"
+    );
+    assert!(
+        lines[0].contains(needle),
+        "{args:?}: {:?} does not mention {needle:?}",
+        lines[0]
+    );
+}
+
+#[test]
+fn sample_writes_the_documented_json() {
+    let out = tmp("out.json", "");
+    let (ok, _, err) = zoo(&[
+        "sample",
+        "--energy",
+        "gaussian{mean = [1.0, -1.0], std = 0.5}",
+        "--sampler",
+        "hmc",
+        "--chains",
+        "8",
+        "--steps",
+        "400",
+        "--warmup",
+        "100",
+        "--step-size",
+        "0.2",
+        "--target-acceptance",
+        "0.8",
+        "--seed",
+        "3",
+        "--out",
+        &out,
+    ]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(v["schema"], "ebm-zoo/sample/v1");
+    assert_eq!(v["settings"]["sampler"], "hmc");
+    assert_eq!(v["seed"], 3);
+    for key in ["mean", "variance", "mcse", "ess", "rhat"] {
+        assert_eq!(v[key].as_array().unwrap().len(), 2, "{key}");
+    }
+    // mean within 4 MCSE of the truth.
+    for (i, truth) in [1.0, -1.0].iter().enumerate() {
+        let (m, se) = (
+            v["mean"][i].as_f64().unwrap(),
+            v["mcse"][i].as_f64().unwrap(),
+        );
+        assert!(
+            (m - truth).abs() < 4.0 * se,
+            "mean {m} vs {truth} (mcse {se})"
+        );
+    }
+    // Same seed, same numbers.
+    let out2 = tmp("out2.json", "");
+    let (ok, _, _) = zoo(&[
+        "sample",
+        "--energy",
+        "gaussian{mean = [1.0, -1.0], std = 0.5}",
+        "--sampler",
+        "hmc",
+        "--chains",
+        "8",
+        "--steps",
+        "400",
+        "--warmup",
+        "100",
+        "--step-size",
+        "0.2",
+        "--target-acceptance",
+        "0.8",
+        "--seed",
+        "3",
+        "--out",
+        &out2,
+    ]);
+    assert!(ok);
+    let v2: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out2).unwrap()).unwrap();
+    assert_eq!(v["mean"], v2["mean"]);
+}
+
+#[test]
+fn config_files_work_and_flags_override_them() {
+    let cfg = tmp(
+        "run.toml",
+        "sampler = 'ula'\nsteps = 50\nwarmup = 0\nchains = 2\nstep_size = 0.05\n[energy]\nkind = 'banana'\ncurvature = 0.5\n",
+    );
+    let (ok, out, err) = zoo(&["sample", "--config", &cfg, "--sampler", "mala"]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["settings"]["sampler"], "mala");
+    assert_eq!(v["energy"]["kind"], "banana");
+    assert_eq!(v["settings"]["steps"], 50);
+}
+
+#[test]
+fn bad_input_gives_one_clear_error_line() {
+    fails_with(&["sample", "--energy", "swirl"], "unknown energy 'swirl'");
+    fails_with(
+        &["sample", "--energy", "gaussian", "--sampler", "gibbs"],
+        "unknown sampler 'gibbs'",
+    );
+    fails_with(
+        &["sample", "--energy", "gaussian", "--step-size", "-0.1"],
+        "step_size",
+    );
+    fails_with(
+        &["sample", "--energy", "gaussian", "--step-size", "0"],
+        "step_size",
+    );
+    fails_with(
+        &[
+            "sample",
+            "--energy",
+            "gaussian{mean = [0.0, 0.0], covariance = [[1.0]]}",
+        ],
+        "covariance",
+    );
+    fails_with(
+        &["sample", "--energy", "gaussian", "--backend", "cuda"],
+        "unknown backend 'cuda'",
+    );
+    fails_with(&["sample", "--energy", "funnel{dim = 1}"], "dim");
+    fails_with(
+        &["sample", "--energy", "funnel{dimension = 3}"],
+        "dimension",
+    );
+    fails_with(
+        &[
+            "sample",
+            "--energy",
+            "gaussian",
+            "--init",
+            &tmp("nan.csv", "0.0,1.0\n0.5,nan\n"),
+        ],
+        "non-finite",
+    );
+    fails_with(
+        &[
+            "sample",
+            "--energy",
+            "gaussian",
+            "--init",
+            &tmp("wide.csv", "0.0,1.0,2.0\n"),
+        ],
+        "wrong shape",
+    );
+    fails_with(
+        &["sample", "--config", &tmp("bad.toml", "steps = [1, 2\n")],
+        "bad.toml",
+    );
+    fails_with(
+        &[
+            "sample",
+            "--config",
+            &tmp("typo.toml", "stepz = 10\n[energy]\nkind = 'banana'\n"),
+        ],
+        "stepz",
+    );
+    fails_with(
+        &[
+            "sample",
+            "--config",
+            &tmp("e.toml", "[energy]\nkind = 'banana'\ncurvatur = 1.0\n"),
+        ],
+        "curvatur",
+    );
+    fails_with(
+        &[
+            "sample",
+            "--energy",
+            "gaussian",
+            "--sampler",
+            "ula",
+            "--target-acceptance",
+            "0.5",
+        ],
+        "ULA",
+    );
+    fails_with(
+        &[
+            "sample",
+            "--energy",
+            "gaussian",
+            "--sampler",
+            "ula",
+            "--step-size",
+            "10",
+            "--warmup",
+            "0",
+        ],
+        "diverged at step",
+    );
+    fails_with(&["sample", "--bogus-flag"], "--bogus-flag");
+}
+
+#[test]
+fn bench_prints_one_json_line_in_the_peers_shape() {
+    let (ok, out, err) = zoo(&[
+        "bench",
+        "sample",
+        "--particles",
+        "64",
+        "--steps",
+        "5",
+        "--repeats",
+        "1",
+    ]);
+    assert!(ok, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 1);
+    let v: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+    assert_eq!(v["workload"], "langevin");
+    let r = &v["results"][0];
+    assert_eq!(r["n"], 64);
+    assert!(r["particle_steps_per_s"].as_f64().unwrap() > 0.0);
+    assert_eq!(r["framework"], "burn-flex-fused");
+}

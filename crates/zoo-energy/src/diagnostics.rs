@@ -1,0 +1,257 @@
+//! MCMC diagnostics over several chains: effective sample size from autocorrelations (Geyer's
+//! initial monotone sequence, multi-chain form of Gelman et al., BDA3 §11.5, as in Stan), split
+//! R-hat (BDA3 §11.4), Monte Carlo standard errors, and a host store of kept draws.
+
+use crate::linalg::Matrix;
+use rustfft::{FftPlanner, num_complex::Complex};
+use serde::Serialize;
+
+/// Kept draws on the host: `steps x chains x dim`, row-major.
+#[derive(Debug, Clone)]
+pub struct Draws {
+    chains: usize,
+    dim: usize,
+    data: Vec<f32>,
+}
+
+impl Draws {
+    /// An empty store for `chains` chains of dimension `dim`.
+    pub fn new(chains: usize, dim: usize) -> Self {
+        Self {
+            chains,
+            dim,
+            data: Vec::new(),
+        }
+    }
+
+    /// Appends one step: `chains x dim` values, row-major.
+    pub fn push(&mut self, step: &[f32]) {
+        assert_eq!(
+            step.len(),
+            self.chains * self.dim,
+            "one step holds chains x dim values"
+        );
+        self.data.extend_from_slice(step);
+    }
+
+    /// Steps stored.
+    pub fn steps(&self) -> usize {
+        self.data.len() / (self.chains * self.dim).max(1)
+    }
+
+    /// Number of chains.
+    pub fn chains(&self) -> usize {
+        self.chains
+    }
+
+    /// Dimension.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// The trace of `f(draw)` for every chain: `chains` series of length `steps`.
+    pub fn map(&self, f: impl Fn(&[f32]) -> f64) -> Vec<Vec<f64>> {
+        let (c, d) = (self.chains, self.dim);
+        (0..c)
+            .map(|j| {
+                (0..self.steps())
+                    .map(|t| f(&self.data[(t * c + j) * d..(t * c + j + 1) * d]))
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// The trace of coordinate `i` for every chain.
+    pub fn coordinate(&self, i: usize) -> Vec<Vec<f64>> {
+        self.map(|x| x[i] as f64)
+    }
+
+    /// Sample mean over all chains and steps.
+    pub fn mean(&self) -> Vec<f64> {
+        let n = (self.steps() * self.chains) as f64;
+        let mut m = vec![0.0; self.dim];
+        for x in self.data.chunks(self.dim) {
+            for (mi, xi) in m.iter_mut().zip(x) {
+                *mi += *xi as f64;
+            }
+        }
+        m.iter().map(|v| v / n).collect()
+    }
+
+    /// Sample covariance (denominator n - 1) over all chains and steps.
+    pub fn covariance(&self) -> Matrix {
+        let m = self.mean();
+        let d = self.dim;
+        let mut c = vec![vec![0.0; d]; d];
+        for x in self.data.chunks(d) {
+            for i in 0..d {
+                let a = x[i] as f64 - m[i];
+                for j in 0..=i {
+                    c[i][j] += a * (x[j] as f64 - m[j]);
+                }
+            }
+        }
+        let n = (self.steps() * self.chains) as f64;
+        for i in 0..d {
+            for j in 0..=i {
+                c[i][j] /= n - 1.0;
+                c[j][i] = c[i][j];
+            }
+        }
+        c
+    }
+
+    /// Per-coordinate summary: mean, variance, ESS, split R-hat, Monte Carlo standard error.
+    pub fn summary(&self) -> Vec<Summary> {
+        (0..self.dim)
+            .map(|i| Summary::of(&self.coordinate(i)))
+            .collect()
+    }
+}
+
+/// Diagnostics of one scalar quantity over several chains.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Summary {
+    /// Mean over all draws.
+    pub mean: f64,
+    /// Variance over all draws (denominator n - 1).
+    pub variance: f64,
+    /// Effective sample size.
+    pub ess: f64,
+    /// Split R-hat.
+    pub rhat: f64,
+    /// Monte Carlo standard error of the mean, sqrt(variance / ESS).
+    pub mcse: f64,
+}
+
+impl Summary {
+    /// Diagnostics of `chains` (each a series of equal length).
+    pub fn of(chains: &[Vec<f64>]) -> Self {
+        let all: Vec<f64> = chains.iter().flatten().copied().collect();
+        let n = all.len() as f64;
+        let mean = all.iter().sum::<f64>() / n;
+        let variance = all.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
+        let ess = effective_sample_size(chains);
+        Self {
+            mean,
+            variance,
+            ess,
+            rhat: split_rhat(chains),
+            mcse: (variance / ess).sqrt(),
+        }
+    }
+}
+
+/// Autocovariance at lags 0..n-1 of one series (biased estimator, divided by n), via FFT.
+pub fn autocovariance(x: &[f64]) -> Vec<f64> {
+    let n = x.len();
+    if n == 0 {
+        return Vec::new();
+    }
+    let mean = x.iter().sum::<f64>() / n as f64;
+    let size = (2 * n).next_power_of_two();
+    let mut buf: Vec<Complex<f64>> = x.iter().map(|v| Complex::new(v - mean, 0.0)).collect();
+    buf.resize(size, Complex::new(0.0, 0.0));
+    let mut planner = FftPlanner::new();
+    planner.plan_fft_forward(size).process(&mut buf);
+    for c in buf.iter_mut() {
+        *c = Complex::new(c.norm_sqr(), 0.0);
+    }
+    planner.plan_fft_inverse(size).process(&mut buf);
+    buf[..n]
+        .iter()
+        .map(|c| c.re / (size as f64 * n as f64))
+        .collect()
+}
+
+fn mean_and_var(x: &[f64]) -> (f64, f64) {
+    let n = x.len() as f64;
+    let m = x.iter().sum::<f64>() / n;
+    (
+        m,
+        x.iter().map(|v| (v - m).powi(2)).sum::<f64>() / (n - 1.0).max(1.0),
+    )
+}
+
+/// Multi-chain effective sample size (BDA3 §11.5; Geyer 1992's initial monotone sequence).
+/// Chains must have equal length >= 4. Returns `m n / tau` with the integrated autocorrelation
+/// time tau = -1 + 2 sum_k P_k, P_k = rho_{2k} + rho_{2k+1}.
+pub fn effective_sample_size(chains: &[Vec<f64>]) -> f64 {
+    let m = chains.len();
+    let n = chains.iter().map(|c| c.len()).min().unwrap_or(0);
+    if m == 0 || n < 4 {
+        return f64::NAN;
+    }
+    let acov: Vec<Vec<f64>> = chains.iter().map(|c| autocovariance(&c[..n])).collect();
+    let stats: Vec<(f64, f64)> = chains.iter().map(|c| mean_and_var(&c[..n])).collect();
+    let w = stats.iter().map(|s| s.1).sum::<f64>() / m as f64;
+    if w == 0.0 {
+        return f64::NAN;
+    }
+    let nf = n as f64;
+    let between = if m > 1 {
+        let (_, var_means) = mean_and_var(&stats.iter().map(|s| s.0).collect::<Vec<_>>());
+        var_means
+    } else {
+        0.0
+    };
+    let var_plus = w * (nf - 1.0) / nf + between;
+    let rho = |t: usize| 1.0 - (w - acov.iter().map(|a| a[t]).sum::<f64>() / m as f64) / var_plus;
+    let mut tau = -1.0;
+    let mut prev = f64::INFINITY;
+    let mut k = 0;
+    while 2 * k + 1 < n {
+        let p = rho(2 * k) + rho(2 * k + 1);
+        if p <= 0.0 {
+            break;
+        }
+        let p = p.min(prev);
+        tau += 2.0 * p;
+        prev = p;
+        k += 1;
+    }
+    // Bound tau below as Stan does, so that antithetic chains cannot report ESS > m n log10(m n).
+    let mn = m as f64 * nf;
+    mn / tau.max(1.0 / mn.log10())
+}
+
+/// Split R-hat (BDA3 §11.4): every chain cut in halves, R = sqrt(var_plus / W).
+pub fn split_rhat(chains: &[Vec<f64>]) -> f64 {
+    let n = chains.iter().map(|c| c.len()).min().unwrap_or(0) / 2;
+    if n < 2 {
+        return f64::NAN;
+    }
+    let halves: Vec<&[f64]> = chains
+        .iter()
+        .flat_map(|c| [&c[..n], &c[n..2 * n]])
+        .collect();
+    let stats: Vec<(f64, f64)> = halves.iter().map(|h| mean_and_var(h)).collect();
+    let w = stats.iter().map(|s| s.1).sum::<f64>() / stats.len() as f64;
+    let (_, b_over_n) = mean_and_var(&stats.iter().map(|s| s.0).collect::<Vec<_>>());
+    let nf = n as f64;
+    ((w * (nf - 1.0) / nf + b_over_n) / w).sqrt()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn autocovariance_matches_the_direct_sum() {
+        let x: Vec<f64> = (0..37)
+            .map(|i| ((i * 7919) % 13) as f64 - 0.3 * i as f64)
+            .collect();
+        let n = x.len();
+        let m = x.iter().sum::<f64>() / n as f64;
+        let fast = autocovariance(&x);
+        for t in 0..n {
+            let direct: f64 =
+                (0..n - t).map(|i| (x[i] - m) * (x[i + t] - m)).sum::<f64>() / n as f64;
+            assert!(
+                (fast[t] - direct).abs() < 1e-9,
+                "lag {t}: {} vs {direct}",
+                fast[t]
+            );
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! The energy seam (review §2: p(x) = exp(-E(x)) / Z). Every model family speaks [`Energy`].
+//!
+//! Shapes: a batch of `n` points of dimension `d` is a `Tensor<2>` `[n, d]`; per-point scalars are
+//! `Tensor<1>` `[n]`. Names: `energy` is E(x); `score` is s(x) = -grad_x E(x) (= grad_x log p).
+
+mod banana;
+mod double_well;
+mod funnel;
+mod fused;
+mod gaussian;
+mod mixture;
+mod mlp;
+pub mod spec;
+
+pub use banana::Banana;
+pub use double_well::DoubleWell;
+pub use funnel::Funnel;
+pub use fused::FusedMlpEnergy;
+pub use gaussian::{Covariance, Gaussian};
+pub use mixture::GaussianMixture;
+pub use mlp::{Activation, MlpEnergy, MlpEnergyConfig};
+pub use spec::EnergySpec;
+
+use burn::prelude::*;
+
+/// An unnormalised density p(x) ∝ exp(-E(x)) over `R^d`, evaluated in batch.
+///
+/// burn has first-order autodiff only, so every energy provides its score as plain tensor
+/// operations: samplers never build an autodiff graph, and score matching on an energy needs a
+/// single backward pass. [`AutodiffEnergy`] is the fallback for energies that don't.
+pub trait Energy {
+    /// Dimension `d` of one point.
+    fn dim(&self) -> usize;
+
+    /// E(x) for each row: `[n, d] -> [n]`.
+    fn energy(&self, x: Tensor<2>) -> Tensor<1>;
+
+    /// The score s(x) = -grad_x E(x): `[n, d] -> [n, d]`.
+    fn score(&self, x: Tensor<2>) -> Tensor<2>;
+
+    /// Both at once; energies whose forward pass is shared (an MLP) override it.
+    fn energy_and_score(&self, x: Tensor<2>) -> (Tensor<1>, Tensor<2>) {
+        (self.energy(x.clone()), self.score(x))
+    }
+
+    /// log Z = log ∫ exp(-E(x)) dx when it is known in closed form (or by 1-D quadrature).
+    fn log_normalizer(&self) -> Option<f64> {
+        None
+    }
+
+    /// A one-line description with the parameters that matter.
+    fn describe(&self) -> String;
+}
+
+impl<E: Energy + ?Sized> Energy for &E {
+    fn dim(&self) -> usize {
+        (**self).dim()
+    }
+    fn energy(&self, x: Tensor<2>) -> Tensor<1> {
+        (**self).energy(x)
+    }
+    fn score(&self, x: Tensor<2>) -> Tensor<2> {
+        (**self).score(x)
+    }
+    fn energy_and_score(&self, x: Tensor<2>) -> (Tensor<1>, Tensor<2>) {
+        (**self).energy_and_score(x)
+    }
+    fn log_normalizer(&self) -> Option<f64> {
+        (**self).log_normalizer()
+    }
+    fn describe(&self) -> String {
+        (**self).describe()
+    }
+}
+
+impl<E: Energy + ?Sized> Energy for Box<E> {
+    fn dim(&self) -> usize {
+        (**self).dim()
+    }
+    fn energy(&self, x: Tensor<2>) -> Tensor<1> {
+        (**self).energy(x)
+    }
+    fn score(&self, x: Tensor<2>) -> Tensor<2> {
+        (**self).score(x)
+    }
+    fn energy_and_score(&self, x: Tensor<2>) -> (Tensor<1>, Tensor<2>) {
+        (**self).energy_and_score(x)
+    }
+    fn log_normalizer(&self) -> Option<f64> {
+        (**self).log_normalizer()
+    }
+    fn describe(&self) -> String {
+        (**self).describe()
+    }
+}
+
+impl std::fmt::Debug for dyn Energy + '_ {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe())
+    }
+}
+
+/// -grad_x sum_i E(x_i) by burn's first-order autodiff. Builds a fresh leaf, so no graph
+/// outlives the call; the returned tensor carries no autodiff association.
+pub fn autodiff_score(energy: impl Fn(Tensor<2>) -> Tensor<1>, x: Tensor<2>) -> Tensor<2> {
+    let device = x.device();
+    let leaf = x.autodiff().detach().require_grad();
+    let grads = energy(leaf.clone()).sum().backward();
+    let grad = leaf
+        .grad(&grads)
+        .unwrap_or_else(|| Tensor::zeros(leaf.dims(), &device));
+    grad.without_autodiff().neg()
+}
+
+/// An energy given only as a function; its score comes from autodiff (the generic fallback).
+pub struct AutodiffEnergy<F> {
+    dim: usize,
+    function: F,
+    name: String,
+}
+
+impl<F> std::fmt::Debug for AutodiffEnergy<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "AutodiffEnergy({}, dim {})", self.name, self.dim)
+    }
+}
+
+impl<F: Fn(Tensor<2>) -> Tensor<1>> AutodiffEnergy<F> {
+    /// Wraps `function: [n, dim] -> [n]`.
+    pub fn new(name: impl Into<String>, dim: usize, function: F) -> Self {
+        Self {
+            dim,
+            function,
+            name: name.into(),
+        }
+    }
+}
+
+impl<F: Fn(Tensor<2>) -> Tensor<1>> Energy for AutodiffEnergy<F> {
+    fn dim(&self) -> usize {
+        self.dim
+    }
+    fn energy(&self, x: Tensor<2>) -> Tensor<1> {
+        (self.function)(x)
+    }
+    fn score(&self, x: Tensor<2>) -> Tensor<2> {
+        autodiff_score(&self.function, x)
+    }
+    fn describe(&self) -> String {
+        format!("{} (score by autodiff)", self.name)
+    }
+}
+
+/// log of the standard normal normaliser in `d` dimensions: (d / 2) log(2 pi).
+pub(crate) fn log_2pi_half(d: usize) -> f64 {
+    0.5 * d as f64 * (2.0 * std::f64::consts::PI).ln()
+}

@@ -1,0 +1,299 @@
+//! Energies chosen by name and parameters, from the command line or from TOML, so that any of
+//! them can be sampled without writing Rust.
+//!
+//! One grammar for both: a TOML table with a `kind` key and the energy's parameters.
+//! On the command line `--energy` takes a preset name (`funnel`), a name with an inline TOML
+//! table of overrides (`funnel{dim = 20}`), or `@file.toml`. Unknown keys are errors.
+
+use super::*;
+use crate::error::{Error, Result};
+use crate::linalg::ar1_correlation;
+use crate::rng::seeded;
+use serde::{Deserialize, Serialize};
+
+/// An energy and its parameters (TOML: `kind = "..."` plus the fields of the variant).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum EnergySpec {
+    /// N(mean, Sigma). Give `mean` (or `dim` for zeros) and at most one of `std` (isotropic),
+    /// `variance` (diagonal), `covariance` (full), `correlation` (Sigma_ij = rho^|i-j|).
+    Gaussian {
+        /// Dimension when `mean` is not given (then the mean is 0).
+        #[serde(default)]
+        dim: Option<usize>,
+        /// The mean.
+        #[serde(default)]
+        mean: Option<Vec<f64>>,
+        /// Isotropic standard deviation.
+        #[serde(default)]
+        std: Option<f64>,
+        /// Diagonal variances.
+        #[serde(default)]
+        variance: Option<Vec<f64>>,
+        /// Full covariance matrix.
+        #[serde(default)]
+        covariance: Option<Vec<Vec<f64>>>,
+        /// AR(1) correlation rho in (-1, 1): Sigma_ij = rho^|i-j| (unit variances).
+        #[serde(default)]
+        correlation: Option<f64>,
+    },
+    /// Gaussian mixture with isotropic components.
+    Mixture {
+        /// Component weights (normalised; positive).
+        weights: Vec<f64>,
+        /// Component means.
+        means: Vec<Vec<f64>>,
+        /// Component standard deviations (one per component).
+        stds: Vec<f64>,
+    },
+    /// Neal's funnel.
+    Funnel {
+        /// Dimension (>= 2).
+        #[serde(default = "default_funnel_dim")]
+        dim: usize,
+        /// Standard deviation of the log-variance coordinate.
+        #[serde(default = "default_funnel_scale")]
+        scale: f64,
+    },
+    /// The 2-D banana.
+    Banana {
+        /// Standard deviation of x1.
+        #[serde(default = "one")]
+        scale: f64,
+        /// Bend.
+        #[serde(default = "one")]
+        curvature: f64,
+    },
+    /// The double well.
+    DoubleWell {
+        /// Dimension (>= 1).
+        #[serde(default = "two")]
+        dim: usize,
+        /// Barrier height.
+        #[serde(default = "default_barrier")]
+        barrier: f64,
+    },
+    /// A randomly initialised MLP energy (PyTorch's default init, from `seed`).
+    Mlp {
+        /// Widths, input to output (last = 1).
+        #[serde(default = "default_widths")]
+        widths: Vec<usize>,
+        /// Activation.
+        #[serde(default)]
+        activation: Activation,
+        /// Seed of the weights.
+        #[serde(default)]
+        seed: u64,
+        /// Evaluate with the fused CPU kernel (fast on flex/ndarray; the tensor path otherwise).
+        #[serde(default)]
+        fused: bool,
+    },
+}
+
+fn default_funnel_dim() -> usize {
+    10
+}
+fn default_funnel_scale() -> f64 {
+    3.0
+}
+fn one() -> f64 {
+    1.0
+}
+fn two() -> usize {
+    2
+}
+fn default_barrier() -> f64 {
+    2.0
+}
+fn default_widths() -> Vec<usize> {
+    vec![2, 128, 128, 1]
+}
+
+/// The preset names (each a full spec with defaults).
+pub const PRESETS: &str =
+    "gaussian, correlated_gaussian, mixture, funnel, banana, double_well, mlp";
+
+impl EnergySpec {
+    /// The named preset: the energies the tests and docs use.
+    pub fn preset(name: &str) -> Result<Self> {
+        let toml = match name {
+            "gaussian" => "kind = 'gaussian'\ndim = 2",
+            "correlated_gaussian" => "kind = 'gaussian'\ndim = 10\ncorrelation = 0.9",
+            "mixture" => {
+                "kind = 'mixture'\nweights = [0.7, 0.3]\nmeans = [[-1.5, 0.0], [1.5, 0.5]]\nstds = [0.7, 0.9]"
+            }
+            "funnel" => "kind = 'funnel'",
+            "banana" => "kind = 'banana'",
+            "double_well" => "kind = 'double_well'",
+            "mlp" => "kind = 'mlp'",
+            other => {
+                return Err(Error::UnknownName {
+                    kind: "energy",
+                    name: other.into(),
+                    known: PRESETS.into(),
+                });
+            }
+        };
+        Self::from_toml(toml)
+    }
+
+    /// Parses a TOML table with a `kind` key.
+    pub fn from_toml(text: &str) -> Result<Self> {
+        toml::from_str(text).map_err(|e| Error::Config(one_line(&e.to_string())))
+    }
+
+    /// Parses the command-line form: `NAME`, `NAME{key = value, ...}` or `@file.toml`.
+    pub fn parse(arg: &str) -> Result<Self> {
+        let arg = arg.trim();
+        if let Some(path) = arg.strip_prefix('@') {
+            let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+                context: format!("reading energy file {path}"),
+                source,
+            })?;
+            return Self::from_toml(&text);
+        }
+        let Some(open) = arg.find('{') else {
+            return Self::preset(arg);
+        };
+        let (name, rest) = arg.split_at(open);
+        let inner = rest
+            .strip_prefix('{')
+            .and_then(|r| r.strip_suffix('}'))
+            .ok_or_else(|| Error::Config(format!("energy spec '{arg}' must end with '}}'")))?;
+        // Start from the preset's table so overrides only need the changed keys.
+        let base = Self::preset(name.trim())?;
+        let mut table = toml::Value::try_from(&base).map_err(|e| Error::Config(e.to_string()))?;
+        let overrides: toml::Table = toml::from_str(&format!("x = {{{inner}}}"))
+            .map_err(|e| Error::Config(format!("in '{arg}': {}", one_line(&e.to_string()))))?;
+        let overrides = overrides
+            .get("x")
+            .and_then(|v| v.as_table())
+            .cloned()
+            .unwrap_or_default();
+        let t = table.as_table_mut().expect("an energy spec is a table");
+        if let Some(kind) = overrides.get("kind") {
+            return Err(Error::Config(format!(
+                "do not set kind ({kind}) inside braces: the name before '{{' is the kind"
+            )));
+        }
+        // The presets' dimension-setting keys conflict with explicit parameters; drop them.
+        for (k, v) in overrides {
+            if matches!(
+                k.as_str(),
+                "mean" | "covariance" | "variance" | "std" | "correlation"
+            ) {
+                t.remove("dim");
+            }
+            t.insert(k, v);
+        }
+        Self::from_toml(&toml::to_string(&table).map_err(|e| Error::Config(e.to_string()))?)
+    }
+
+    /// Builds the energy on `device`.
+    pub fn build(&self, device: &Device) -> Result<Box<dyn Energy>> {
+        Ok(match self {
+            EnergySpec::Gaussian {
+                dim,
+                mean,
+                std,
+                variance,
+                covariance,
+                correlation,
+            } => {
+                let mean = match (mean, dim) {
+                    (Some(m), Some(d)) if m.len() != *d => {
+                        return Err(Error::invalid(
+                            "mean",
+                            format!("has {} entries but dim = {d}", m.len()),
+                        ));
+                    }
+                    (Some(m), _) => m.clone(),
+                    (None, Some(d)) => vec![0.0; *d],
+                    (None, None) => return Err(Error::invalid("mean", "give `mean` or `dim`")),
+                };
+                let given = [
+                    std.is_some(),
+                    variance.is_some(),
+                    covariance.is_some(),
+                    correlation.is_some(),
+                ];
+                if given.iter().filter(|g| **g).count() > 1 {
+                    return Err(Error::invalid(
+                        "covariance",
+                        "give at most one of std, variance, covariance, correlation",
+                    ));
+                }
+                let cov = if let Some(s) = std {
+                    crate::error::check_positive("std", *s)?;
+                    Covariance::Isotropic(s * s)
+                } else if let Some(v) = variance {
+                    Covariance::Diagonal(v.clone())
+                } else if let Some(c) = covariance {
+                    Covariance::Full(c.clone())
+                } else if let Some(rho) = correlation {
+                    if !(rho.is_finite() && rho.abs() < 1.0) {
+                        return Err(Error::invalid(
+                            "correlation",
+                            format!("must lie in (-1, 1), got {rho}"),
+                        ));
+                    }
+                    Covariance::Full(ar1_correlation(mean.len(), *rho))
+                } else {
+                    Covariance::Isotropic(1.0)
+                };
+                Box::new(Gaussian::new(mean, cov, device)?)
+            }
+            EnergySpec::Mixture {
+                weights,
+                means,
+                stds,
+            } => {
+                if stds.len() != means.len() {
+                    return Err(Error::invalid(
+                        "stds",
+                        format!("{} stds for {} means", stds.len(), means.len()),
+                    ));
+                }
+                let covs = stds
+                    .iter()
+                    .map(|s| {
+                        crate::error::check_positive("stds", *s)
+                            .map(|s| Covariance::Isotropic(s * s))
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                Box::new(GaussianMixture::from_parts(
+                    weights.clone(),
+                    means.clone(),
+                    covs,
+                    device,
+                )?)
+            }
+            EnergySpec::Funnel { dim, scale } => Box::new(Funnel::new(*dim, *scale)?),
+            EnergySpec::Banana { scale, curvature } => Box::new(Banana::new(*scale, *curvature)?),
+            EnergySpec::DoubleWell { dim, barrier } => Box::new(DoubleWell::new(*dim, *barrier)?),
+            EnergySpec::Mlp {
+                widths,
+                activation,
+                seed,
+                fused,
+            } => {
+                let mlp = MlpEnergyConfig::new(widths.clone(), *activation)
+                    .init(device, &mut seeded(*seed))?;
+                if *fused {
+                    Box::new(mlp.fused())
+                } else {
+                    Box::new(mlp)
+                }
+            }
+        })
+    }
+}
+
+/// Folds a multi-line parser message into one line.
+pub(crate) fn one_line(s: &str) -> String {
+    s.split('\n')
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('|'))
+        .collect::<Vec<_>>()
+        .join(" ")
+}

@@ -1,0 +1,127 @@
+//! One error type for the crate (candle / linfa style): parameter errors are found at the
+//! boundary, runtime errors (divergence) name the step and the chain where they happened.
+
+use thiserror::Error;
+
+/// Errors of `zoo-energy`.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A parameter is outside its valid range (`step_size` must be positive, ...).
+    #[error("invalid {name}: {reason}")]
+    InvalidParameter {
+        /// The parameter's public name (the same as its TOML key and CLI flag).
+        name: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A tensor does not have the shape the operation needs.
+    #[error("wrong shape for {what}: expected {expected}, got {got:?}")]
+    Shape {
+        /// Which input.
+        what: String,
+        /// The expected shape, in words (`[n, 2]`).
+        expected: String,
+        /// The shape that was given.
+        got: Vec<usize>,
+    },
+    /// Input data contains NaN or infinity.
+    #[error("{what} contains a non-finite value ({value}) at row {row}, column {column}")]
+    NonFinite {
+        /// Which input.
+        what: String,
+        /// Row (chain, particle, sample) of the first bad value.
+        row: usize,
+        /// Column (dimension) of the first bad value.
+        column: usize,
+        /// The value itself.
+        value: f32,
+    },
+    /// A sampler produced a NaN or infinite energy or position.
+    #[error(
+        "sampler diverged at step {step}, chain {chain}: {what} = {value}; \
+         reduce the step size (it was {step_size})"
+    )]
+    Divergence {
+        /// The step (counted from 1, warm-up included) after which the value appeared.
+        step: usize,
+        /// The first chain affected.
+        chain: usize,
+        /// `energy` or `position`.
+        what: &'static str,
+        /// The bad value.
+        value: f32,
+        /// The step size in use at that step.
+        step_size: f64,
+    },
+    /// A name (energy, sampler, backend, ...) that is not known.
+    #[error("unknown {kind} '{name}'; known: {known}")]
+    UnknownName {
+        /// What was looked up.
+        kind: &'static str,
+        /// The name given.
+        name: String,
+        /// The names that exist, comma separated.
+        known: String,
+    },
+    /// A backend that exists in burn but was not compiled into this build.
+    #[error(
+        "backend '{name}' is not compiled into this build; compiled backends: {compiled} \
+         (rebuild with `--features {name}`)"
+    )]
+    BackendNotCompiled {
+        /// The backend asked for.
+        name: String,
+        /// The ones that are available.
+        compiled: String,
+    },
+    /// A malformed configuration (TOML or an energy specification).
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// File system errors.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    /// Shorthand for [`Error::InvalidParameter`].
+    pub fn invalid(name: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::InvalidParameter {
+            name: name.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Checks that `value` is finite and strictly positive.
+pub fn check_positive(name: &str, value: f64) -> Result<f64> {
+    if value.is_finite() && value > 0.0 {
+        Ok(value)
+    } else {
+        Err(Error::invalid(
+            name,
+            format!("must be finite and > 0, got {value}"),
+        ))
+    }
+}
+
+/// Checks that `value` lies in the open interval (0, 1).
+pub fn check_unit_open(name: &str, value: f64) -> Result<f64> {
+    if value.is_finite() && value > 0.0 && value < 1.0 {
+        Ok(value)
+    } else {
+        Err(Error::invalid(
+            name,
+            format!("must lie in (0, 1), got {value}"),
+        ))
+    }
+}

@@ -1,0 +1,148 @@
+//! The driver loop around a kernel: warm-up with optional dual-averaging adaptation, kept draws
+//! for diagnostics, and divergence detection (a NaN or infinite energy or position stops the run
+//! with the step and chain where it appeared).
+
+use crate::diagnostics::Draws;
+use crate::energy::Energy;
+use crate::error::{Error, Result, check_unit_open};
+use crate::rng::ZooRng;
+use crate::sampler::{ChainState, DualAveraging, Sampler, StepInfo};
+use crate::tensor::{first_non_finite, to_host1, to_host2};
+use burn::prelude::*;
+
+/// How long to run and what to keep.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    /// Warm-up steps (adaptation happens here; nothing is kept).
+    pub warmup: usize,
+    /// Steps after warm-up.
+    pub steps: usize,
+    /// Keep every `thin`-th step after warm-up (>= 1).
+    pub thin: usize,
+    /// Adapt the step size during warm-up towards this mean acceptance (MALA/HMC only).
+    pub target_acceptance: Option<f64>,
+    /// Check energies for NaN/inf every this many steps (>= 1); kept draws are always checked.
+    pub check_every: usize,
+    /// Copy kept positions to the host for diagnostics.
+    pub keep_draws: bool,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        Self {
+            warmup: 0,
+            steps: 1000,
+            thin: 1,
+            target_acceptance: None,
+            check_every: 1,
+            keep_draws: true,
+        }
+    }
+}
+
+/// What a run returns.
+#[derive(Debug)]
+pub struct RunOutput {
+    /// The final state.
+    pub state: ChainState,
+    /// Kept draws (when `keep_draws`).
+    pub draws: Option<Draws>,
+    /// Mean acceptance probability after warm-up (1 for ULA).
+    pub acceptance_rate: f64,
+    /// The step size after warm-up (adapted or as given).
+    pub step_size: f64,
+}
+
+fn divergence(
+    step: usize,
+    what: &'static str,
+    values: &[f32],
+    d: usize,
+    step_size: f64,
+) -> Result<()> {
+    match first_non_finite(values, d) {
+        None => Ok(()),
+        Some((chain, _, value)) => Err(Error::Divergence {
+            step,
+            chain,
+            what,
+            value,
+            step_size,
+        }),
+    }
+}
+
+/// Runs `sampler` on `energy` from `position`; `on_step(t)` is called after every step (progress).
+pub fn run(
+    sampler: &mut dyn Sampler<State = ChainState, Info = StepInfo>,
+    energy: &dyn Energy,
+    position: Tensor<2>,
+    config: &RunConfig,
+    rng: &mut ZooRng,
+    on_step: &mut dyn FnMut(usize),
+) -> Result<RunOutput> {
+    if config.thin == 0 || config.check_every == 0 {
+        return Err(Error::invalid("thin", "thin and check_every must be >= 1"));
+    }
+    let mut adapter = match config.target_acceptance {
+        Some(_) if sampler.name() == "ula" => {
+            return Err(Error::invalid(
+                "target_acceptance",
+                "ULA has no acceptance test to adapt to; use mala or hmc",
+            ));
+        }
+        Some(t) => Some(DualAveraging::new(
+            sampler.step_size(),
+            check_unit_open("target_acceptance", t)?,
+        )?),
+        None => None,
+    };
+    let mut state = sampler.init(energy, position)?;
+    let [chains, dim] = state.position.dims();
+    let mut draws = config.keep_draws.then(|| Draws::new(chains, dim));
+    let (mut accept_sum, mut accept_count) = (0.0, 0usize);
+    let total = config.warmup + config.steps;
+    for t in 1..=total {
+        let (next, info) = sampler.step(rng, energy, state)?;
+        state = next;
+        let warm = t <= config.warmup;
+        let accept = info
+            .acceptance_probability
+            .as_ref()
+            .map(|a| to_host1(a).iter().map(|&v| v as f64).sum::<f64>() / chains as f64);
+        if t % config.check_every == 0 || t == total {
+            divergence(t, "energy", &to_host1(&state.energy), 1, info.step_size)?;
+        }
+        if warm {
+            if let (Some(ad), Some(a)) = (adapter.as_mut(), accept) {
+                let h = ad.update(a);
+                sampler.set_step_size(h)?;
+                if t == config.warmup {
+                    sampler.set_step_size(ad.final_step_size())?;
+                }
+            }
+        } else {
+            accept_sum += accept.unwrap_or(1.0);
+            accept_count += 1;
+            if let Some(store) = draws
+                .as_mut()
+                .filter(|_| (t - config.warmup) % config.thin == 0)
+            {
+                let x = to_host2(&state.position);
+                divergence(t, "position", &x, dim, info.step_size)?;
+                store.push(&x);
+            }
+        }
+        on_step(t);
+    }
+    Ok(RunOutput {
+        state,
+        draws,
+        acceptance_rate: if accept_count == 0 {
+            f64::NAN
+        } else {
+            accept_sum / accept_count as f64
+        },
+        step_size: sampler.step_size(),
+    })
+}

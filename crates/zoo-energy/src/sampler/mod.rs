@@ -1,0 +1,195 @@
+//! MCMC kernels over a batch of chains, in BlackJAX's shape (review §3, sampling):
+//! `init(energy, position) -> State` and `step(rng, energy, state) -> (State, Info)`.
+//!
+//! The energy is passed to every call rather than stored, so that EBM training can change it
+//! between steps while persistent chains live on (then call `init` again on the positions: the
+//! cached energy and score in the state belong to the old parameters). No autodiff graph is ever
+//! built: scores come from [`Energy::energy_and_score`] as plain tensors. All randomness comes from
+//! the caller's [`ZooRng`] through [`crate::rng`].
+
+mod accept;
+mod adapt;
+mod anneal;
+mod buffer;
+mod hmc;
+mod integrator;
+mod mala;
+mod ula;
+
+pub use adapt::DualAveraging;
+pub use anneal::{AnnealedLangevin, Interpolated, LevelInfo, check_schedule, geometric_schedule};
+pub use buffer::{InitDistribution, ReplayBuffer};
+pub use hmc::Hmc;
+pub use integrator::leapfrog;
+pub use mala::Mala;
+pub use ula::Ula;
+
+use crate::energy::Energy;
+use crate::error::{Error, Result};
+use crate::rng::ZooRng;
+use crate::tensor::{check_batch, check_finite};
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// The state of a batch of chains: positions with their cached energy and score.
+#[derive(Debug, Clone)]
+pub struct ChainState {
+    /// `[n, d]`.
+    pub position: Tensor<2>,
+    /// E(position), `[n]`.
+    pub energy: Tensor<1>,
+    /// s(position) = -grad E(position), `[n, d]`.
+    pub score: Tensor<2>,
+}
+
+impl ChainState {
+    /// Validates `position` (shape `[n >= 1, energy.dim()]`, all finite) and caches E and s.
+    pub fn new(energy: &dyn Energy, position: Tensor<2>) -> Result<Self> {
+        check_batch("initial position", &position, energy.dim())?;
+        check_finite("initial position", &position)?;
+        Ok(Self::at(energy, position))
+    }
+
+    /// Caches E and s at `position` without validation (inner loops).
+    pub(crate) fn at(energy: &dyn Energy, position: Tensor<2>) -> Self {
+        let (e, s) = energy.energy_and_score(position.clone());
+        Self {
+            position,
+            energy: e,
+            score: s,
+        }
+    }
+
+    /// Number of chains.
+    pub fn chains(&self) -> usize {
+        self.position.dims()[0]
+    }
+}
+
+/// Per-step diagnostics.
+#[derive(Debug, Clone)]
+pub struct StepInfo {
+    /// The step size used.
+    pub step_size: f64,
+    /// min(1, alpha) per chain `[n]` for Metropolis-adjusted kernels; `None` for ULA (no test).
+    pub acceptance_probability: Option<Tensor<1>>,
+}
+
+/// A Markov kernel over a batch of chains.
+pub trait Sampler {
+    /// Everything the kernel carries between steps.
+    type State: Clone;
+    /// Per-step diagnostics.
+    type Info;
+
+    /// A state at `position: [n, d]`; validates shape and finiteness.
+    fn init(&self, energy: &dyn Energy, position: Tensor<2>) -> Result<Self::State>;
+
+    /// One transition; the only randomness is `rng`.
+    fn step(
+        &self,
+        rng: &mut ZooRng,
+        energy: &dyn Energy,
+        state: Self::State,
+    ) -> Result<(Self::State, Self::Info)>;
+
+    /// The current step size.
+    fn step_size(&self) -> f64;
+
+    /// Changes the step size (used by adaptation); must be finite and > 0.
+    fn set_step_size(&mut self, step_size: f64) -> Result<()>;
+
+    /// The sampler's name (`ula`, `mala`, `hmc`).
+    fn name(&self) -> &'static str;
+}
+
+/// The samplers selectable by name, with their parameters (CLI and TOML).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SamplerKind {
+    /// Unadjusted Langevin.
+    Ula,
+    /// Metropolis-adjusted Langevin.
+    Mala,
+    /// Hamiltonian Monte Carlo.
+    Hmc,
+}
+
+impl std::str::FromStr for SamplerKind {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "ula" => Ok(Self::Ula),
+            "mala" => Ok(Self::Mala),
+            "hmc" => Ok(Self::Hmc),
+            other => Err(Error::UnknownName {
+                kind: "sampler",
+                name: other.into(),
+                known: "ula, mala, hmc".into(),
+            }),
+        }
+    }
+}
+
+/// Any of the three continuous samplers, chosen at run time.
+#[derive(Debug, Clone)]
+pub enum AnySampler {
+    /// See [`Ula`].
+    Ula(Ula),
+    /// See [`Mala`].
+    Mala(Mala),
+    /// See [`Hmc`].
+    Hmc(Hmc),
+}
+
+impl AnySampler {
+    /// Builds the sampler `kind` with `step_size` (and `leapfrog_steps` for HMC).
+    pub fn new(kind: SamplerKind, step_size: f64, leapfrog_steps: usize) -> Result<Self> {
+        Ok(match kind {
+            SamplerKind::Ula => Self::Ula(Ula::new(step_size)?),
+            SamplerKind::Mala => Self::Mala(Mala::new(step_size)?),
+            SamplerKind::Hmc => Self::Hmc(Hmc::new(step_size, leapfrog_steps)?),
+        })
+    }
+
+    fn inner(&self) -> &dyn Sampler<State = ChainState, Info = StepInfo> {
+        match self {
+            Self::Ula(s) => s,
+            Self::Mala(s) => s,
+            Self::Hmc(s) => s,
+        }
+    }
+
+    fn inner_mut(&mut self) -> &mut dyn Sampler<State = ChainState, Info = StepInfo> {
+        match self {
+            Self::Ula(s) => s,
+            Self::Mala(s) => s,
+            Self::Hmc(s) => s,
+        }
+    }
+}
+
+impl Sampler for AnySampler {
+    type State = ChainState;
+    type Info = StepInfo;
+    fn init(&self, energy: &dyn Energy, position: Tensor<2>) -> Result<ChainState> {
+        self.inner().init(energy, position)
+    }
+    fn step(
+        &self,
+        rng: &mut ZooRng,
+        energy: &dyn Energy,
+        state: ChainState,
+    ) -> Result<(ChainState, StepInfo)> {
+        self.inner().step(rng, energy, state)
+    }
+    fn step_size(&self) -> f64 {
+        self.inner().step_size()
+    }
+    fn set_step_size(&mut self, step_size: f64) -> Result<()> {
+        self.inner_mut().set_step_size(step_size)
+    }
+    fn name(&self) -> &'static str {
+        self.inner().name()
+    }
+}

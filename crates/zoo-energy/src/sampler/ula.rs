@@ -1,0 +1,69 @@
+//! Unadjusted Langevin algorithm (Roberts & Tweedie 1996; review §3):
+//! x' = x + h s(x) + sqrt(2h) xi, xi ~ N(0, I). Biased by O(h) for any fixed h.
+
+use super::{ChainState, Sampler, StepInfo};
+use crate::energy::Energy;
+use crate::error::{Result, check_positive};
+use crate::rng::{ZooRng, normal};
+use burn::prelude::*;
+
+/// ULA with step size `h`.
+#[derive(Debug, Clone)]
+pub struct Ula {
+    step_size: f64,
+}
+
+impl Ula {
+    /// ULA with step size `step_size` (> 0).
+    pub fn new(step_size: f64) -> Result<Self> {
+        Ok(Self {
+            step_size: check_positive("step_size", step_size)?,
+        })
+    }
+}
+
+/// One Langevin proposal from `state`: x + h s(x) + sqrt(2h) xi. Returns (proposal, xi).
+pub(crate) fn langevin_move(
+    rng: &mut ZooRng,
+    state: &ChainState,
+    step_size: f64,
+) -> (Tensor<2>, Tensor<2>) {
+    let xi = normal(rng, state.position.dims(), &state.position.device());
+    let y = state.position.clone()
+        + state.score.clone().mul_scalar(step_size)
+        + xi.clone().mul_scalar((2.0 * step_size).sqrt());
+    (y, xi)
+}
+
+impl Sampler for Ula {
+    type State = ChainState;
+    type Info = StepInfo;
+    fn init(&self, energy: &dyn Energy, position: Tensor<2>) -> Result<ChainState> {
+        ChainState::new(energy, position)
+    }
+    fn step(
+        &self,
+        rng: &mut ZooRng,
+        energy: &dyn Energy,
+        state: ChainState,
+    ) -> Result<(ChainState, StepInfo)> {
+        let (y, _) = langevin_move(rng, &state, self.step_size);
+        Ok((
+            ChainState::at(energy, y),
+            StepInfo {
+                step_size: self.step_size,
+                acceptance_probability: None,
+            },
+        ))
+    }
+    fn step_size(&self) -> f64 {
+        self.step_size
+    }
+    fn set_step_size(&mut self, step_size: f64) -> Result<()> {
+        self.step_size = check_positive("step_size", step_size)?;
+        Ok(())
+    }
+    fn name(&self) -> &'static str {
+        "ula"
+    }
+}

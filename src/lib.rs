@@ -1,0 +1,1 @@
+pub use zoo_energy as energy;

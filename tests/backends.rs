@@ -1,0 +1,130 @@
+//! The same sampling test on every backend compiled into this build (flex, ndarray, wgpu; wgpu
+//! runs on Mesa's software Vulkan where there is no GPU), and the backend-name errors.
+
+mod common;
+
+use common::assert_within;
+use ebm_zoo::energy::BackendKind;
+use ebm_zoo::energy::diagnostics::Summary;
+use ebm_zoo::energy::energy::{Activation, Energy, EnergySpec, MlpEnergyConfig};
+use ebm_zoo::energy::rng::{normal, seeded};
+use ebm_zoo::energy::run::{RunConfig, run};
+use ebm_zoo::energy::sampler::Mala;
+use ebm_zoo::energy::tensor::{to_host1, to_host2};
+
+/// MALA on the 2-D mixture with unequal weights: mean and variance within 4 SE of the exact values.
+fn mixture_test(backend: BackendKind) {
+    let dev = backend.device().unwrap();
+    let spec = EnergySpec::preset("mixture").unwrap();
+    let energy = spec.build(&dev).unwrap();
+    let EnergySpec::Mixture {
+        weights,
+        means,
+        stds,
+    } = spec
+    else {
+        unreachable!()
+    };
+    let w: f64 = weights.iter().sum();
+    let mut rng = seeded(3);
+    let x0 = normal(&mut rng, [64, 2], &dev).mul_scalar(3.0);
+    let cfg = RunConfig {
+        warmup: 300,
+        steps: 1500,
+        thin: 1,
+        target_acceptance: Some(0.574),
+        check_every: 1,
+        keep_draws: true,
+    };
+    let out = run(
+        &mut Mala::new(0.3).unwrap(),
+        energy.as_ref(),
+        x0,
+        &cfg,
+        &mut rng,
+        &mut |_| {},
+    )
+    .unwrap();
+    let draws = out.draws.unwrap();
+    for i in 0..2 {
+        let mean: f64 = weights.iter().zip(&means).map(|(p, m)| p / w * m[i]).sum();
+        let second: f64 = weights
+            .iter()
+            .zip(&means)
+            .zip(&stds)
+            .map(|((p, m), s)| p / w * (s * s + m[i] * m[i]))
+            .sum();
+        let s = Summary::of(&draws.coordinate(i));
+        println!(
+            "{backend}: mean[{i}] {:.4} (exact {mean:.4}, mcse {:.4}), R-hat {:.3}",
+            s.mean, s.mcse, s.rhat
+        );
+        assert!(s.rhat < 1.05, "{backend}: R-hat {}", s.rhat);
+        assert_within(&format!("{backend} mean[{i}]"), s.mean, mean, s.mcse, 4.0);
+        let sq = Summary::of(&draws.map(|x| (x[i] as f64).powi(2)));
+        assert_within(
+            &format!("{backend} E[x{i}^2]"),
+            sq.mean,
+            second,
+            sq.mcse,
+            4.0,
+        );
+    }
+}
+
+#[test]
+fn sampling_test_passes_on_every_compiled_backend() {
+    let compiled = BackendKind::compiled();
+    println!("compiled backends: {compiled:?}");
+    for backend in compiled {
+        mixture_test(backend);
+    }
+}
+
+#[test]
+fn the_mlp_score_agrees_across_backends() {
+    // The same weights on every backend give the same energy and score (float32 tolerance).
+    let mut reference: Option<(Vec<f32>, Vec<f32>)> = None;
+    for backend in BackendKind::compiled() {
+        let dev = backend.device().unwrap();
+        let mlp = MlpEnergyConfig::new(vec![2, 32, 32, 1], Activation::Silu)
+            .init(&dev, &mut seeded(4))
+            .unwrap();
+        let x = normal(&mut seeded(5), [128, 2], &dev);
+        let (e, s) = mlp.energy_and_score(x);
+        let (e, s) = (to_host1(&e), to_host2(&s));
+        match &reference {
+            None => reference = Some((e, s)),
+            Some((e0, s0)) => {
+                let err = e
+                    .iter()
+                    .zip(e0)
+                    .chain(s.iter().zip(s0))
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0f32, f32::max);
+                assert!(err < 1e-4, "{backend}: max difference {err}");
+            }
+        }
+    }
+}
+
+#[test]
+fn backend_names_are_checked() {
+    let err = "cuda".parse::<BackendKind>().unwrap_err().to_string();
+    assert!(
+        err.contains("unknown backend 'cuda'") && err.contains("flex, ndarray, wgpu"),
+        "{err}"
+    );
+    for b in BackendKind::ALL {
+        match b.device() {
+            Ok(_) => assert!(b.is_compiled()),
+            Err(e) => {
+                let msg = e.to_string();
+                assert!(
+                    msg.contains("not compiled") && msg.contains("compiled backends:"),
+                    "{msg}"
+                );
+            }
+        }
+    }
+}
