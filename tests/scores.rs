@@ -242,7 +242,8 @@ fn grid_log_z(energy: &dyn Energy, lo: [f64; 2], hi: [f64; 2], m: usize, dev: &D
 #[test]
 fn closed_form_log_normalisers_match_grid_quadrature_in_2d() {
     let dev = cpu_device();
-    let cases: Vec<(&str, Box<dyn Energy>, [f64; 2], [f64; 2])> = vec![
+    type Case = (&'static str, Box<dyn Energy>, [f64; 2], [f64; 2]);
+    let cases: Vec<Case> = vec![
         (
             "gaussian",
             Box::new(
@@ -297,20 +298,7 @@ fn closed_form_log_normalisers_match_grid_quadrature_in_2d() {
 fn exact_samplers_of_the_reference_densities_have_the_right_moments() {
     // Used by other tests as ground truth, so checked here: mean within 4 standard errors.
     let dev = cpu_device();
-    let mix = match EnergySpec::preset("mixture").unwrap() {
-        EnergySpec::Mixture {
-            weights,
-            means,
-            stds,
-        } => GaussianMixture::from_parts(
-            weights,
-            means,
-            stds.iter().map(|s| Covariance::Isotropic(s * s)).collect(),
-            &dev,
-        )
-        .unwrap(),
-        _ => unreachable!(),
-    };
+    let mix = common::mixture_preset();
     let n = 20_000;
     let x = rows(&mix.sample(&mut seeded(1), n, &dev));
     let (mean, cov) = (mix.mean(), mix.covariance());

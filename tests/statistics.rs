@@ -7,7 +7,7 @@ mod common;
 use common::{assert_within, cpu_device};
 use ebm_zoo::energy::burn::prelude::*;
 use ebm_zoo::energy::diagnostics::{Draws, Summary, effective_sample_size, split_rhat};
-use ebm_zoo::energy::energy::{Covariance, Energy, EnergySpec, Gaussian, GaussianMixture};
+use ebm_zoo::energy::energy::{Covariance, Energy, Gaussian, GaussianMixture};
 use ebm_zoo::energy::linalg::{Matrix, ar1_correlation};
 use ebm_zoo::energy::rng::{normal, normal_vec, seeded};
 use ebm_zoo::energy::run::{RunConfig, run};
@@ -69,20 +69,7 @@ fn correlated_10d() -> (Gaussian, Vec<f64>, Matrix) {
 }
 
 fn mixture() -> GaussianMixture {
-    match EnergySpec::preset("mixture").unwrap() {
-        EnergySpec::Mixture {
-            weights,
-            means,
-            stds,
-        } => GaussianMixture::from_parts(
-            weights,
-            means,
-            stds.iter().map(|s| Covariance::Isotropic(s * s)).collect(),
-            &cpu_device(),
-        )
-        .unwrap(),
-        _ => unreachable!(),
-    }
+    common::mixture_preset()
 }
 
 fn config(warmup: usize, steps: usize, target: f64) -> RunConfig {

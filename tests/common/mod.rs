@@ -3,6 +3,7 @@
 
 use ebm_zoo::energy::BackendKind;
 use ebm_zoo::energy::burn::prelude::*;
+use ebm_zoo::energy::energy::{Covariance, EnergySpec, GaussianMixture};
 
 /// The CPU device the statistical tests run on: flex when compiled in, else ndarray.
 pub fn cpu_device() -> Device {
@@ -30,4 +31,18 @@ pub fn rows(x: &Tensor<2>) -> Vec<Vec<f64>> {
         .chunks(d)
         .map(|r| r.iter().map(|&v| v as f64).collect())
         .collect()
+}
+
+/// The `mixture` preset (2-D, unequal weights) as a typed mixture, for its exact moments.
+pub fn mixture_preset() -> GaussianMixture {
+    let EnergySpec::Mixture {
+        weights,
+        means,
+        stds,
+    } = EnergySpec::preset("mixture").unwrap()
+    else {
+        unreachable!("the mixture preset is a mixture")
+    };
+    let covariances = stds.iter().map(|s| Covariance::Isotropic(s * s)).collect();
+    GaussianMixture::from_parts(weights, means, covariances, &cpu_device()).unwrap()
 }

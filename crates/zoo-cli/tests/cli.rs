@@ -42,31 +42,33 @@ fn fails_with(args: &[&str], needle: &str) {
 
 #[test]
 fn sample_writes_the_documented_json() {
-    let out = tmp("out.json", "");
-    let (ok, _, err) = zoo(&[
-        "sample",
-        "--energy",
-        "gaussian{mean = [1.0, -1.0], std = 0.5}",
-        "--sampler",
-        "hmc",
-        "--chains",
-        "8",
-        "--steps",
-        "400",
-        "--warmup",
-        "100",
-        "--step-size",
-        "0.2",
-        "--target-acceptance",
-        "0.8",
-        "--seed",
-        "3",
-        "--out",
-        &out,
-    ]);
-    assert!(ok, "{err}");
-    let v: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let run = |name: &str| -> serde_json::Value {
+        let out = tmp(name, "");
+        let (ok, _, err) = zoo(&[
+            "sample",
+            "--energy",
+            "gaussian{mean = [1.0, -1.0], std = 0.5}",
+            "--sampler",
+            "hmc",
+            "--chains",
+            "8",
+            "--steps",
+            "400",
+            "--warmup",
+            "100",
+            "--step-size",
+            "0.2",
+            "--target-acceptance",
+            "0.8",
+            "--seed",
+            "3",
+            "--out",
+            &out,
+        ]);
+        assert!(ok, "{err}");
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap()
+    };
+    let v = run("out.json");
     assert_eq!(v["schema"], "ebm-zoo/sample/v1");
     assert_eq!(v["settings"]["sampler"], "hmc");
     assert_eq!(v["seed"], 3);
@@ -85,32 +87,7 @@ fn sample_writes_the_documented_json() {
         );
     }
     // Same seed, same numbers.
-    let out2 = tmp("out2.json", "");
-    let (ok, _, _) = zoo(&[
-        "sample",
-        "--energy",
-        "gaussian{mean = [1.0, -1.0], std = 0.5}",
-        "--sampler",
-        "hmc",
-        "--chains",
-        "8",
-        "--steps",
-        "400",
-        "--warmup",
-        "100",
-        "--step-size",
-        "0.2",
-        "--target-acceptance",
-        "0.8",
-        "--seed",
-        "3",
-        "--out",
-        &out2,
-    ]);
-    assert!(ok);
-    let v2: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&out2).unwrap()).unwrap();
-    assert_eq!(v["mean"], v2["mean"]);
+    assert_eq!(v["mean"], run("out2.json")["mean"]);
 }
 
 #[test]

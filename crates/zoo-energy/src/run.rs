@@ -126,7 +126,7 @@ pub fn run(
             accept_count += 1;
             if let Some(store) = draws
                 .as_mut()
-                .filter(|_| (t - config.warmup) % config.thin == 0)
+                .filter(|_| (t - config.warmup).is_multiple_of(config.thin))
             {
                 let x = to_host2(&state.position);
                 divergence(t, "position", &x, dim, info.step_size)?;

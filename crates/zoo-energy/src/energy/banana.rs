@@ -38,12 +38,6 @@ impl Energy for Banana {
     fn dim(&self) -> usize {
         2
     }
-    fn energy(&self, x: Tensor<2>) -> Tensor<1> {
-        self.energy_and_score(x).0
-    }
-    fn score(&self, x: Tensor<2>) -> Tensor<2> {
-        self.energy_and_score(x).1
-    }
     fn energy_and_score(&self, x: Tensor<2>) -> (Tensor<1>, Tensor<2>) {
         let [n, _] = x.dims();
         let (a2, b) = (self.scale * self.scale, self.curvature);

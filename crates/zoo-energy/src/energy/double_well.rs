@@ -52,12 +52,6 @@ impl Energy for DoubleWell {
     fn dim(&self) -> usize {
         self.dim
     }
-    fn energy(&self, x: Tensor<2>) -> Tensor<1> {
-        self.energy_and_score(x).0
-    }
-    fn score(&self, x: Tensor<2>) -> Tensor<2> {
-        self.energy_and_score(x).1
-    }
     fn energy_and_score(&self, x: Tensor<2>) -> (Tensor<1>, Tensor<2>) {
         let [n, d] = x.dims();
         let x1 = x.clone().slice([0..n, 0..1]);

@@ -418,12 +418,6 @@ impl Energy for FusedMlpEnergy {
     fn dim(&self) -> usize {
         self.layers[0].fan_in
     }
-    fn energy(&self, x: Tensor<2>) -> Tensor<1> {
-        self.energy_and_score(x).0
-    }
-    fn score(&self, x: Tensor<2>) -> Tensor<2> {
-        self.energy_and_score(x).1
-    }
     fn energy_and_score(&self, x: Tensor<2>) -> (Tensor<1>, Tensor<2>) {
         let device = x.device();
         let dims = x.dims();

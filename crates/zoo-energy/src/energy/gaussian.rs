@@ -137,9 +137,6 @@ impl Energy for Gaussian {
     fn dim(&self) -> usize {
         self.mean.len()
     }
-    fn energy(&self, x: Tensor<2>) -> Tensor<1> {
-        self.energy_and_score(x).0
-    }
     fn score(&self, x: Tensor<2>) -> Tensor<2> {
         self.precision_times(x - self.mean_row.clone()).neg()
     }

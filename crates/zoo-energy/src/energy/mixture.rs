@@ -159,9 +159,6 @@ impl Energy for GaussianMixture {
     fn energy(&self, x: Tensor<2>) -> Tensor<1> {
         logsumexp_rows(self.parts(x).0).neg()
     }
-    fn score(&self, x: Tensor<2>) -> Tensor<2> {
-        self.energy_and_score(x).1
-    }
     fn energy_and_score(&self, x: Tensor<2>) -> (Tensor<1>, Tensor<2>) {
         let [n, _] = x.dims();
         let (logs, scores) = self.parts(x);

@@ -216,9 +216,6 @@ impl Energy for MlpEnergy {
     fn energy(&self, x: Tensor<2>) -> Tensor<1> {
         self.forward_keep(x, false).0
     }
-    fn score(&self, x: Tensor<2>) -> Tensor<2> {
-        self.energy_and_score(x).1
-    }
     /// Reverse mode by hand: delta_L = w_out^T; delta_{l-1} = (delta_l * act'(z_l)) W_l^T;
     /// grad_x E = delta_0; score = -grad_x E.
     fn energy_and_score(&self, x: Tensor<2>) -> (Tensor<1>, Tensor<2>) {

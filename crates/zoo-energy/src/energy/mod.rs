@@ -32,15 +32,17 @@ pub trait Energy {
     /// Dimension `d` of one point.
     fn dim(&self) -> usize;
 
-    /// E(x) for each row: `[n, d] -> [n]`.
-    fn energy(&self, x: Tensor<2>) -> Tensor<1>;
+    /// E(x) `[n]` and the score s(x) = -grad_x E(x) `[n, d]` for `x: [n, d]`, in one pass.
+    fn energy_and_score(&self, x: Tensor<2>) -> (Tensor<1>, Tensor<2>);
 
-    /// The score s(x) = -grad_x E(x): `[n, d] -> [n, d]`.
-    fn score(&self, x: Tensor<2>) -> Tensor<2>;
+    /// E(x) alone; override when it is cheaper than the pair (an MLP's forward pass).
+    fn energy(&self, x: Tensor<2>) -> Tensor<1> {
+        self.energy_and_score(x).0
+    }
 
-    /// Both at once; energies whose forward pass is shared (an MLP) override it.
-    fn energy_and_score(&self, x: Tensor<2>) -> (Tensor<1>, Tensor<2>) {
-        (self.energy(x.clone()), self.score(x))
+    /// The score alone.
+    fn score(&self, x: Tensor<2>) -> Tensor<2> {
+        self.energy_and_score(x).1
     }
 
     /// log Z = log ∫ exp(-E(x)) dx when it is known in closed form (or by 1-D quadrature).
@@ -52,47 +54,32 @@ pub trait Energy {
     fn describe(&self) -> String;
 }
 
-impl<E: Energy + ?Sized> Energy for &E {
-    fn dim(&self) -> usize {
-        (**self).dim()
-    }
-    fn energy(&self, x: Tensor<2>) -> Tensor<1> {
-        (**self).energy(x)
-    }
-    fn score(&self, x: Tensor<2>) -> Tensor<2> {
-        (**self).score(x)
-    }
-    fn energy_and_score(&self, x: Tensor<2>) -> (Tensor<1>, Tensor<2>) {
-        (**self).energy_and_score(x)
-    }
-    fn log_normalizer(&self) -> Option<f64> {
-        (**self).log_normalizer()
-    }
-    fn describe(&self) -> String {
-        (**self).describe()
-    }
+/// Forwards [`Energy`] through a pointer type.
+macro_rules! forward_energy {
+    ($($ptr:ty),*) => {$(
+        impl<E: Energy + ?Sized> Energy for $ptr {
+            fn dim(&self) -> usize {
+                (**self).dim()
+            }
+            fn energy_and_score(&self, x: Tensor<2>) -> (Tensor<1>, Tensor<2>) {
+                (**self).energy_and_score(x)
+            }
+            fn energy(&self, x: Tensor<2>) -> Tensor<1> {
+                (**self).energy(x)
+            }
+            fn score(&self, x: Tensor<2>) -> Tensor<2> {
+                (**self).score(x)
+            }
+            fn log_normalizer(&self) -> Option<f64> {
+                (**self).log_normalizer()
+            }
+            fn describe(&self) -> String {
+                (**self).describe()
+            }
+        }
+    )*};
 }
-
-impl<E: Energy + ?Sized> Energy for Box<E> {
-    fn dim(&self) -> usize {
-        (**self).dim()
-    }
-    fn energy(&self, x: Tensor<2>) -> Tensor<1> {
-        (**self).energy(x)
-    }
-    fn score(&self, x: Tensor<2>) -> Tensor<2> {
-        (**self).score(x)
-    }
-    fn energy_and_score(&self, x: Tensor<2>) -> (Tensor<1>, Tensor<2>) {
-        (**self).energy_and_score(x)
-    }
-    fn log_normalizer(&self) -> Option<f64> {
-        (**self).log_normalizer()
-    }
-    fn describe(&self) -> String {
-        (**self).describe()
-    }
-}
+forward_energy!(&E, Box<E>);
 
 impl std::fmt::Debug for dyn Energy + '_ {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -140,11 +127,14 @@ impl<F: Fn(Tensor<2>) -> Tensor<1>> Energy for AutodiffEnergy<F> {
     fn dim(&self) -> usize {
         self.dim
     }
+    fn energy_and_score(&self, x: Tensor<2>) -> (Tensor<1>, Tensor<2>) {
+        (
+            (self.function)(x.clone()),
+            autodiff_score(&self.function, x),
+        )
+    }
     fn energy(&self, x: Tensor<2>) -> Tensor<1> {
         (self.function)(x)
-    }
-    fn score(&self, x: Tensor<2>) -> Tensor<2> {
-        autodiff_score(&self.function, x)
     }
     fn describe(&self) -> String {
         format!("{} (score by autodiff)", self.name)

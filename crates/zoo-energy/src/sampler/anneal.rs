@@ -32,9 +32,6 @@ impl Energy for Interpolated<'_> {
             None => e1,
         }
     }
-    fn score(&self, x: Tensor<2>) -> Tensor<2> {
-        self.energy_and_score(x).1
-    }
     fn energy_and_score(&self, x: Tensor<2>) -> (Tensor<1>, Tensor<2>) {
         let (e1, s1) = self.target.energy_and_score(x.clone());
         let (e1, s1) = (e1.mul_scalar(self.beta), s1.mul_scalar(self.beta));

@@ -39,9 +39,7 @@ impl Hmc {
 impl Sampler for Hmc {
     type State = ChainState;
     type Info = StepInfo;
-    fn init(&self, energy: &dyn Energy, position: Tensor<2>) -> Result<ChainState> {
-        ChainState::new(energy, position)
-    }
+    chain_kernel_common!("hmc");
     fn step(
         &self,
         rng: &mut ZooRng,
@@ -67,15 +65,5 @@ impl Sampler for Hmc {
                 acceptance_probability: Some(accept),
             },
         ))
-    }
-    fn step_size(&self) -> f64 {
-        self.step_size
-    }
-    fn set_step_size(&mut self, step_size: f64) -> Result<()> {
-        self.step_size = check_positive("step_size", step_size)?;
-        Ok(())
-    }
-    fn name(&self) -> &'static str {
-        "hmc"
     }
 }

@@ -7,6 +7,26 @@
 //! built: scores come from [`Energy::energy_and_score`] as plain tensors. All randomness comes from
 //! the caller's [`ZooRng`] through [`crate::rng`].
 
+/// The parts of `impl Sampler` shared by kernels whose state is a [`ChainState`] and whose one
+/// tunable is a validated `step_size` field.
+macro_rules! chain_kernel_common {
+    ($name:literal) => {
+        fn init(&self, energy: &dyn Energy, position: Tensor<2>) -> Result<ChainState> {
+            ChainState::new(energy, position)
+        }
+        fn step_size(&self) -> f64 {
+            self.step_size
+        }
+        fn set_step_size(&mut self, step_size: f64) -> Result<()> {
+            self.step_size = crate::error::check_positive("step_size", step_size)?;
+            Ok(())
+        }
+        fn name(&self) -> &'static str {
+            $name
+        }
+    };
+}
+
 mod accept;
 mod adapt;
 mod anneal;

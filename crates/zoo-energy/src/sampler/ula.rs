@@ -38,9 +38,7 @@ pub(crate) fn langevin_move(
 impl Sampler for Ula {
     type State = ChainState;
     type Info = StepInfo;
-    fn init(&self, energy: &dyn Energy, position: Tensor<2>) -> Result<ChainState> {
-        ChainState::new(energy, position)
-    }
+    chain_kernel_common!("ula");
     fn step(
         &self,
         rng: &mut ZooRng,
@@ -55,15 +53,5 @@ impl Sampler for Ula {
                 acceptance_probability: None,
             },
         ))
-    }
-    fn step_size(&self) -> f64 {
-        self.step_size
-    }
-    fn set_step_size(&mut self, step_size: f64) -> Result<()> {
-        self.step_size = check_positive("step_size", step_size)?;
-        Ok(())
-    }
-    fn name(&self) -> &'static str {
-        "ula"
     }
 }
