@@ -5,7 +5,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 have_vulkan_icd() {
-  ls /usr/share/vulkan/icd.d/*.json /etc/vulkan/icd.d/*.json >/dev/null 2>&1
+  local f
+  for f in /usr/share/vulkan/icd.d/*.json /etc/vulkan/icd.d/*.json; do
+    [ -e "$f" ] && return 0
+  done
+  return 1
 }
 if ! have_vulkan_icd; then
   echo "scripts/test.sh: no Vulkan driver found; installing Mesa's software Vulkan (mesa-vulkan-drivers)" >&2
@@ -13,6 +17,12 @@ if ! have_vulkan_icd; then
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends mesa-vulkan-drivers libvulkan1 >/dev/null
+fi
+
+# Mesa's software Vulkan complains on every device open when this is unset (harmless, but noisy).
+if [ -z "${XDG_RUNTIME_DIR:-}" ]; then
+  XDG_RUNTIME_DIR="$(mktemp -d)"
+  export XDG_RUNTIME_DIR
 fi
 
 cargo test --release --workspace --features ndarray,wgpu "$@"

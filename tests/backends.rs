@@ -21,6 +21,7 @@ fn mixture_test(backend: BackendKind) {
         weights,
         means,
         stds,
+        ..
     } = spec
     else {
         unreachable!()

@@ -39,6 +39,7 @@ pub fn mixture_preset() -> GaussianMixture {
         weights,
         means,
         stds,
+        ..
     } = EnergySpec::preset("mixture").unwrap()
     else {
         unreachable!("the mixture preset is a mixture")

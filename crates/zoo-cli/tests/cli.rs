@@ -227,3 +227,25 @@ fn bench_prints_one_json_line_in_the_peers_shape() {
     assert!(r["particle_steps_per_s"].as_f64().unwrap() > 0.0);
     assert_eq!(r["framework"], "burn-flex-fused");
 }
+
+#[test]
+fn mixtures_with_full_covariances_come_from_toml() {
+    let energy = tmp(
+        "mix.toml",
+        "kind = 'mixture'\nweights = [1.0, 3.0]\nmeans = [[0.0, 0.0, 0.0], [2.0, 2.0, 2.0]]\n\
+         covariances = [[[1.0, 0.5, 0.0], [0.5, 1.0, 0.0], [0.0, 0.0, 1.0]], [[0.5, 0.0, 0.0], [0.0, 0.5, 0.0], [0.0, 0.0, 0.5]]]\n",
+    );
+    let arg = format!("@{energy}");
+    let (ok, out, err) = zoo(&["sample", "--energy", &arg, "--steps", "20", "--warmup", "0"]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["dim"], 3);
+    fails_with(
+        &[
+            "sample",
+            "--energy",
+            "mixture{covariances = [[[1.0, 0.0], [0.0, 1.0]], [[1.0, 0.0], [0.0, 1.0]]]}",
+        ],
+        "exactly one of stds and covariances",
+    );
+}

@@ -7,7 +7,7 @@
 //! | review | here |
 //! |---|---|
 //! | §2 EBMs, p(x) = exp(-E(x))/Z | [`Energy`], analytic energies with known log Z, [`energy::MlpEnergy`] |
-//! | §3 sampling: Langevin, MALA, HMC, annealing | [`sampler::Ula`], [`sampler::Mala`], [`sampler::Hmc`], [`sampler::AnnealedLangevin`] |
+//! | §3 sampling: Langevin, MALA, HMC, annealing | [`sampler::Ula`], [`sampler::Mala`], [`sampler::Hmc`], [`sampler::AnnealedLangevin`], [`energy::Interpolated`] |
 //! | §4 training with persistent chains | [`sampler::ReplayBuffer`] |
 //! | MCMC quality | [`diagnostics`] (ESS, split R-hat) |
 //!

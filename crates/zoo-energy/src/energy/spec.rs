@@ -37,14 +37,19 @@ pub enum EnergySpec {
         #[serde(default)]
         correlation: Option<f64>,
     },
-    /// Gaussian mixture with isotropic components.
+    /// Gaussian mixture; each component isotropic (`stds`) or with a full covariance
+    /// (`covariances`), exactly one of the two.
     Mixture {
         /// Component weights (normalised; positive).
         weights: Vec<f64>,
         /// Component means.
         means: Vec<Vec<f64>>,
         /// Component standard deviations (one per component).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
         stds: Vec<f64>,
+        /// Component covariance matrices (one per component).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        covariances: Vec<Vec<Vec<f64>>>,
     },
     /// Neal's funnel.
     Funnel {
@@ -247,20 +252,30 @@ impl EnergySpec {
                 weights,
                 means,
                 stds,
+                covariances,
             } => {
-                if stds.len() != means.len() {
+                let covs = match (stds.is_empty(), covariances.is_empty()) {
+                    (false, true) => stds
+                        .iter()
+                        .map(|s| {
+                            crate::error::check_positive("stds", *s)
+                                .map(|s| Covariance::Isotropic(s * s))
+                        })
+                        .collect::<Result<Vec<_>>>()?,
+                    (true, false) => covariances.iter().cloned().map(Covariance::Full).collect(),
+                    _ => {
+                        return Err(Error::invalid(
+                            "stds",
+                            "give exactly one of stds and covariances",
+                        ));
+                    }
+                };
+                if covs.len() != means.len() {
                     return Err(Error::invalid(
-                        "stds",
-                        format!("{} stds for {} means", stds.len(), means.len()),
+                        "means",
+                        format!("{} means for {} components", means.len(), covs.len()),
                     ));
                 }
-                let covs = stds
-                    .iter()
-                    .map(|s| {
-                        crate::error::check_positive("stds", *s)
-                            .map(|s| Covariance::Isotropic(s * s))
-                    })
-                    .collect::<Result<Vec<_>>>()?;
                 Box::new(GaussianMixture::from_parts(
                     weights.clone(),
                     means.clone(),

@@ -37,7 +37,7 @@ mod mala;
 mod ula;
 
 pub use adapt::DualAveraging;
-pub use anneal::{AnnealedLangevin, Interpolated, LevelInfo, check_schedule, geometric_schedule};
+pub use anneal::{AnnealedLangevin, LevelInfo, check_schedule, geometric_schedule};
 pub use buffer::{InitDistribution, ReplayBuffer};
 pub use hmc::Hmc;
 pub use integrator::leapfrog;
