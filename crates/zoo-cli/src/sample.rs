@@ -155,8 +155,10 @@ pub fn run(args: SampleArgs) -> Result<()> {
     if chains == 0 {
         bail!("invalid chains: must be >= 1");
     }
-    if steps < 4 {
-        bail!("invalid steps: must be >= 4 (diagnostics need a few draws per chain)");
+    if thin == 0 || steps / thin.max(1) < 4 {
+        bail!(
+            "invalid steps/thin: need steps / thin >= 4 kept draws per chain for the diagnostics (got steps {steps}, thin {thin})"
+        );
     }
     zoo_energy::check_positive("init_std", init_std)?;
 

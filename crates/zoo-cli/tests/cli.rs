@@ -203,6 +203,16 @@ fn bad_input_gives_one_clear_error_line() {
         "diverged at step",
     );
     fails_with(&["sample", "--bogus-flag"], "--bogus-flag");
+    fails_with(
+        &[
+            "sample", "--energy", "gaussian", "--steps", "10", "--thin", "5",
+        ],
+        "kept draws",
+    );
+    fails_with(
+        &["sample", "--energy", "gaussian", "--chains", "0"],
+        "chains",
+    );
 }
 
 #[test]
