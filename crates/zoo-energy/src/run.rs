@@ -100,49 +100,55 @@ pub fn run(
     let mut state = sampler.init(energy, position)?;
     let [chains, dim] = state.position.dims();
     let mut draws = config.keep_draws.then(|| Draws::new(chains, dim));
-    let (mut accept_sum, mut accept_count) = (0.0, 0usize);
+    // Acceptance after warm-up is summed on the device and read once at the end: no host
+    // synchronisation per step for it (only adaptation and the divergence checks read per step).
+    let mut accept_total: Option<Tensor<1>> = None;
+    let mut accept_count = 0usize;
     let total = config.warmup + config.steps;
     for t in 1..=total {
         let (next, info) = sampler.step(rng, energy, state)?;
         state = next;
-        let warm = t <= config.warmup;
-        let accept = info
-            .acceptance_probability
-            .as_ref()
-            .map(|a| to_host1(a).iter().map(|&v| v as f64).sum::<f64>() / chains as f64);
         if t % config.check_every == 0 || t == total {
             divergence(t, "energy", &to_host1(&state.energy), 1, info.step_size)?;
         }
-        if warm {
-            if let (Some(ad), Some(a)) = (adapter.as_mut(), accept) {
-                let h = ad.update(a);
-                sampler.set_step_size(h)?;
+        if t <= config.warmup {
+            if let (Some(ad), Some(a)) = (adapter.as_mut(), &info.acceptance_probability) {
+                let mean = to_host1(a).iter().map(|&v| v as f64).sum::<f64>() / chains as f64;
+                sampler.set_step_size(ad.update(mean))?;
                 if t == config.warmup {
                     sampler.set_step_size(ad.final_step_size())?;
                 }
             }
-        } else {
-            accept_sum += accept.unwrap_or(1.0);
-            accept_count += 1;
-            if let Some(store) = draws
-                .as_mut()
-                .filter(|_| (t - config.warmup).is_multiple_of(config.thin))
-            {
-                let x = to_host2(&state.position);
-                divergence(t, "position", &x, dim, info.step_size)?;
-                store.push(&x);
-            }
+            on_step(t);
+            continue;
+        }
+        accept_count += 1;
+        if let Some(a) = info.acceptance_probability {
+            let sum = a.sum();
+            accept_total = Some(match accept_total {
+                Some(acc) => acc + sum,
+                None => sum,
+            });
+        }
+        if let Some(store) = draws
+            .as_mut()
+            .filter(|_| (t - config.warmup).is_multiple_of(config.thin))
+        {
+            let x = to_host2(&state.position);
+            divergence(t, "position", &x, dim, info.step_size)?;
+            store.push(&x);
         }
         on_step(t);
     }
+    let acceptance_rate = match (accept_count, accept_total) {
+        (0, _) => f64::NAN,
+        (_, None) => 1.0, // no Metropolis test: every move is kept
+        (n, Some(sum)) => to_host1(&sum)[0] as f64 / (n * chains) as f64,
+    };
     Ok(RunOutput {
         state,
         draws,
-        acceptance_rate: if accept_count == 0 {
-            f64::NAN
-        } else {
-            accept_sum / accept_count as f64
-        },
+        acceptance_rate,
         step_size: sampler.step_size(),
     })
 }
