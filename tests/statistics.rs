@@ -444,3 +444,64 @@ fn replay_buffer_reinitialises_at_the_requested_rate() {
     }
     assert!(ReplayBuffer::new(2, 10, 1.5, init).is_err());
 }
+
+/// Annealed Langevin over noise levels (Song & Ermon 2019): the levels are the mixture convolved
+/// with N(0, sigma_i^2 I), itself a mixture with the same weights and covariances + sigma_i^2 I, and
+/// the step at level i is h sigma_i^2 / sigma_L^2. With a Metropolis correction at every level the
+/// final chains are distributed as the last level, whose moments are known exactly.
+#[test]
+fn annealed_langevin_over_noise_levels_reaches_the_smoothed_target() {
+    use ebm_zoo::energy::sampler::AnnealedLangevin;
+    let dev = cpu_device();
+    let weights = vec![0.8, 0.2];
+    let means = vec![vec![-2.0, 0.0], vec![2.0, 0.0]];
+    let sigmas: Vec<f64> = (0..10)
+        .map(|i| 3.0 * (0.05f64 / 3.0).powf(i as f64 / 9.0))
+        .collect();
+    let levels: Vec<GaussianMixture> = sigmas
+        .iter()
+        .map(|s| {
+            let covs = [0.25, 0.25]
+                .iter()
+                .map(|v| Covariance::Isotropic(v + s * s))
+                .collect();
+            GaussianMixture::from_parts(weights.clone(), means.clone(), covs, &dev).unwrap()
+        })
+        .collect();
+    let last = sigmas[sigmas.len() - 1];
+    let steps: Vec<f64> = sigmas
+        .iter()
+        .map(|s| 0.02 * s * s / (last * last) * 0.1)
+        .collect();
+    let refs: Vec<&dyn Energy> = levels.iter().map(|m| m as &dyn Energy).collect();
+    let n = 4000;
+    let mut rng = seeded(60);
+    let x0 = normal(&mut rng, [n, 2], &dev).mul_scalar(3.0);
+    let (state, infos) = AnnealedLangevin::new(40, true)
+        .unwrap()
+        .run(&mut rng, &refs, &steps, x0)
+        .unwrap();
+    assert!(infos.iter().all(|i| i.acceptance_rate > 0.3), "{infos:?}");
+    let target = &levels[levels.len() - 1];
+    let (mean, cov) = (target.mean(), target.covariance());
+    let x = common::rows(&state.position);
+    for i in 0..2 {
+        let m = x.iter().map(|r| r[i]).sum::<f64>() / n as f64;
+        assert_within(
+            &format!("noise-annealed mean[{i}]"),
+            m,
+            mean[i],
+            (cov[i][i] / n as f64).sqrt(),
+            4.0,
+        );
+    }
+    // Share of chains in the right-hand mode: binomial, exact weight 0.2.
+    let right = x.iter().filter(|r| r[0] > 0.0).count() as f64 / n as f64;
+    assert_within(
+        "weight of the right mode",
+        right,
+        0.2,
+        (0.2 * 0.8 / n as f64).sqrt(),
+        4.0,
+    );
+}
