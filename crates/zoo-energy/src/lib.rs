@@ -10,6 +10,7 @@
 //! | §3 sampling: Langevin, MALA, HMC, annealing | [`sampler::Ula`], [`sampler::Mala`], [`sampler::Hmc`], [`sampler::AnnealedLangevin`], [`energy::Interpolated`] |
 //! | §4 training with persistent chains | [`sampler::ReplayBuffer`] |
 //! | MCMC quality | [`diagnostics`] (ESS, split R-hat) |
+//! | §5 partition functions: AIS, SMC, Jarzynski | [`estimate`] |
 //!
 //! Shapes follow burn: a batch of `n` points of dimension `d` is `Tensor<2>` `[n, d]`.
 //! Randomness always comes from an explicit [`rng::ZooRng`].
@@ -18,6 +19,7 @@ pub mod backend;
 pub mod diagnostics;
 pub mod energy;
 mod error;
+pub mod estimate;
 pub mod io;
 pub mod linalg;
 pub mod rng;

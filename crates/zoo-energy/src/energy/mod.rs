@@ -56,6 +56,24 @@ pub trait Energy {
     fn describe(&self) -> String;
 }
 
+/// A density that can be sampled exactly: the tractable base of annealing and importance sampling.
+pub trait ExactSample {
+    /// `n` independent draws, `[n, d]`.
+    fn sample_exact(&self, rng: &mut crate::rng::ZooRng, n: usize, device: &Device) -> Tensor<2>;
+}
+
+impl ExactSample for Gaussian {
+    fn sample_exact(&self, rng: &mut crate::rng::ZooRng, n: usize, device: &Device) -> Tensor<2> {
+        self.sample(rng, n, device)
+    }
+}
+
+impl ExactSample for GaussianMixture {
+    fn sample_exact(&self, rng: &mut crate::rng::ZooRng, n: usize, device: &Device) -> Tensor<2> {
+        self.sample(rng, n, device)
+    }
+}
+
 /// Forwards [`Energy`] through a pointer type.
 macro_rules! forward_energy {
     ($($ptr:ty),*) => {$(

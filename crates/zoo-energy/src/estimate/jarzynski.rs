@@ -1,0 +1,83 @@
+//! Jarzynski-weighted ULA (Carbone, Hua, Coste & Vanden-Eijnden 2023, NeurIPS): walkers move by
+//! unadjusted Langevin while the energy changes from U_0 = E_base to U_K = E_target along the
+//! geometric path, each carrying a log weight
+//!   A_{k+1} = A_k - a_{k+1}(X_{k+1}, X_k) + a_k(X_k, X_{k+1}),
+//!   a_k(x, y) = U_k(x) + (y - x)·∇U_k(x)/2 + h |∇U_k(x)|^2 / 4,
+//! so that E[exp(A_K) f(X_K)] / E[exp(A_K)] is exact for any step h and
+//! log Z_K - log Z_0 = log E[exp(A_K)].
+
+use super::{LogZEstimate, check_groups, combine, log_mean_exp};
+use crate::energy::{Energy, ExactSample, Interpolated};
+use crate::error::{Error, Result, check_positive};
+use crate::rng::{ZooRng, normal};
+use crate::sampler::check_schedule;
+use crate::tensor::{row_dot, row_sq_norm, to_host1};
+use burn::prelude::*;
+
+/// Settings of [`jarzynski`].
+#[derive(Debug, Clone)]
+pub struct JarzynskiConfig {
+    /// beta_1 < ... < beta_K = 1 (beta_0 = 0 is the base): one ULA step per level.
+    pub betas: Vec<f64>,
+    /// ULA step size h.
+    pub step_size: f64,
+    /// Independent groups for the standard error (>= 2).
+    pub groups: usize,
+}
+
+/// The log-weight increment a_k(x, y) with the score s = -∇U_k(x) and U_k(x) given.
+fn a(u_x: Tensor<1>, s_x: Tensor<2>, x: Tensor<2>, y: Tensor<2>, h: f64) -> Tensor<1> {
+    u_x - row_dot(y - x, s_x.clone()).mul_scalar(0.5) + row_sq_norm(s_x).mul_scalar(0.25 * h)
+}
+
+/// log Z of `target` by Jarzynski-weighted ULA from `base`.
+pub fn jarzynski<B: Energy + ExactSample>(
+    rng: &mut ZooRng,
+    base: &B,
+    target: &dyn Energy,
+    particles: usize,
+    config: &JarzynskiConfig,
+    device: &Device,
+) -> Result<LogZEstimate> {
+    check_schedule(&config.betas)?;
+    if config.betas.last() != Some(&1.0) {
+        return Err(Error::invalid(
+            "schedule",
+            "must end at beta = 1 (the target)",
+        ));
+    }
+    let h = check_positive("step_size", config.step_size)?;
+    let log_z0 = base
+        .log_normalizer()
+        .ok_or_else(|| Error::invalid("base", "the base needs a known log Z"))?;
+    let per_group = check_groups(particles, config.groups)?;
+    let n = per_group * config.groups;
+    let mut x = base.sample_exact(rng, n, device);
+    let (mut u, mut s) = base.energy_and_score(x.clone()); // U_0 = E_base
+    let mut log_w: Tensor<1> = Tensor::zeros([n], device);
+    for &beta in &config.betas {
+        let y = x.clone()
+            + s.clone().mul_scalar(h)
+            + normal(rng, x.dims(), device).mul_scalar((2.0 * h).sqrt());
+        let next = Interpolated {
+            base: Some(base),
+            target,
+            beta,
+        };
+        let (u_next, s_next) = next.energy_and_score(y.clone());
+        let forward = a(u, s, x.clone(), y.clone(), h);
+        let backward = a(u_next.clone(), s_next.clone(), y.clone(), x, h);
+        log_w = log_w + forward - backward;
+        (x, u, s) = (y, u_next, s_next);
+    }
+    let log_w: Vec<f64> = to_host1(&log_w).iter().map(|&v| v as f64).collect();
+    if log_w.iter().any(|w| !w.is_finite()) {
+        return Err(Error::Config(format!(
+            "Jarzynski weights are not finite: ULA diverged; reduce the step size (it was {h})"
+        )));
+    }
+    let groups: Vec<f64> = (0..config.groups)
+        .map(|g| log_mean_exp(&log_w[g * per_group..(g + 1) * per_group]))
+        .collect();
+    Ok(combine(&groups, log_z0, &log_w, 0))
+}
