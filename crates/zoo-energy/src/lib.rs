@@ -11,6 +11,7 @@
 //! | §4 training with persistent chains | [`sampler::ReplayBuffer`] |
 //! | MCMC quality | [`diagnostics`] (ESS, split R-hat) |
 //! | §5 partition functions: AIS, SMC, Jarzynski | [`estimate`] |
+//! | §5 spin systems: Ising, Curie-Weiss, exact references | [`spin`] |
 //!
 //! Shapes follow burn: a batch of `n` points of dimension `d` is `Tensor<2>` `[n, d]`.
 //! Randomness always comes from an explicit [`rng::ZooRng`].
@@ -25,6 +26,7 @@ pub mod linalg;
 pub mod rng;
 pub mod run;
 pub mod sampler;
+pub mod spin;
 pub mod tensor;
 
 pub use backend::BackendKind;

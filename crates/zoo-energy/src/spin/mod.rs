@@ -1,0 +1,131 @@
+//! Spin systems (review §5, statistical physics): the 2-D Ising model on an L x M lattice and the
+//! Curie-Weiss (mean-field) model, with exact references (enumeration, the Curie-Weiss 1-D sum,
+//! Onsager's free energy) and single-spin Metropolis, heat-bath and Wolff cluster samplers over a
+//! batch of replicas. Spins are ±1 (`i8`) on the host: these energies are discrete and cheap, so
+//! tensors would only add overhead.
+
+mod exact;
+mod samplers;
+
+pub use exact::{
+    ExactIsing, MAX_ENUMERATION_SPINS, curie_weiss_exact, enumerate, onsager_free_energy_per_spin,
+};
+pub use samplers::{Observables, SpinSampler, SpinState, observe};
+
+use crate::error::{Error, Result};
+
+/// The 2-D Ising model E(s) = -J sum_<ij> s_i s_j - h sum_i s_i. Bonds are the right and down
+/// neighbour of every site (wrapping around when `periodic`), so every site has the four bond terms
+/// right, left, down, up; on a periodic lattice of side 2 a pair is thus coupled twice.
+#[derive(Debug, Clone)]
+pub struct Ising {
+    rows: usize,
+    cols: usize,
+    coupling: f64,
+    field: f64,
+    periodic: bool,
+    /// For every site, the sites of its bond terms (right, left, down, up), duplicates included.
+    neighbours: Vec<Vec<usize>>,
+}
+
+impl Ising {
+    /// A `rows x cols` lattice with coupling J and field h.
+    pub fn new(
+        rows: usize,
+        cols: usize,
+        coupling: f64,
+        field: f64,
+        periodic: bool,
+    ) -> Result<Self> {
+        if rows == 0 || cols == 0 {
+            return Err(Error::invalid(
+                "L",
+                format!("the lattice must be at least 1 x 1, got {rows} x {cols}"),
+            ));
+        }
+        if !coupling.is_finite() || !field.is_finite() {
+            return Err(Error::invalid("coupling", "J and h must be finite"));
+        }
+        let mut neighbours = vec![Vec::with_capacity(4); rows * cols];
+        for (a, b) in bonds(rows, cols, periodic) {
+            neighbours[a].push(b);
+            neighbours[b].push(a);
+        }
+        Ok(Self {
+            rows,
+            cols,
+            coupling,
+            field,
+            periodic,
+            neighbours,
+        })
+    }
+
+    /// Number of spins.
+    pub fn sites(&self) -> usize {
+        self.rows * self.cols
+    }
+
+    /// (rows, cols).
+    pub fn shape(&self) -> (usize, usize) {
+        (self.rows, self.cols)
+    }
+
+    /// J.
+    pub fn coupling(&self) -> f64 {
+        self.coupling
+    }
+
+    /// h.
+    pub fn field(&self) -> f64 {
+        self.field
+    }
+
+    /// Whether the boundaries wrap around.
+    pub fn periodic(&self) -> bool {
+        self.periodic
+    }
+
+    /// E(s).
+    pub fn energy(&self, s: &[i8]) -> f64 {
+        let bonds: i64 = bonds(self.rows, self.cols, self.periodic)
+            .map(|(a, b)| (s[a] * s[b]) as i64)
+            .sum();
+        let magnet: i64 = s.iter().map(|&v| v as i64).sum();
+        -self.coupling * bonds as f64 - self.field * magnet as f64
+    }
+
+    /// The local field J sum_j s_j + h at `site`: flipping s_i changes E by 2 s_i (local field).
+    pub fn local_field(&self, s: &[i8], site: usize) -> f64 {
+        let sum: i32 = self.neighbours[site].iter().map(|&j| s[j] as i32).sum();
+        self.coupling * sum as f64 + self.field
+    }
+
+    pub(crate) fn neighbours(&self, site: usize) -> &[usize] {
+        &self.neighbours[site]
+    }
+}
+
+/// The bonds (site, right neighbour) and (site, down neighbour).
+fn bonds(rows: usize, cols: usize, periodic: bool) -> impl Iterator<Item = (usize, usize)> {
+    (0..rows).flat_map(move |r| {
+        (0..cols).flat_map(move |c| {
+            let here = r * cols + c;
+            let right = (c + 1 < cols || periodic).then(|| r * cols + (c + 1) % cols);
+            let down = (r + 1 < rows || periodic).then(|| ((r + 1) % rows) * cols + c);
+            [right, down].into_iter().flatten().map(move |n| (here, n))
+        })
+    })
+}
+
+/// Validates an inverse temperature: finite and >= 0.
+pub fn check_beta(beta: f64) -> Result<f64> {
+    if beta.is_finite() && beta >= 0.0 {
+        Ok(beta)
+    } else {
+        Err(Error::invalid(
+            "beta",
+            format!("must be finite and >= 0, got {beta}"),
+        ))
+    }
+}

@@ -1,0 +1,180 @@
+//! Spin systems against exact references: the 2 x 2 lattice by hand, the Curie-Weiss 1-D sum
+//! against brute force, every sampler on a 4 x 4 lattice within 4 SE of exact enumeration, the
+//! cluster algorithm's autocorrelation time near beta_c, Onsager's limits, and bad input.
+
+mod common;
+
+use common::assert_within;
+use ebm_zoo::energy::rng::seeded;
+use ebm_zoo::energy::spin::{
+    Ising, SpinSampler, curie_weiss_exact, enumerate, observe, onsager_free_energy_per_spin,
+};
+
+#[test]
+fn two_by_two_lattice_matches_the_hand_count() {
+    // Periodic 2 x 2 (every pair coupled twice): E = -8J for the 2 aligned states, +8J for the 2
+    // checkerboards, 0 for the other 12: Z = 2 e^{8 beta J} + 12 + 2 e^{-8 beta J}.
+    let model = Ising::new(2, 2, 1.0, 0.0, true).unwrap();
+    for beta in [0.1, 0.3, 0.7] {
+        let exact = enumerate(&model, beta).unwrap();
+        let (a, b) = ((8.0 * beta).exp(), (-8.0 * beta).exp());
+        let z = 2.0 * a + 12.0 + 2.0 * b;
+        assert!((exact.log_z - z.ln()).abs() < 1e-12, "log Z at beta {beta}");
+        let e = (2.0 * a * -8.0 + 2.0 * b * 8.0) / z / 4.0;
+        assert!((exact.energy_per_spin - e).abs() < 1e-12);
+        // |m| = 1 for the aligned states, 1/2 for the 8 states with one spin out, 0 otherwise.
+        let m = (2.0 * a * 1.0 + 8.0 * 0.5) / z;
+        assert!((exact.abs_magnetisation - m).abs() < 1e-12);
+    }
+    // A field: one spin, E = -h s: Z = 2 cosh(beta h).
+    let single = Ising::new(1, 1, 0.0, 0.5, false).unwrap();
+    let ex = enumerate(&single, 2.0).unwrap();
+    assert!((ex.log_z - (2.0 * 1f64.cosh()).ln()).abs() < 1e-12);
+}
+
+#[test]
+fn curie_weiss_sum_matches_brute_force() {
+    let (n, j, h) = (12usize, 1.0, 0.1);
+    for beta in [0.5, 1.0, 1.5] {
+        let sum = curie_weiss_exact(n, j, h, beta).unwrap();
+        // Brute force over 2^12 configurations.
+        let mut terms = Vec::new();
+        for bits in 0..1u32 << n {
+            let m: f64 = (0..n)
+                .map(|i| if bits >> i & 1 == 1 { 1.0 } else { -1.0 })
+                .sum();
+            let e = -j / (2.0 * n as f64) * m * m - h * m;
+            terms.push((-beta * e, e, m.abs() / n as f64));
+        }
+        let max = terms.iter().map(|t| t.0).fold(f64::NEG_INFINITY, f64::max);
+        let z: f64 = terms.iter().map(|t| (t.0 - max).exp()).sum();
+        let e: f64 = terms.iter().map(|t| (t.0 - max).exp() * t.1).sum::<f64>() / z / n as f64;
+        assert!((sum.log_z - (max + z.ln())).abs() < 1e-10, "beta {beta}");
+        assert!((sum.energy_per_spin - e).abs() < 1e-10);
+    }
+    // Large N through the 1-D sum: the mean-field magnetisation appears above beta J = 1.
+    let above = curie_weiss_exact(100_000, 1.0, 0.0, 1.2).unwrap();
+    let below = curie_weiss_exact(100_000, 1.0, 0.0, 0.8).unwrap();
+    assert!(above.abs_magnetisation > 0.5 && below.abs_magnetisation < 0.02);
+}
+
+#[test]
+fn every_sampler_matches_enumeration_on_a_4x4_lattice() {
+    let model = Ising::new(4, 4, 1.0, 0.0, true).unwrap();
+    for (k, beta) in [0.3, 0.44, 0.6].into_iter().enumerate() {
+        let exact = enumerate(&model, beta).unwrap();
+        for (i, sampler) in [
+            SpinSampler::Metropolis,
+            SpinSampler::Gibbs,
+            SpinSampler::Wolff,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let mut rng = seeded(100 + 10 * k as u64 + i as u64);
+            let obs = observe(&mut rng, &model, sampler, beta, 64, 500, 6000).unwrap();
+            println!(
+                "beta {beta} {sampler:?}: E/N {:.4} ± {:.4} (exact {:.4}), <|m|> {:.4} ± {:.4} (exact {:.4}), tau {:.1}",
+                obs.energy_per_spin,
+                obs.energy_se,
+                exact.energy_per_spin,
+                obs.abs_magnetisation,
+                obs.abs_magnetisation_se,
+                exact.abs_magnetisation,
+                obs.tau_abs_magnetisation
+            );
+            assert_within(
+                &format!("{sampler:?} E/N at beta {beta}"),
+                obs.energy_per_spin,
+                exact.energy_per_spin,
+                obs.energy_se,
+                4.0,
+            );
+            assert_within(
+                &format!("{sampler:?} <|m|> at beta {beta}"),
+                obs.abs_magnetisation,
+                exact.abs_magnetisation,
+                obs.abs_magnetisation_se,
+                4.0,
+            );
+        }
+    }
+}
+
+#[test]
+fn the_cluster_algorithm_decorrelates_faster_near_beta_c() {
+    // L = 16 at beta_c = ln(1 + sqrt 2) / 2: tau of |m| in sweeps; a Wolff step flips on average
+    // a fraction c of the lattice, so its tau in sweep units is tau_steps * c.
+    let model = Ising::new(16, 16, 1.0, 0.0, true).unwrap();
+    let beta_c = 0.5 * (1.0 + 2f64.sqrt()).ln();
+    let metro = observe(
+        &mut seeded(200),
+        &model,
+        SpinSampler::Metropolis,
+        beta_c,
+        8,
+        1000,
+        4000,
+    )
+    .unwrap();
+    let wolff = observe(
+        &mut seeded(201),
+        &model,
+        SpinSampler::Wolff,
+        beta_c,
+        8,
+        1000,
+        4000,
+    )
+    .unwrap();
+    let wolff_sweeps = wolff.tau_abs_magnetisation * wolff.mean_step_statistic;
+    println!(
+        "L = 16 at beta_c: tau(|m|) Metropolis {:.1} sweeps, Wolff {:.2} cluster steps = {:.2} sweeps (mean cluster {:.2} of the lattice)",
+        metro.tau_abs_magnetisation,
+        wolff.tau_abs_magnetisation,
+        wolff_sweeps,
+        wolff.mean_step_statistic
+    );
+    assert!(wolff_sweeps < metro.tau_abs_magnetisation / 2.0);
+}
+
+#[test]
+fn onsager_limits_and_known_value() {
+    // High temperature: f -> -ln 2 / beta; low temperature: f -> -2J.
+    let f_hot = onsager_free_energy_per_spin(1e-3, 1.0).unwrap();
+    assert!((f_hot * 1e-3 + 2f64.ln()).abs() < 1e-5);
+    let f_cold = onsager_free_energy_per_spin(5.0, 1.0).unwrap();
+    assert!((f_cold + 2.0).abs() < 1e-6);
+    // -beta f at beta_c = ln 2 / 2 + 2G / pi (G: Catalan's constant), Onsager's closed form.
+    let beta_c = 0.5 * (1.0 + 2f64.sqrt()).ln();
+    let catalan = 0.915_965_594_177_219;
+    let expected = 0.5 * 2f64.ln() + 2.0 * catalan / std::f64::consts::PI;
+    let got = -beta_c * onsager_free_energy_per_spin(beta_c, 1.0).unwrap();
+    assert!((got - expected).abs() < 1e-6, "{got} vs {expected}");
+}
+
+#[test]
+fn bad_spin_input_is_an_error() {
+    assert!(
+        Ising::new(0, 4, 1.0, 0.0, true)
+            .unwrap_err()
+            .to_string()
+            .contains("at least 1 x 1")
+    );
+    let model = Ising::new(4, 4, 1.0, 0.0, true).unwrap();
+    assert!(
+        enumerate(&model, -0.1)
+            .unwrap_err()
+            .to_string()
+            .contains("beta")
+    );
+    let big = Ising::new(5, 5, 1.0, 0.0, true).unwrap();
+    let msg = enumerate(&big, 0.3).unwrap_err().to_string();
+    assert!(
+        msg.contains("limited to 16 spins") && msg.contains("25"),
+        "{msg}"
+    );
+    let field = Ising::new(4, 4, 1.0, 0.2, true).unwrap();
+    assert!(observe(&mut seeded(1), &field, SpinSampler::Wolff, 0.3, 2, 10, 10).is_err());
+    assert!("swendsen".parse::<SpinSampler>().is_err());
+}
