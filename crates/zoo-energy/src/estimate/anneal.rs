@@ -7,7 +7,6 @@ use crate::rng::ZooRng;
 use crate::sampler::{AnySampler, Sampler, check_schedule};
 use crate::tensor::{from_host2, to_host1, to_host2};
 use burn::prelude::*;
-use rand::RngExt;
 
 /// Settings of [`anneal`].
 #[derive(Debug, Clone)]
@@ -107,19 +106,8 @@ pub fn anneal<B: Energy + ExactSample>(
 
 /// Multinomial resampling of the rows `start..start + w.len()` of `x` by weights exp(log_w).
 fn resample(rng: &mut ZooRng, x: &mut [f32], log_w: &[f64], start: usize, d: usize) {
-    let m = log_w.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-    let w: Vec<f64> = log_w.iter().map(|l| (l - m).exp()).collect();
-    let total: f64 = w.iter().sum();
-    let mut cdf = Vec::with_capacity(w.len());
-    let mut acc = 0.0;
-    for v in &w {
-        acc += v / total;
-        cdf.push(acc);
-    }
-    let old: Vec<f32> = x[start * d..(start + w.len()) * d].to_vec();
-    for i in 0..w.len() {
-        let u: f64 = rng.random();
-        let j = cdf.partition_point(|c| *c < u).min(w.len() - 1);
+    let old: Vec<f32> = x[start * d..(start + log_w.len()) * d].to_vec();
+    for (i, j) in super::multinomial(rng, log_w).into_iter().enumerate() {
         x[(start + i) * d..(start + i + 1) * d].copy_from_slice(&old[j * d..(j + 1) * d]);
     }
 }

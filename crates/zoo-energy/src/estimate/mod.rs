@@ -6,7 +6,7 @@
 //! Standard errors are honest by construction: the particles are split into `groups`
 //! independent runs (resampling never crosses a group), each gives an unbiased estimate Z_b of Z,
 //! and the reported log Z = log mean_b Z_b with std_err = sd_b(Z_b) / (sqrt(B) mean_b Z_b)
-//! (delta method).
+//! (delta method), or sd_b(log Z_b) / sqrt(B) when that is larger (degenerate weights).
 
 mod anneal;
 mod jarzynski;
@@ -51,6 +51,26 @@ pub(crate) fn ess(v: &[f64]) -> f64 {
     s * s / w.iter().map(|x| x * x).sum::<f64>()
 }
 
+/// Multinomial resampling: `log_w.len()` indices drawn with probabilities ∝ exp(log_w).
+pub(crate) fn multinomial(rng: &mut crate::rng::ZooRng, log_w: &[f64]) -> Vec<usize> {
+    use rand::RngExt;
+    let m = log_w.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    let w: Vec<f64> = log_w.iter().map(|l| (l - m).exp()).collect();
+    let total: f64 = w.iter().sum();
+    let mut cdf = Vec::with_capacity(w.len());
+    let mut acc = 0.0;
+    for v in &w {
+        acc += v / total;
+        cdf.push(acc);
+    }
+    (0..w.len())
+        .map(|_| {
+            let u: f64 = rng.random();
+            cdf.partition_point(|c| *c < u).min(w.len() - 1)
+        })
+        .collect()
+}
+
 /// Combines per-group log Z estimates (each unbiased in Z) into one estimate with its error.
 pub(crate) fn combine(
     log_z_groups: &[f64],
@@ -66,9 +86,18 @@ pub(crate) fn combine(
     let z: Vec<f64> = log_z_groups.iter().map(|l| (l - m).exp()).collect();
     let mean = z.iter().sum::<f64>() / b;
     let var = z.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (b - 1.0).max(1.0);
+    // When one group dominates (weights far from equilibrium, e.g. a large lattice), the delta
+    // method saturates near sqrt((B - 1) / B) / ... and says nothing; the spread of the groups'
+    // log Z is then the honest scale. Report the larger of the two.
+    let logs_mean = log_z_groups.iter().sum::<f64>() / b;
+    let logs_var = log_z_groups
+        .iter()
+        .map(|l| (l - logs_mean).powi(2))
+        .sum::<f64>()
+        / (b - 1.0).max(1.0);
     LogZEstimate {
         log_z: log_z0 + m + mean.ln(),
-        std_err: (var / b).sqrt() / mean,
+        std_err: ((var / b).sqrt() / mean).max((logs_var / b).sqrt()),
         ess: ess(final_log_w),
         resamplings,
         particles: final_log_w.len(),
