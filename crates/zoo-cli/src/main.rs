@@ -1,6 +1,7 @@
 //! `zoo`: the ebm-zoo command line. Every error is one line on stderr and a non-zero exit.
 
 mod bench;
+mod physics;
 mod sample;
 
 use clap::{Parser, Subcommand};
@@ -23,6 +24,10 @@ enum Command {
         #[command(subcommand)]
         workload: bench::BenchCommand,
     },
+    /// log Z of an energy or a spin system: exact, AIS, SMC or Jarzynski; JSON out.
+    Logz(physics::LogzArgs),
+    /// Observables of the 2-D Ising model by Metropolis, heat-bath or Wolff; JSON out.
+    Ising(physics::IsingArgs),
     /// List the backends compiled into this build.
     Backends,
 }
@@ -45,6 +50,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Sample(args) => sample::run(args),
         Command::Bench { workload } => bench::run(workload),
+        Command::Logz(args) => physics::logz(args),
+        Command::Ising(args) => physics::ising(args),
         Command::Backends => {
             for b in zoo_energy::BackendKind::compiled() {
                 println!("{b}");

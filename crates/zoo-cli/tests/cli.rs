@@ -259,3 +259,107 @@ fn mixtures_with_full_covariances_come_from_toml() {
         "exactly one of stds and covariances",
     );
 }
+
+#[test]
+fn logz_and_ising_write_json_and_reject_bad_input() {
+    let (ok, out, err) = zoo(&[
+        "logz",
+        "--energy",
+        "ising{L = 3, beta = 0.4}",
+        "--method",
+        "ais",
+        "--steps",
+        "50",
+        "--particles",
+        "512",
+    ]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["schema"], "ebm-zoo/logz/v1");
+    let (est, se, exact) = (
+        v["log_z"].as_f64().unwrap(),
+        v["std_err"].as_f64().unwrap(),
+        v["exact_log_z"].as_f64().unwrap(),
+    );
+    assert!((est - exact).abs() < 3.0 * se, "{est} ± {se} vs {exact}");
+
+    let (ok, out, err) = zoo(&[
+        "logz",
+        "--energy",
+        "gaussian{mean = [1.0, 2.0], std = 0.5}",
+        "--method",
+        "exact",
+    ]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let expected = (2.0 * std::f64::consts::PI * 0.25f64).ln();
+    assert!((v["log_z"].as_f64().unwrap() - expected).abs() < 1e-9);
+
+    let (ok, out, err) = zoo(&[
+        "ising",
+        "--L",
+        "4",
+        "--beta",
+        "0.3",
+        "--sampler",
+        "gibbs",
+        "--sweeps",
+        "500",
+    ]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["schema"], "ebm-zoo/ising/v1");
+    let (e, se) = (
+        v["observables"]["energy_per_spin"].as_f64().unwrap(),
+        v["observables"]["energy_se"].as_f64().unwrap(),
+    );
+    let exact = v["exact"]["energy_per_spin"].as_f64().unwrap();
+    assert!((e - exact).abs() < 4.0 * se, "{e} ± {se} vs {exact}");
+
+    fails_with(&["ising", "--L", "0", "--beta", "0.3"], "at least 1 x 1");
+    fails_with(&["ising", "--L", "4", "--beta", "-0.5"], "beta");
+    fails_with(
+        &[
+            "ising",
+            "--L",
+            "4",
+            "--beta",
+            "0.3",
+            "--sampler",
+            "wolff",
+            "--field",
+            "0.1",
+        ],
+        "Wolff",
+    );
+    fails_with(
+        &[
+            "logz",
+            "--energy",
+            "ising{L = 5, beta = 0.3}",
+            "--method",
+            "exact",
+        ],
+        "limited to 16 spins",
+    );
+    fails_with(
+        &[
+            "logz",
+            "--energy",
+            "ising{L = 4, beta = 0.3, temp = 1}",
+            "--method",
+            "ais",
+        ],
+        "temp",
+    );
+    fails_with(
+        &[
+            "logz", "--energy", "banana", "--method", "ais", "--steps", "0",
+        ],
+        "steps",
+    );
+    fails_with(
+        &["logz", "--energy", "mlp", "--method", "exact"],
+        "no closed-form log Z",
+    );
+}
