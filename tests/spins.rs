@@ -236,3 +236,67 @@ fn ais_free_energy_of_a_64x64_lattice_is_within_1_percent_of_onsager() {
         assert!(rel < 0.01, "beta {beta}: {rel}");
     }
 }
+
+#[test]
+fn curie_weiss_as_a_graph_model_matches_its_1d_sum_and_samples_correctly() {
+    // Exact: enumerating the complete-graph form equals the 1-D sum over the magnetisation.
+    let small = Ising::curie_weiss(12, 1.0, 0.1).unwrap();
+    for beta in [0.5, 1.5] {
+        let (a, b) = (
+            enumerate(&small, beta).unwrap(),
+            curie_weiss_exact(12, 1.0, 0.1, beta).unwrap(),
+        );
+        assert!(
+            (a.log_z - b.log_z).abs() < 1e-10
+                && (a.energy_per_spin - b.energy_per_spin).abs() < 1e-10
+        );
+        assert!((a.abs_magnetisation - b.abs_magnetisation).abs() < 1e-10);
+    }
+    // Every sampler on N = 64 spins against the 1-D sum (Wolff needs h = 0).
+    let model = Ising::curie_weiss(64, 1.0, 0.0).unwrap();
+    for beta in [0.6, 1.3] {
+        let exact = curie_weiss_exact(64, 1.0, 0.0, beta).unwrap();
+        for (i, sampler) in [
+            SpinSampler::Metropolis,
+            SpinSampler::Gibbs,
+            SpinSampler::Wolff,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let obs = observe(
+                &mut seeded(500 + i as u64),
+                &model,
+                sampler,
+                beta,
+                16,
+                300,
+                3000,
+            )
+            .unwrap();
+            println!(
+                "Curie-Weiss N = 64, beta {beta}, {sampler:?}: E/N {:.4} ± {:.4} (exact {:.4}), <|m|> {:.4} ± {:.4} (exact {:.4})",
+                obs.energy_per_spin,
+                obs.energy_se,
+                exact.energy_per_spin,
+                obs.abs_magnetisation,
+                obs.abs_magnetisation_se,
+                exact.abs_magnetisation
+            );
+            assert_within(
+                &format!("CW {sampler:?} E/N"),
+                obs.energy_per_spin,
+                exact.energy_per_spin,
+                obs.energy_se,
+                4.0,
+            );
+            assert_within(
+                &format!("CW {sampler:?} <|m|>"),
+                obs.abs_magnetisation,
+                exact.abs_magnetisation,
+                obs.abs_magnetisation_se,
+                4.0,
+            );
+        }
+    }
+}

@@ -14,9 +14,13 @@ pub use samplers::{Observables, SpinSampler, SpinState, anneal_log_z, observe};
 
 use crate::error::{Error, Result};
 
-/// The 2-D Ising model E(s) = -J sum_<ij> s_i s_j - h sum_i s_i. Bonds are the right and down
-/// neighbour of every site (wrapping around when `periodic`), so every site has the four bond terms
-/// right, left, down, up; on a periodic lattice of side 2 a pair is thus coupled twice.
+/// An Ising model E(s) = offset - J sum_bonds s_i s_j - h sum_i s_i on a graph.
+///
+/// [`Ising::new`] is the 2-D lattice: bonds are the right and down neighbour of every site
+/// (wrapping around when `periodic`), so every site has the four bond terms right, left, down,
+/// up; on a periodic lattice of side 2 a pair is thus coupled twice. [`Ising::curie_weiss`] is
+/// the mean-field model E = -(J / 2N) M^2 - h M, M = sum s, written as this graph model with every
+/// pair coupled by J / N and the constant -J / 2, so every sampler and exact sum applies to it.
 #[derive(Debug, Clone)]
 pub struct Ising {
     rows: usize,
@@ -24,6 +28,8 @@ pub struct Ising {
     coupling: f64,
     field: f64,
     periodic: bool,
+    offset: f64,
+    bonds: Vec<(usize, usize)>,
     /// For every site, the sites of its bond terms (right, left, down, up), duplicates included.
     neighbours: Vec<Vec<usize>>,
 }
@@ -46,19 +52,63 @@ impl Ising {
         if !coupling.is_finite() || !field.is_finite() {
             return Err(Error::invalid("coupling", "J and h must be finite"));
         }
-        let mut neighbours = vec![Vec::with_capacity(4); rows * cols];
-        for (a, b) in bonds(rows, cols, periodic) {
-            neighbours[a].push(b);
-            neighbours[b].push(a);
-        }
-        Ok(Self {
+        Ok(Self::from_bonds(
             rows,
             cols,
             coupling,
             field,
             periodic,
+            0.0,
+            bonds(rows, cols, periodic).collect(),
+        ))
+    }
+
+    /// The Curie-Weiss model of `n` spins (see the type's docs).
+    pub fn curie_weiss(n: usize, coupling: f64, field: f64) -> Result<Self> {
+        if n == 0 {
+            return Err(Error::invalid("N", "need at least one spin"));
+        }
+        if !coupling.is_finite() || !field.is_finite() {
+            return Err(Error::invalid("coupling", "J and h must be finite"));
+        }
+        let pairs = (0..n)
+            .flat_map(|i| (i + 1..n).map(move |j| (i, j)))
+            .collect();
+        Ok(Self::from_bonds(
+            1,
+            n,
+            coupling / n as f64,
+            field,
+            false,
+            -coupling / 2.0,
+            pairs,
+        ))
+    }
+
+    fn from_bonds(
+        rows: usize,
+        cols: usize,
+        coupling: f64,
+        field: f64,
+        periodic: bool,
+        offset: f64,
+        bonds: Vec<(usize, usize)>,
+    ) -> Self {
+        let mut neighbours = vec![Vec::new(); rows * cols];
+        for &(a, b) in &bonds {
+            neighbours[a].push(b);
+            neighbours[b].push(a);
+        }
+        Self {
+            rows,
+            cols,
+            coupling,
+            field,
+            periodic,
+            offset,
+            bonds,
             neighbours,
-        })
+        }
     }
 
     /// Number of spins.
@@ -71,7 +121,7 @@ impl Ising {
         (self.rows, self.cols)
     }
 
-    /// J.
+    /// J per bond (J / N for Curie-Weiss).
     pub fn coupling(&self) -> f64 {
         self.coupling
     }
@@ -88,11 +138,9 @@ impl Ising {
 
     /// E(s).
     pub fn energy(&self, s: &[i8]) -> f64 {
-        let bonds: i64 = bonds(self.rows, self.cols, self.periodic)
-            .map(|(a, b)| (s[a] * s[b]) as i64)
-            .sum();
+        let bonds: i64 = self.bonds.iter().map(|&(a, b)| (s[a] * s[b]) as i64).sum();
         let magnet: i64 = s.iter().map(|&v| v as i64).sum();
-        -self.coupling * bonds as f64 - self.field * magnet as f64
+        self.offset - self.coupling * bonds as f64 - self.field * magnet as f64
     }
 
     /// The local field J sum_j s_j + h at `site`: flipping s_i changes E by 2 s_i (local field).
