@@ -300,3 +300,16 @@ fn curie_weiss_as_a_graph_model_matches_its_1d_sum_and_samples_correctly() {
         }
     }
 }
+
+#[test]
+fn spin_samplers_follow_the_init_step_contract() {
+    // At beta = 0 Metropolis accepts every flip: one sweep negates every spin.
+    let model = Ising::new(3, 5, 1.0, 0.0, false).unwrap();
+    let mut rng = seeded(9);
+    let state = SpinSampler::Metropolis.init(&mut rng, &model, 3);
+    let before = state.spins.clone();
+    let (after, info) = SpinSampler::Metropolis.step(&mut rng, &model, 0.0, state);
+    assert_eq!(info.statistic, 1.0);
+    assert_eq!(info.beta, 0.0);
+    assert!(after.spins.iter().zip(&before).all(|(a, b)| *a == -*b));
+}

@@ -25,8 +25,17 @@ pub struct JarzynskiConfig {
     pub groups: usize,
 }
 
-/// The log-weight increment a_k(x, y) with the score s = -∇U_k(x) and U_k(x) given.
-fn a(u_x: Tensor<1>, s_x: Tensor<2>, x: Tensor<2>, y: Tensor<2>, h: f64) -> Tensor<1> {
+/// The half-increment a_k(x, y) = U_k(x) + (y - x)·∇U_k(x)/2 + h |∇U_k(x)|^2 / 4, from U_k(x)
+/// and the score s = -∇U_k(x). One ULA step x -> y while U_k becomes U_{k+1} adds
+/// `a(U_k(x), s_k(x), x, y, h) - a(U_{k+1}(y), s_{k+1}(y), y, x, h)` to the log weight: the update
+/// the Jarzynski-weighted trainer calls as well.
+pub fn half_increment(
+    u_x: Tensor<1>,
+    s_x: Tensor<2>,
+    x: Tensor<2>,
+    y: Tensor<2>,
+    h: f64,
+) -> Tensor<1> {
     u_x - row_dot(y - x, s_x.clone()).mul_scalar(0.5) + row_sq_norm(s_x).mul_scalar(0.25 * h)
 }
 
@@ -65,8 +74,8 @@ pub fn jarzynski<B: Energy + ExactSample>(
             beta,
         };
         let (u_next, s_next) = next.energy_and_score(y.clone());
-        let forward = a(u, s, x.clone(), y.clone(), h);
-        let backward = a(u_next.clone(), s_next.clone(), y.clone(), x, h);
+        let forward = half_increment(u, s, x.clone(), y.clone(), h);
+        let backward = half_increment(u_next.clone(), s_next.clone(), y.clone(), x, h);
         log_w = log_w + forward - backward;
         (x, u, s) = (y, u_next, s_next);
     }

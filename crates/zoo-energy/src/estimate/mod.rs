@@ -12,7 +12,7 @@ mod anneal;
 mod jarzynski;
 
 pub use anneal::{AnnealConfig, anneal};
-pub use jarzynski::{JarzynskiConfig, jarzynski};
+pub use jarzynski::{JarzynskiConfig, half_increment as jarzynski_half_increment, jarzynski};
 
 use crate::error::{Error, Result};
 use serde::Serialize;

@@ -10,7 +10,7 @@ mod samplers;
 pub use exact::{
     ExactIsing, MAX_ENUMERATION_SPINS, curie_weiss_exact, enumerate, onsager_free_energy_per_spin,
 };
-pub use samplers::{Observables, SpinSampler, SpinState, anneal_log_z, observe};
+pub use samplers::{Observables, SpinInfo, SpinSampler, SpinState, anneal_log_z, observe};
 
 use crate::error::{Error, Result};
 

@@ -28,6 +28,16 @@ impl SpinState {
     }
 }
 
+/// What one step did.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct SpinInfo {
+    /// The inverse temperature used.
+    pub beta: f64,
+    /// Mean acceptance over the sites (Metropolis), 1 (heat bath), or the mean cluster size as a
+    /// fraction of the lattice (Wolff).
+    pub statistic: f64,
+}
+
 /// The spin samplers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -68,9 +78,32 @@ impl SpinSampler {
         Ok(())
     }
 
-    /// One step on every replica; returns the mean acceptance (single-spin samplers) or the mean
-    /// cluster size as a fraction of the lattice (Wolff).
-    pub fn step(self, rng: &mut ZooRng, model: &Ising, beta: f64, state: &mut SpinState) -> f64 {
+    /// The initial state: `replicas` independent uniformly random configurations
+    /// (infinite temperature); the `init` of the crate's init / step contract.
+    pub fn init(self, rng: &mut ZooRng, model: &Ising, replicas: usize) -> SpinState {
+        SpinState::random(rng, model, replicas)
+    }
+
+    /// One step on every replica at inverse temperature `beta` (a sweep, or one cluster flip).
+    pub fn step(
+        self,
+        rng: &mut ZooRng,
+        model: &Ising,
+        beta: f64,
+        mut state: SpinState,
+    ) -> (SpinState, SpinInfo) {
+        let statistic = self.step_in_place(rng, model, beta, &mut state);
+        (state, SpinInfo { beta, statistic })
+    }
+
+    /// [`Self::step`] without moving the state; returns [`SpinInfo::statistic`].
+    pub fn step_in_place(
+        self,
+        rng: &mut ZooRng,
+        model: &Ising,
+        beta: f64,
+        state: &mut SpinState,
+    ) -> f64 {
         let n = model.sites();
         let mut total = 0.0;
         for r in 0..state.replicas {
@@ -165,15 +198,15 @@ pub fn observe(
         ));
     }
     let n = model.sites();
-    let mut state = SpinState::random(rng, model, replicas);
+    let mut state = sampler.init(rng, model, replicas);
     for _ in 0..warmup {
-        sampler.step(rng, model, beta, &mut state);
+        sampler.step_in_place(rng, model, beta, &mut state);
     }
     let mut e_trace = vec![Vec::with_capacity(steps); replicas];
     let mut m_trace = vec![Vec::with_capacity(steps); replicas];
     let mut stat = 0.0;
     for _ in 0..steps {
-        stat += sampler.step(rng, model, beta, &mut state);
+        stat += sampler.step_in_place(rng, model, beta, &mut state);
         for r in 0..replicas {
             let s = &state.spins[r * n..(r + 1) * n];
             e_trace[r].push(model.energy(s) / n as f64);
@@ -278,7 +311,7 @@ pub fn anneal_log_z(
         }
         for _ in 0..sweeps_per_level {
             for s in samplers {
-                s.step(rng, model, beta, &mut state);
+                s.step_in_place(rng, model, beta, &mut state);
             }
         }
         prev = beta;
