@@ -4,7 +4,7 @@ use super::{LogZEstimate, check_groups, combine, log_mean_exp};
 use crate::energy::{Energy, ExactSample, Interpolated};
 use crate::error::{Error, Result};
 use crate::rng::ZooRng;
-use crate::sampler::{AnySampler, Sampler, check_schedule};
+use crate::sampler::{AnySampler, Sampler};
 use crate::tensor::{from_host2, to_host1, to_host2};
 use burn::prelude::*;
 
@@ -31,13 +31,7 @@ pub fn anneal<B: Energy + ExactSample>(
     config: &AnnealConfig,
     device: &Device,
 ) -> Result<LogZEstimate> {
-    check_schedule(&config.betas)?;
-    if config.betas.last() != Some(&1.0) {
-        return Err(Error::invalid(
-            "schedule",
-            "must end at beta = 1 (the target)",
-        ));
-    }
+    super::check_path(&config.betas)?;
     if config.steps_per_level == 0 {
         return Err(Error::invalid("steps", "need >= 1 kernel step per level"));
     }

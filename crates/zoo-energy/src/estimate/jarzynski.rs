@@ -10,7 +10,6 @@ use super::{LogZEstimate, check_groups, combine, log_mean_exp};
 use crate::energy::{Energy, ExactSample, Interpolated};
 use crate::error::{Error, Result, check_positive};
 use crate::rng::{ZooRng, normal};
-use crate::sampler::check_schedule;
 use crate::tensor::{row_dot, row_sq_norm, to_host1};
 use burn::prelude::*;
 
@@ -48,13 +47,7 @@ pub fn jarzynski<B: Energy + ExactSample>(
     config: &JarzynskiConfig,
     device: &Device,
 ) -> Result<LogZEstimate> {
-    check_schedule(&config.betas)?;
-    if config.betas.last() != Some(&1.0) {
-        return Err(Error::invalid(
-            "schedule",
-            "must end at beta = 1 (the target)",
-        ));
-    }
+    super::check_path(&config.betas)?;
     let h = check_positive("step_size", config.step_size)?;
     let log_z0 = base
         .log_normalizer()

@@ -105,6 +105,18 @@ pub(crate) fn combine(
     }
 }
 
+/// Checks an annealing path: strictly increasing in (0, 1] and ending at the target, beta = 1.
+pub(crate) fn check_path(betas: &[f64]) -> Result<()> {
+    crate::sampler::check_schedule(betas)?;
+    if betas.last() != Some(&1.0) {
+        return Err(Error::invalid(
+            "schedule",
+            "must end at beta = 1 (the target)",
+        ));
+    }
+    Ok(())
+}
+
 /// Checks particles and groups: at least 2 groups, and at least 2 particles per group.
 pub(crate) fn check_groups(particles: usize, groups: usize) -> Result<usize> {
     if groups < 2 || particles < 2 * groups {
