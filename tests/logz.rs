@@ -228,3 +228,42 @@ fn bad_schedules_and_sizes_are_errors() {
     };
     assert!(jarzynski(&mut seeded(1), &c.base, c.target.as_ref(), 64, &jc, &dev).is_err());
 }
+
+#[test]
+fn jarzynski_weighted_averages_are_exact_for_a_coarse_step() {
+    // The 2-D mixture's mean from Jarzynski-weighted ULA walkers, with a step large enough to
+    // bias plain ULA: the weighted mean per group, spread over 16 groups for the standard error.
+    use ebm_zoo::energy::estimate::jarzynski_walkers;
+    let dev = cpu_device();
+    let target = common::mixture_preset();
+    let base = Gaussian::new(vec![0.0; 2], Covariance::Isotropic(9.0), &dev).unwrap();
+    let config = JarzynskiConfig {
+        betas: geometric_schedule(1e-3, 500).unwrap(),
+        step_size: 0.1,
+        groups: 16,
+    };
+    let (_, x, log_w) =
+        jarzynski_walkers(&mut seeded(95), &base, &target, 4096, &config, &dev).unwrap();
+    let rows = common::rows(&x);
+    let per = rows.len() / 16;
+    for (i, exact) in target.mean().into_iter().enumerate() {
+        let groups: Vec<f64> = (0..16)
+            .map(|g| {
+                let r = g * per..(g + 1) * per;
+                let m = log_w[r.clone()]
+                    .iter()
+                    .cloned()
+                    .fold(f64::NEG_INFINITY, f64::max);
+                let w: Vec<f64> = log_w[r.clone()].iter().map(|l| (l - m).exp()).collect();
+                w.iter().zip(&rows[r]).map(|(w, x)| w * x[i]).sum::<f64>() / w.iter().sum::<f64>()
+            })
+            .collect();
+        let mean = groups.iter().sum::<f64>() / 16.0;
+        let se = (groups.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / 15.0 / 16.0).sqrt();
+        let plain = rows.iter().map(|x| x[i]).sum::<f64>() / rows.len() as f64;
+        println!(
+            "Jarzynski weighted mean[{i}] {mean:.4} ± {se:.4} (exact {exact:.4}; unweighted walkers {plain:.4})"
+        );
+        common::assert_within(&format!("weighted mean[{i}]"), mean, exact, se, 4.0);
+    }
+}

@@ -47,6 +47,20 @@ pub fn jarzynski<B: Energy + ExactSample>(
     config: &JarzynskiConfig,
     device: &Device,
 ) -> Result<LogZEstimate> {
+    jarzynski_walkers(rng, base, target, particles, config, device).map(|(estimate, _, _)| estimate)
+}
+
+/// [`jarzynski`], also returning the final walkers `[n, d]` and their log weights A_K: weighted
+/// averages sum_i e^{A_i} f(X_i) / sum_i e^{A_i} estimate expectations under the target exactly
+/// (up to Monte Carlo error) whatever the step size.
+pub fn jarzynski_walkers<B: Energy + ExactSample>(
+    rng: &mut ZooRng,
+    base: &B,
+    target: &dyn Energy,
+    particles: usize,
+    config: &JarzynskiConfig,
+    device: &Device,
+) -> Result<(LogZEstimate, Tensor<2>, Vec<f64>)> {
     super::check_path(&config.betas)?;
     let h = check_positive("step_size", config.step_size)?;
     let log_z0 = base
@@ -81,5 +95,5 @@ pub fn jarzynski<B: Energy + ExactSample>(
     let groups: Vec<f64> = (0..config.groups)
         .map(|g| log_mean_exp(&log_w[g * per_group..(g + 1) * per_group]))
         .collect();
-    Ok(combine(&groups, log_z0, &log_w, 0))
+    Ok((combine(&groups, log_z0, &log_w, 0), x, log_w))
 }

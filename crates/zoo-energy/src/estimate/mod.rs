@@ -12,7 +12,9 @@ mod anneal;
 mod jarzynski;
 
 pub use anneal::{AnnealConfig, anneal};
-pub use jarzynski::{JarzynskiConfig, half_increment as jarzynski_half_increment, jarzynski};
+pub use jarzynski::{
+    JarzynskiConfig, half_increment as jarzynski_half_increment, jarzynski, jarzynski_walkers,
+};
 
 use crate::error::{Error, Result};
 use serde::Serialize;
