@@ -49,9 +49,7 @@ impl Ising {
                 format!("the lattice must be at least 1 x 1, got {rows} x {cols}"),
             ));
         }
-        if !coupling.is_finite() || !field.is_finite() {
-            return Err(Error::invalid("coupling", "J and h must be finite"));
-        }
+        check_finite_couplings(coupling, field)?;
         Ok(Self::from_bonds(
             rows,
             cols,
@@ -68,9 +66,7 @@ impl Ising {
         if n == 0 {
             return Err(Error::invalid("N", "need at least one spin"));
         }
-        if !coupling.is_finite() || !field.is_finite() {
-            return Err(Error::invalid("coupling", "J and h must be finite"));
-        }
+        check_finite_couplings(coupling, field)?;
         let pairs = (0..n)
             .flat_map(|i| (i + 1..n).map(move |j| (i, j)))
             .collect();
@@ -164,6 +160,14 @@ fn bonds(rows: usize, cols: usize, periodic: bool) -> impl Iterator<Item = (usiz
             [right, down].into_iter().flatten().map(move |n| (here, n))
         })
     })
+}
+
+fn check_finite_couplings(coupling: f64, field: f64) -> Result<()> {
+    if coupling.is_finite() && field.is_finite() {
+        Ok(())
+    } else {
+        Err(Error::invalid("coupling", "J and h must be finite"))
+    }
 }
 
 /// Validates an inverse temperature: finite and >= 0.
