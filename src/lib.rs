@@ -1,1 +1,13 @@
+//! # ebm-zoo
+//!
+//! The facade of the workspace: each family crate re-exported under one name.
+//!
+//! - [`energy`]: energies, samplers, estimators, diagnostics, spin systems (`zoo-energy`).
+//! - [`data`]: 2-D data sets with exact densities, 8×8 digits, exact grid metrics (`zoo-data`).
+//! - [`plot`]: PNG heat maps, scatter plots, image grids and curves (`zoo-plot`).
+//! - [`ebm`]: core EBM training: CD, PCD, short-run, Jarzynski, NCE, score matching, RBMs (`zoo-ebm`).
+
+pub use zoo_data as data;
+pub use zoo_ebm as ebm;
 pub use zoo_energy as energy;
+pub use zoo_plot as plot;

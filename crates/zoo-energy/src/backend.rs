@@ -51,6 +51,17 @@ impl BackendKind {
         !matches!(self, Self::Wgpu)
     }
 
+    /// Whether `device` (with or without autodiff) belongs to a host (CPU) backend, where host
+    /// kernels such as [`crate::energy::FusedMlpEnergy`] need no transfer.
+    pub fn is_host_device(device: &Device) -> bool {
+        let plain = device.clone().without_autodiff();
+        Self::compiled()
+            .into_iter()
+            .filter(|b| b.is_cpu())
+            .filter_map(|b| b.device().ok())
+            .any(|d| d == plain)
+    }
+
     /// A device of this backend (without autodiff), or an error if it was not compiled in.
     pub fn device(self) -> Result<Device> {
         match self {

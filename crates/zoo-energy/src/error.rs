@@ -54,6 +54,22 @@ pub enum Error {
         /// The step size in use at that step.
         step_size: f64,
     },
+    /// Training produced a non-finite or exploding loss, energy or parameter.
+    #[error(
+        "training diverged at iteration {iteration}: {what} = {value}; the model was restored to \
+         iteration {last_good} (lower the learning rate or the sampler step size, or add an \
+         energy penalty or gradient clipping)"
+    )]
+    TrainingDiverged {
+        /// The iteration (counted from 1) at which it was detected.
+        iteration: usize,
+        /// What went bad (`loss`, `energy of the data`, ...).
+        what: String,
+        /// The bad value.
+        value: f64,
+        /// The iteration of the last good model (0: the initial model).
+        last_good: usize,
+    },
     /// A name (energy, sampler, backend, ...) that is not known.
     #[error("unknown {kind} '{name}'; known: {known}")]
     UnknownName {

@@ -36,8 +36,8 @@ pub struct LogZEstimate {
     pub groups: usize,
 }
 
-/// log(mean(exp(v))).
-pub(crate) fn log_mean_exp(v: &[f64]) -> f64 {
+/// log mean exp of `v` (stable).
+pub fn log_mean_exp(v: &[f64]) -> f64 {
     let m = v.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
     if !m.is_finite() {
         return m;
@@ -45,8 +45,8 @@ pub(crate) fn log_mean_exp(v: &[f64]) -> f64 {
     m + (v.iter().map(|x| (x - m).exp()).sum::<f64>() / v.len() as f64).ln()
 }
 
-/// 1 / sum of squared normalised weights for log weights `v`.
-pub(crate) fn ess(v: &[f64]) -> f64 {
+/// Effective sample size 1 / sum of squared normalised weights, for log weights `v`.
+pub fn ess(v: &[f64]) -> f64 {
     let m = v.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
     let w: Vec<f64> = v.iter().map(|x| (x - m).exp()).collect();
     let s: f64 = w.iter().sum();
@@ -54,7 +54,7 @@ pub(crate) fn ess(v: &[f64]) -> f64 {
 }
 
 /// Multinomial resampling: `log_w.len()` indices drawn with probabilities ∝ exp(log_w).
-pub(crate) fn multinomial(rng: &mut crate::rng::ZooRng, log_w: &[f64]) -> Vec<usize> {
+pub fn multinomial(rng: &mut crate::rng::ZooRng, log_w: &[f64]) -> Vec<usize> {
     use rand::RngExt;
     let m = log_w.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
     let w: Vec<f64> = log_w.iter().map(|l| (l - m).exp()).collect();
@@ -74,7 +74,8 @@ pub(crate) fn multinomial(rng: &mut crate::rng::ZooRng, log_w: &[f64]) -> Vec<us
 }
 
 /// Combines per-group log Z estimates (each unbiased in Z) into one estimate with its error.
-pub(crate) fn combine(
+#[doc(hidden)]
+pub fn combine(
     log_z_groups: &[f64],
     log_z0: f64,
     final_log_w: &[f64],
@@ -120,7 +121,8 @@ pub(crate) fn check_path(betas: &[f64]) -> Result<()> {
 }
 
 /// Checks particles and groups: at least 2 groups, and at least 2 particles per group.
-pub(crate) fn check_groups(particles: usize, groups: usize) -> Result<usize> {
+#[doc(hidden)]
+pub fn check_groups(particles: usize, groups: usize) -> Result<usize> {
     if groups < 2 || particles < 2 * groups {
         return Err(Error::invalid(
             "particles",

@@ -1,0 +1,14 @@
+//! # zoo-data: data with exact densities, and exact metrics
+//!
+//! Shared by every ebm-zoo family (a family crate never imports another): the 2-D sets of
+//! [`toy2d`] have closed-form densities, so [`grid::evaluate`] scores any model that defines an
+//! energy exactly (held-out NLL, KL, total variation, mode weights) by quadrature on a grid;
+//! [`digits`] ships the 8×8 UCI digits compiled into the crate.
+
+pub mod digits;
+pub mod grid;
+pub mod toy2d;
+
+pub use digits::{Digits, Split};
+pub use grid::{Grid2d, GridDensity, GridMetrics, evaluate};
+pub use toy2d::{Toy2d, ToyDensity};

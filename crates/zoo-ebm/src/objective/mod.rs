@@ -1,0 +1,184 @@
+//! Training objectives (review §4): one interface, used by one training loop ([`crate::train`]).
+//!
+//! An objective turns a data minibatch into a scalar loss whose gradient in theta (one backward
+//! pass) is the estimator of the method, and reports live diagnostics. Negative samples always come
+//! from the shared samplers of `zoo-energy`; no objective samples on its own.
+
+mod jarzynski;
+mod ml;
+mod nce;
+mod score;
+
+pub use jarzynski::JarzynskiPcd;
+pub use ml::{ChainStart, MaximumLikelihood};
+pub use nce::Nce;
+pub use score::{DenoisingScoreMatching, SlicedScoreMatching};
+
+use crate::model::EnergyModel;
+use burn::prelude::*;
+use burn::tensor::Gradients;
+use serde::Serialize;
+use zoo_energy::diagnostics::effective_sample_size;
+use zoo_energy::tensor::{to_host1, to_host2};
+use zoo_energy::{Energy, Error, Result, Sampler, ZooRng};
+
+/// Diagnostics of one training iteration (`None` where the method has no such quantity).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Report {
+    /// Mean energy of the data minibatch.
+    pub energy_data: f64,
+    /// Mean (or weighted mean) energy of the negative samples.
+    pub energy_negative: Option<f64>,
+    /// Mean Metropolis acceptance of the negative chains.
+    pub acceptance: Option<f64>,
+    /// Effective sample size of the Jarzynski weights, as a fraction of the walkers.
+    pub weight_ess: Option<f64>,
+    /// Effective sample size of the negative chains' energy traces (all chains together).
+    pub chain_ess: Option<f64>,
+    /// Running estimate of log Z_theta (Jarzynski, NCE).
+    pub log_z: Option<f64>,
+    /// Running estimate of the cross-entropy mean E(data) + log Z (Jarzynski).
+    pub cross_entropy: Option<f64>,
+}
+
+/// A training objective for models of type `M`.
+pub trait Objective<M: EnergyModel> {
+    /// A short name (`cd-1`, `pcd`, `jarzynski`, ...).
+    fn name(&self) -> String;
+
+    /// Called once before training with the initial model and the training data.
+    fn start(&mut self, _rng: &mut ZooRng, _model: &M, _device: &Device) -> Result<()> {
+        Ok(())
+    }
+
+    /// The loss on a minibatch `[n, d]` (plain device): a `[1]` tensor tracked in the model's
+    /// parameters, and the iteration's diagnostics.
+    fn loss(
+        &mut self,
+        rng: &mut ZooRng,
+        model: &M,
+        batch: Tensor<2>,
+        device: &Device,
+    ) -> Result<(Tensor<1>, Report)>;
+
+    /// Sees the gradients before the optimiser step (for parameters the objective owns itself,
+    /// such as NCE's log-normaliser).
+    fn apply_gradients(&mut self, _gradients: &Gradients, _learning_rate: f64) {}
+
+    /// Called after every optimiser step with the updated model (Jarzynski's weight update).
+    fn after_step(&mut self, _rng: &mut ZooRng, _model: &M, _device: &Device) -> Result<()> {
+        Ok(())
+    }
+
+    /// The current negative samples with their normalised weights, if the method keeps any.
+    fn negatives(&self) -> Option<(Tensor<2>, Option<Vec<f64>>)> {
+        None
+    }
+}
+
+/// E(data) mean minus the (weighted) mean of E(negatives), plus the energy-magnitude penalty
+/// alpha (mean E(data)^2 + mean E(neg)^2) of Du & Mordatch (2019). The gradient of the first two
+/// terms is the maximum-likelihood gradient E_data[grad E] - E_model[grad E] (review §4).
+pub(crate) fn contrastive_loss(
+    e_data: Tensor<1>,
+    e_neg: Tensor<1>,
+    weights: Option<Tensor<1>>,
+    alpha: f64,
+) -> (Tensor<1>, Report) {
+    let host_data = mean(&to_host1(&e_data));
+    let host_neg = to_host1(&e_neg);
+    let negative = match &weights {
+        Some(w) => to_host1(w)
+            .iter()
+            .zip(&host_neg)
+            .map(|(w, e)| *w as f64 * *e as f64)
+            .sum(),
+        None => mean(&host_neg),
+    };
+    let neg_term = match weights {
+        Some(w) => (e_neg.clone() * w).sum(),
+        None => e_neg.clone().mean(),
+    };
+    let mut loss = e_data.clone().mean() - neg_term;
+    if alpha > 0.0 {
+        loss = loss + (e_data.square().mean() + e_neg.square().mean()).mul_scalar(alpha);
+    }
+    let report = Report {
+        energy_data: host_data,
+        energy_negative: Some(negative),
+        ..Report::default()
+    };
+    (loss, report)
+}
+
+pub(crate) fn mean(v: &[f32]) -> f64 {
+    v.iter().map(|&x| x as f64).sum::<f64>() / v.len().max(1) as f64
+}
+
+/// Checks energies of chains for NaN/inf, naming the MCMC step and chain.
+pub(crate) fn check_energies(values: &[f32], step: usize, step_size: f64) -> Result<()> {
+    match values.iter().position(|v| !v.is_finite()) {
+        None => Ok(()),
+        Some(chain) => Err(Error::Divergence {
+            step,
+            chain,
+            what: "energy",
+            value: values[chain],
+            step_size,
+        }),
+    }
+}
+
+/// What a run of negative chains produced.
+pub(crate) struct ChainRun {
+    pub position: Tensor<2>,
+    pub acceptance: Option<f64>,
+    pub ess: Option<f64>,
+}
+
+/// Runs `steps` transitions of `sampler` from `start`, checking every energy; returns the final
+/// positions, the mean acceptance and the ESS of the energy traces (when `steps >= 4`).
+pub(crate) fn run_chains<
+    S: Sampler<State = zoo_energy::ChainState, Info = zoo_energy::StepInfo>,
+>(
+    sampler: &S,
+    rng: &mut ZooRng,
+    energy: &dyn Energy,
+    start: Tensor<2>,
+    steps: usize,
+) -> Result<ChainRun> {
+    let mut state = sampler.init(energy, start)?;
+    let n = state.chains();
+    let mut traces = vec![Vec::with_capacity(steps); n];
+    let (mut acc_sum, mut acc_count) = (0.0, 0usize);
+    for step in 1..=steps {
+        let (next, info) = sampler.step(rng, energy, state)?;
+        state = next;
+        let e = to_host1(&state.energy);
+        check_energies(&e, step, info.step_size)?;
+        for (trace, v) in traces.iter_mut().zip(&e) {
+            trace.push(*v as f64);
+        }
+        if let Some(p) = info.acceptance_probability {
+            acc_sum += mean(&to_host1(&p));
+            acc_count += 1;
+        }
+    }
+    let ess = (steps >= 4).then(|| effective_sample_size(&traces));
+    Ok(ChainRun {
+        position: state.position,
+        acceptance: (acc_count > 0).then(|| acc_sum / acc_count as f64),
+        ess,
+    })
+}
+
+/// The `[n, d]` rows of `x` listed in `index` (host gather).
+pub(crate) fn gather_rows(x: &Tensor<2>, index: &[usize], device: &Device) -> Tensor<2> {
+    let [_, d] = x.dims();
+    let host = to_host2(x);
+    let rows: Vec<f32> = index
+        .iter()
+        .flat_map(|&i| host[i * d..(i + 1) * d].iter().copied())
+        .collect();
+    zoo_energy::tensor::from_host2(rows, [index.len(), d], device)
+}

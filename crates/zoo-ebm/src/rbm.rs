@@ -1,0 +1,377 @@
+//! Bernoulli-Bernoulli restricted Boltzmann machine (Smolensky 1986; Hinton 2002; review §2.3 and
+//! §4.1): E(v, h) = -b·v - c·h - v^T W h on {0,1}^nv x {0,1}^nh, trained by CD-k or PCD with block
+//! Gibbs sampling, with the exact log-likelihood by summing over the hidden units (nh <= 24) and an
+//! AIS estimate of log Z (Salakhutdinov & Murray 2008) for larger models.
+//!
+//! Sizes here are small (64 visible units, tens of hidden units), so the RBM runs on the host in
+//! float64 with rayon: the exact references are then exact to machine precision.
+
+use rand::RngExt;
+use rayon::prelude::*;
+use serde::Serialize;
+use zoo_energy::estimate::{LogZEstimate, check_groups, combine, log_mean_exp};
+use zoo_energy::rng::normal_vec;
+use zoo_energy::{Error, Result, ZooRng, check_positive};
+
+/// Hidden units up to which [`Rbm::log_z_exact`] enumerates.
+pub const MAX_EXACT_HIDDEN: usize = 24;
+
+fn softplus(x: f64) -> f64 {
+    if x > 30.0 { x } else { x.exp().ln_1p() }
+}
+
+fn sigmoid(x: f64) -> f64 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// A binary RBM.
+#[derive(Debug, Clone, Serialize)]
+pub struct Rbm {
+    visible: usize,
+    hidden: usize,
+    /// Weights, row-major `[visible, hidden]`.
+    pub weights: Vec<f64>,
+    /// Visible biases b.
+    pub visible_bias: Vec<f64>,
+    /// Hidden biases c.
+    pub hidden_bias: Vec<f64>,
+}
+
+/// How the negative phase is sampled.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RbmTraining {
+    /// CD-k: k block-Gibbs sweeps from the minibatch.
+    Cd(usize),
+    /// PCD: persistent chains, k sweeps per update.
+    Pcd {
+        /// Sweeps per update.
+        sweeps: usize,
+        /// The persistent visible states, row-major `[chains, visible]` (filled on first use).
+        chains: Vec<f64>,
+    },
+}
+
+impl RbmTraining {
+    /// A short name.
+    pub fn name(&self) -> String {
+        match self {
+            RbmTraining::Cd(k) => format!("cd-{k}"),
+            RbmTraining::Pcd { .. } => "pcd".into(),
+        }
+    }
+}
+
+/// Validates binary data `[n, visible]`.
+pub fn check_binary(data: &[f64], visible: usize) -> Result<usize> {
+    if visible == 0 || data.is_empty() || data.len() % visible != 0 {
+        return Err(Error::Shape {
+            what: "binary data".into(),
+            expected: format!("[n >= 1, {visible}]"),
+            got: vec![data.len()],
+        });
+    }
+    if let Some(i) = data.iter().position(|&v| v != 0.0 && v != 1.0) {
+        return Err(Error::invalid(
+            "data",
+            format!(
+                "RBM data must be 0/1; value {} at row {}, column {}",
+                data[i],
+                i / visible,
+                i % visible
+            ),
+        ));
+    }
+    Ok(data.len() / visible)
+}
+
+impl Rbm {
+    /// An RBM with W ~ N(0, 0.01^2), c = 0, and b = logit of the data's pixel means (Hinton's
+    /// practical guide, §8) when `data` is given.
+    pub fn new(
+        visible: usize,
+        hidden: usize,
+        data: Option<&[f64]>,
+        rng: &mut ZooRng,
+    ) -> Result<Self> {
+        if visible == 0 || hidden == 0 {
+            return Err(Error::invalid(
+                "hidden",
+                "visible and hidden sizes must be >= 1",
+            ));
+        }
+        let weights = normal_vec(rng, visible * hidden)
+            .into_iter()
+            .map(|z| 0.01 * z as f64)
+            .collect();
+        let visible_bias = match data {
+            Some(d) => base_rate_bias(d, visible)?,
+            None => vec![0.0; visible],
+        };
+        Ok(Self {
+            visible,
+            hidden,
+            weights,
+            visible_bias,
+            hidden_bias: vec![0.0; hidden],
+        })
+    }
+
+    /// Number of visible units.
+    pub fn visible(&self) -> usize {
+        self.visible
+    }
+
+    /// Number of hidden units.
+    pub fn hidden(&self) -> usize {
+        self.hidden
+    }
+
+    /// c_j + sum_i v_i W_ij, scaled by `beta`.
+    fn hidden_input(&self, v: &[f64], j: usize) -> f64 {
+        self.hidden_bias[j]
+            + (0..self.visible)
+                .map(|i| v[i] * self.weights[i * self.hidden + j])
+                .sum::<f64>()
+    }
+
+    fn visible_input(&self, h: &[f64], i: usize) -> f64 {
+        self.visible_bias[i]
+            + (0..self.hidden)
+                .map(|j| h[j] * self.weights[i * self.hidden + j])
+                .sum::<f64>()
+    }
+
+    /// Free energy F(v) = -b·v - sum_j softplus(c_j + v·W_j), so p(v) = exp(-F(v)) / Z.
+    pub fn free_energy(&self, v: &[f64]) -> f64 {
+        let bv: f64 = v.iter().zip(&self.visible_bias).map(|(a, b)| a * b).sum();
+        -bv - (0..self.hidden)
+            .map(|j| softplus(self.hidden_input(v, j)))
+            .sum::<f64>()
+    }
+
+    /// Exact log Z by summing over the 2^hidden hidden states:
+    /// log Z = log sum_h exp(c·h + sum_i softplus(b_i + (W h)_i)).
+    pub fn log_z_exact(&self) -> Result<f64> {
+        if self.hidden > MAX_EXACT_HIDDEN {
+            return Err(Error::invalid(
+                "hidden",
+                format!(
+                    "exact log Z enumerates 2^hidden states: at most {MAX_EXACT_HIDDEN} hidden units, got {}; use ais_log_z",
+                    self.hidden
+                ),
+            ));
+        }
+        let terms: Vec<f64> = (0..1usize << self.hidden)
+            .into_par_iter()
+            .map(|code| {
+                let h: Vec<f64> = (0..self.hidden).map(|j| ((code >> j) & 1) as f64).collect();
+                let ch: f64 = h.iter().zip(&self.hidden_bias).map(|(a, c)| a * c).sum();
+                ch + (0..self.visible)
+                    .map(|i| softplus(self.visible_input(&h, i)))
+                    .sum::<f64>()
+            })
+            .collect();
+        Ok(log_sum_exp(&terms))
+    }
+
+    /// Mean log-likelihood of binary `data` `[n, visible]` given log Z.
+    pub fn mean_log_likelihood(&self, data: &[f64], log_z: f64) -> Result<f64> {
+        let n = check_binary(data, self.visible)?;
+        let total: f64 = data
+            .par_chunks(self.visible)
+            .map(|v| -self.free_energy(v))
+            .sum();
+        Ok(total / n as f64 - log_z)
+    }
+
+    /// One block-Gibbs sweep v -> h -> v' at inverse temperature `beta` of the path from the base
+    /// rate model (b_base, W = 0, c = 0) to this RBM; `beta = 1` is the RBM itself.
+    fn sweep(&self, rng: &mut ZooRng, v: &mut [f64], beta: f64, base: &[f64]) -> Vec<f64> {
+        let h: Vec<f64> = (0..self.hidden)
+            .map(|j| {
+                let p = sigmoid(beta * self.hidden_input(v, j));
+                if rng.random::<f64>() < p { 1.0 } else { 0.0 }
+            })
+            .collect();
+        for i in 0..self.visible {
+            let x = (1.0 - beta) * base[i] + beta * self.visible_input(&h, i);
+            v[i] = if rng.random::<f64>() < sigmoid(x) {
+                1.0
+            } else {
+                0.0
+            };
+        }
+        h
+    }
+
+    /// One epoch of minibatch SGD on binary `data` `[n, visible]` (shuffled by `rng`) with learning
+    /// rate `lr`: grad = <v p(h|v)>_data - <v p(h|v)>_negatives.
+    pub fn train_epoch(
+        &mut self,
+        rng: &mut ZooRng,
+        data: &[f64],
+        method: &mut RbmTraining,
+        lr: f64,
+        batch: usize,
+    ) -> Result<()> {
+        let n = check_binary(data, self.visible)?;
+        check_positive("learning_rate", lr)?;
+        if batch == 0 {
+            return Err(Error::invalid("batch_size", "must be >= 1"));
+        }
+        let (nv, nh) = (self.visible, self.hidden);
+        let mut order: Vec<usize> = (0..n).collect();
+        for i in (1..n).rev() {
+            order.swap(i, rng.random_range(0..=i));
+        }
+        if let RbmTraining::Pcd { chains, .. } = method
+            && chains.is_empty()
+        {
+            *chains = (0..batch * nv)
+                .map(|k| data[order[(k / nv) % n] * nv + k % nv])
+                .collect();
+        }
+        let zero = vec![0.0; nv];
+        for rows in order.chunks(batch) {
+            let m = rows.len() as f64;
+            let positives: Vec<&[f64]> =
+                rows.iter().map(|&r| &data[r * nv..(r + 1) * nv]).collect();
+            let negatives: Vec<Vec<f64>> = match method {
+                RbmTraining::Cd(k) => positives
+                    .iter()
+                    .map(|v| {
+                        let mut x = v.to_vec();
+                        for _ in 0..*k {
+                            self.sweep(rng, &mut x, 1.0, &zero);
+                        }
+                        x
+                    })
+                    .collect(),
+                RbmTraining::Pcd { sweeps, chains } => {
+                    for x in chains.chunks_mut(nv) {
+                        for _ in 0..*sweeps {
+                            self.sweep(rng, x, 1.0, &zero);
+                        }
+                    }
+                    chains.chunks(nv).map(|x| x.to_vec()).collect()
+                }
+            };
+            let stats = |vs: &mut dyn Iterator<Item = &[f64]>, count: f64| {
+                let mut gw = vec![0.0; nv * nh];
+                let mut gb = vec![0.0; nv];
+                let mut gc = vec![0.0; nh];
+                for v in vs {
+                    let ph: Vec<f64> = (0..nh).map(|j| sigmoid(self.hidden_input(v, j))).collect();
+                    for i in 0..nv {
+                        if v[i] != 0.0 {
+                            gb[i] += 1.0 / count;
+                            for j in 0..nh {
+                                gw[i * nh + j] += ph[j] / count;
+                            }
+                        }
+                    }
+                    for j in 0..nh {
+                        gc[j] += ph[j] / count;
+                    }
+                }
+                (gw, gb, gc)
+            };
+            let (pw, pb, pc) = stats(&mut positives.iter().copied(), m);
+            let count = negatives.len() as f64;
+            let (nw, nb, nc) = stats(&mut negatives.iter().map(|v| v.as_slice()), count);
+            for k in 0..nv * nh {
+                self.weights[k] += lr * (pw[k] - nw[k]);
+            }
+            for i in 0..nv {
+                self.visible_bias[i] += lr * (pb[i] - nb[i]);
+            }
+            for j in 0..nh {
+                self.hidden_bias[j] += lr * (pc[j] - nc[j]);
+            }
+        }
+        if self.weights.iter().any(|w| !w.is_finite()) {
+            return Err(Error::TrainingDiverged {
+                iteration: 0,
+                what: "RBM weight".into(),
+                value: f64::NAN,
+                last_good: 0,
+            });
+        }
+        Ok(())
+    }
+
+    /// AIS estimate of log Z (Salakhutdinov & Murray 2008): from the base-rate model
+    /// p_0(v) ∝ exp(b_base·v) (exact log Z_0 = sum softplus(b_base) + nh log 2) along
+    /// log p*_beta(v) = (1 - beta) b_base·v + beta b·v + sum_j softplus(beta (c_j + v·W_j)),
+    /// one block-Gibbs sweep per level; `groups` independent groups give the standard error.
+    pub fn ais_log_z(
+        &self,
+        rng: &mut ZooRng,
+        base_bias: &[f64],
+        levels: usize,
+        particles: usize,
+        groups: usize,
+    ) -> Result<LogZEstimate> {
+        if base_bias.len() != self.visible {
+            return Err(Error::invalid(
+                "base_bias",
+                "needs one bias per visible unit",
+            ));
+        }
+        if levels < 2 {
+            return Err(Error::invalid("levels", "need >= 2 annealing levels"));
+        }
+        let per_group = check_groups(particles, groups)?;
+        let n = per_group * groups;
+        let log_z0 = base_bias.iter().map(|&b| softplus(b)).sum::<f64>()
+            + self.hidden as f64 * std::f64::consts::LN_2;
+        let log_p = |v: &[f64], beta: f64| -> f64 {
+            let lin: f64 = (0..self.visible)
+                .map(|i| v[i] * ((1.0 - beta) * base_bias[i] + beta * self.visible_bias[i]))
+                .sum();
+            lin + (0..self.hidden)
+                .map(|j| softplus(beta * self.hidden_input(v, j)))
+                .sum::<f64>()
+        };
+        let betas: Vec<f64> = (0..=levels).map(|k| k as f64 / levels as f64).collect();
+        let mut log_w = Vec::with_capacity(n);
+        for _ in 0..n {
+            let mut v: Vec<f64> = base_bias
+                .iter()
+                .map(|&b| {
+                    if rng.random::<f64>() < sigmoid(b) {
+                        1.0
+                    } else {
+                        0.0
+                    }
+                })
+                .collect();
+            let mut w = 0.0;
+            for pair in betas.windows(2) {
+                w += log_p(&v, pair[1]) - log_p(&v, pair[0]);
+                if pair[1] < 1.0 {
+                    self.sweep(rng, &mut v, pair[1], base_bias);
+                }
+            }
+            log_w.push(w);
+        }
+        let group_log_z: Vec<f64> = log_w.chunks(per_group).map(log_mean_exp).collect();
+        Ok(combine(&group_log_z, log_z0, &log_w, 0))
+    }
+}
+
+/// Visible biases log(p / (1 - p)) of the pixel means, clamped to p in [1e-3, 1 - 1e-3].
+pub fn base_rate_bias(data: &[f64], visible: usize) -> Result<Vec<f64>> {
+    let n = check_binary(data, visible)? as f64;
+    Ok((0..visible)
+        .map(|i| {
+            let p = (data.iter().skip(i).step_by(visible).sum::<f64>() / n).clamp(1e-3, 1.0 - 1e-3);
+            (p / (1.0 - p)).ln()
+        })
+        .collect())
+}
+
+fn log_sum_exp(values: &[f64]) -> f64 {
+    let max = values.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    max + values.iter().map(|v| (v - max).exp()).sum::<f64>().ln()
+}

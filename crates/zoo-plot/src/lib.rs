@@ -1,0 +1,239 @@
+//! # zoo-plot: the pictures every family shares
+//!
+//! Density heat maps (a model next to the true density), sample scatter plots, 8×8 image grids and
+//! curves, as PNG files written atomically (a temporary file, then a rename). The bundled DejaVu
+//! Sans font is registered on first use, so nothing depends on system fonts.
+
+use plotters::prelude::*;
+use std::path::Path;
+use std::sync::OnceLock;
+use zoo_energy::{Error, Result};
+
+static FONT: OnceLock<bool> = OnceLock::new();
+
+fn font() -> Result<()> {
+    let ok = *FONT.get_or_init(|| {
+        plotters::style::register_font(
+            "sans-serif",
+            FontStyle::Normal,
+            include_bytes!("../../../assets/fonts/DejaVuSans.ttf"),
+        )
+        .is_ok()
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Config("the bundled font does not load".into()))
+    }
+}
+
+fn plot_error(e: impl std::fmt::Display) -> Error {
+    Error::Config(format!("plotting failed: {e}"))
+}
+
+/// Draws into `path` through a temporary `.tmp.png` and renames it into place.
+fn atomic_png(
+    path: &Path,
+    size: (u32, u32),
+    draw: impl FnOnce(&DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>) -> Result<()>,
+) -> Result<()> {
+    font()?;
+    let tmp = path.with_extension("tmp.png");
+    {
+        let root = BitMapBackend::new(&tmp, size).into_drawing_area();
+        root.fill(&WHITE).map_err(plot_error)?;
+        draw(&root)?;
+        root.present().map_err(plot_error)?;
+    }
+    std::fs::rename(&tmp, path).map_err(|source| Error::Io {
+        context: format!("renaming {} to {}", tmp.display(), path.display()),
+        source,
+    })
+}
+
+/// A density on a square grid: `values[iy * n + ix]` (any non-negative scale).
+#[derive(Debug, Clone)]
+pub struct HeatMap {
+    /// Panel title.
+    pub title: String,
+    /// Cells per side.
+    pub n: usize,
+    /// Box [lo, hi]^2.
+    pub bounds: (f64, f64),
+    /// Values, row by row from the bottom.
+    pub values: Vec<f64>,
+}
+
+/// A set of 2-D points.
+#[derive(Debug, Clone)]
+pub struct Scatter {
+    /// Panel title.
+    pub title: String,
+    /// Box [lo, hi]^2.
+    pub bounds: (f64, f64),
+    /// Points `[m, 2]` row-major.
+    pub points: Vec<f32>,
+}
+
+/// A perceptual blue-to-yellow ramp for t in [0, 1] (viridis-like).
+fn ramp(t: f64) -> RGBColor {
+    let stops = [
+        (68.0, 1.0, 84.0),
+        (59.0, 82.0, 139.0),
+        (33.0, 145.0, 140.0),
+        (94.0, 201.0, 98.0),
+        (253.0, 231.0, 37.0),
+    ];
+    let x = t.clamp(0.0, 1.0) * 4.0;
+    let i = (x.floor() as usize).min(3);
+    let f = x - i as f64;
+    let (a, b) = (stops[i], stops[i + 1]);
+    let mix = |p: f64, q: f64| (p + (q - p) * f) as u8;
+    RGBColor(mix(a.0, b.0), mix(a.1, b.1), mix(a.2, b.2))
+}
+
+/// One row of heat maps (each scaled to its own maximum), 400 px per panel.
+pub fn heat_maps(path: &Path, panels: &[HeatMap]) -> Result<()> {
+    if panels.is_empty() {
+        return Err(Error::invalid("panels", "nothing to plot"));
+    }
+    atomic_png(path, (400 * panels.len() as u32, 420), |root| {
+        for (area, panel) in root.split_evenly((1, panels.len())).iter().zip(panels) {
+            let (lo, hi) = panel.bounds;
+            let mut chart = ChartBuilder::on(area)
+                .caption(&panel.title, ("sans-serif", 18))
+                .margin(8)
+                .build_cartesian_2d(lo..hi, lo..hi)
+                .map_err(plot_error)?;
+            let max = panel.values.iter().cloned().fold(0.0, f64::max).max(1e-300);
+            let h = (hi - lo) / panel.n as f64;
+            chart
+                .draw_series(panel.values.iter().enumerate().map(|(i, v)| {
+                    let (ix, iy) = ((i % panel.n) as f64, (i / panel.n) as f64);
+                    let x0 = lo + ix * h;
+                    let y0 = lo + iy * h;
+                    Rectangle::new([(x0, y0), (x0 + h, y0 + h)], ramp(v / max).filled())
+                }))
+                .map_err(plot_error)?;
+        }
+        Ok(())
+    })
+}
+
+/// One row of scatter plots, 400 px per panel.
+pub fn scatters(path: &Path, panels: &[Scatter]) -> Result<()> {
+    if panels.is_empty() {
+        return Err(Error::invalid("panels", "nothing to plot"));
+    }
+    atomic_png(path, (400 * panels.len() as u32, 420), |root| {
+        for (area, panel) in root.split_evenly((1, panels.len())).iter().zip(panels) {
+            let (lo, hi) = panel.bounds;
+            let mut chart = ChartBuilder::on(area)
+                .caption(&panel.title, ("sans-serif", 18))
+                .margin(8)
+                .build_cartesian_2d(lo..hi, lo..hi)
+                .map_err(plot_error)?;
+            chart
+                .draw_series(
+                    panel
+                        .points
+                        .chunks(2)
+                        .filter(|p| p[0].is_finite() && p[1].is_finite())
+                        .map(|p| {
+                            Circle::new((p[0] as f64, p[1] as f64), 1, BLUE.mix(0.4).filled())
+                        }),
+                )
+                .map_err(plot_error)?;
+        }
+        Ok(())
+    })
+}
+
+/// A grid of square grey-scale images (`side x side` values in [0, 1], 0 = black), `cols` per row.
+pub fn image_grid(path: &Path, images: &[Vec<f32>], side: usize, cols: usize) -> Result<()> {
+    if images.is_empty() || cols == 0 || images.iter().any(|im| im.len() != side * side) {
+        return Err(Error::invalid(
+            "images",
+            format!("need >= 1 image of {side}x{side} values"),
+        ));
+    }
+    let rows = images.len().div_ceil(cols);
+    let scale = 6u32;
+    let cell = side as u32 * scale + 4;
+    atomic_png(path, (cols as u32 * cell, rows as u32 * cell), |root| {
+        for (k, image) in images.iter().enumerate() {
+            let (r, c) = ((k / cols) as i32, (k % cols) as i32);
+            for (p, v) in image.iter().enumerate() {
+                let g = (v.clamp(0.0, 1.0) * 255.0) as u8;
+                let x = c * cell as i32 + 2 + (p % side) as i32 * scale as i32;
+                let y = r * cell as i32 + 2 + (p / side) as i32 * scale as i32;
+                root.draw(&Rectangle::new(
+                    [(x, y), (x + scale as i32, y + scale as i32)],
+                    RGBColor(g, g, g).filled(),
+                ))
+                .map_err(plot_error)?;
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Line curves on one chart.
+pub fn curves(
+    path: &Path,
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[(String, Vec<(f64, f64)>)],
+) -> Result<()> {
+    let points = series
+        .iter()
+        .flat_map(|(_, s)| s.iter())
+        .filter(|p| p.1.is_finite());
+    let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+    for p in points {
+        (x0, x1, y0, y1) = (x0.min(p.0), x1.max(p.0), y0.min(p.1), y1.max(p.1));
+    }
+    if x0 >= x1 {
+        return Err(Error::invalid(
+            "series",
+            "need at least two distinct x values",
+        ));
+    }
+    let pad = ((y1 - y0) * 0.05).max(1e-9);
+    atomic_png(path, (800, 500), |root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption(title, ("sans-serif", 20))
+            .margin(15)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(x0..x1, (y0 - pad)..(y1 + pad))
+            .map_err(plot_error)?;
+        chart
+            .configure_mesh()
+            .x_desc(x_label)
+            .y_desc(y_label)
+            .draw()
+            .map_err(plot_error)?;
+        for (k, (name, s)) in series.iter().enumerate() {
+            let color = Palette99::pick(k).to_rgba();
+            chart
+                .draw_series(LineSeries::new(
+                    s.iter().copied().filter(|p| p.1.is_finite()),
+                    color.stroke_width(2),
+                ))
+                .map_err(plot_error)?
+                .label(name)
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                });
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(plot_error)?;
+        Ok(())
+    })
+}
