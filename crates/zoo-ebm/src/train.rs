@@ -6,7 +6,8 @@ use crate::data::Dataset;
 use crate::model::EnergyModel;
 use crate::objective::{Objective, Report};
 use burn::grad_clipping::GradientClippingConfig;
-use burn::optim::{AdamConfig, GradientsParams};
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{AdamConfig, GradientsParams, SgdConfig};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -22,9 +23,11 @@ pub struct TrainConfig {
     pub iterations: usize,
     /// Data points per minibatch (and negative chains per iteration for CD / short-run).
     pub batch_size: usize,
-    /// Adam learning rate.
+    /// The optimiser.
+    pub optimizer: OptimizerKind,
+    /// Learning rate.
     pub learning_rate: f64,
-    /// Adam beta_1 (0 is common for EBMs, Nijkamp et al. 2019).
+    /// Adam beta_1 (0 is common for EBMs, Nijkamp et al. 2019); SGD momentum.
     pub beta1: f64,
     /// Clip every parameter's gradient to this norm (burn's per-tensor norm clipping).
     pub grad_clip: Option<f64>,
@@ -45,6 +48,7 @@ impl Default for TrainConfig {
         Self {
             iterations: 1000,
             batch_size: 256,
+            optimizer: OptimizerKind::Adam,
             learning_rate: 1e-3,
             beta1: 0.9,
             grad_clip: None,
@@ -85,6 +89,19 @@ impl TrainConfig {
         }
         Ok(())
     }
+}
+
+/// The optimisers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OptimizerKind {
+    /// Adam (Kingma & Ba 2015).
+    Adam,
+    /// Stochastic gradient descent with momentum `beta1`. Its steps are proportional to the
+    /// gradient, so parameters whose true gradient is zero barely move: what Jarzynski-weighted
+    /// training needs (Adam turns gradient noise into steps of size `learning_rate`, and the
+    /// walkers' own noise then feeds back into their weights).
+    Sgd,
 }
 
 /// One iteration's record.
@@ -137,14 +154,26 @@ impl<M: EnergyModel> Trainer<M> {
     /// A trainer for `model` (which must live on an autodiff device).
     pub fn new(model: M, config: TrainConfig) -> Result<Self> {
         config.check()?;
-        let mut adam = AdamConfig::new().with_beta_1(config.beta1 as f32);
-        if let Some(c) = config.grad_clip {
-            adam = adam.with_grad_clipping(Some(GradientClippingConfig::Norm(c as f32)));
-        }
+        let clip = config.grad_clip.map(|c| GradientClippingConfig::Norm(c as f32));
+        let optimizer = match config.optimizer {
+            OptimizerKind::Adam => AdamConfig::new()
+                .with_beta_1(config.beta1 as f32)
+                .with_grad_clipping(clip)
+                .init(),
+            OptimizerKind::Sgd => {
+                let momentum = (config.beta1 > 0.0).then(|| {
+                    MomentumConfig::new().with_momentum(config.beta1).with_dampening(0.0)
+                });
+                SgdConfig::new()
+                    .with_momentum(momentum)
+                    .with_gradient_clipping(clip)
+                    .init()
+            }
+        };
         Ok(Self {
             last_good: (0, model.clone()),
             model: Some(model),
-            optimizer: adam.init(),
+            optimizer,
             config,
             history: Vec::new(),
             seconds: 0.0,

@@ -203,7 +203,11 @@ impl<M: EnergyModel> Objective<M> for JarzynskiPcd {
         "jarzynski".into()
     }
 
+    /// Draws the walkers; a second call (training resumed) keeps them.
     fn start(&mut self, rng: &mut ZooRng, model: &M, device: &Device) -> Result<()> {
+        if self.state.is_some() {
+            return Ok(());
+        }
         let energy = model.sampling_energy();
         let d = model.dim();
         let (x, log_w, log_z0) = match &self.start {
