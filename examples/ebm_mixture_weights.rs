@@ -24,10 +24,10 @@ use ebm_zoo::ebm::model::MixtureModel;
 use ebm_zoo::ebm::objective::{ChainStart, JarzynskiPcd, MaximumLikelihood};
 use ebm_zoo::ebm::train::OptimizerKind;
 use ebm_zoo::ebm::{Dataset, TrainConfig, Trainer};
-use ebm_zoo::energy::{BackendKind, Energy};
 use ebm_zoo::energy::rng::{normal_vec, seeded};
 use ebm_zoo::energy::sampler::{AnySampler, InitDistribution, ReplayBuffer, SamplerKind};
 use ebm_zoo::energy::tensor::to_host2;
+use ebm_zoo::energy::{BackendKind, Energy};
 
 #[derive(Parser)]
 struct Args {
@@ -126,7 +126,13 @@ fn kl(student: &MixtureModel, d: usize, seed: u64, device: &Device) -> anyhow::R
     Ok(mean_and_se(&terms))
 }
 
-fn run(method: &str, d: usize, seed: u64, args: &Args, device: &Device) -> anyhow::Result<(f64, f64, f64)> {
+fn run(
+    method: &str,
+    d: usize,
+    seed: u64,
+    args: &Args,
+    device: &Device,
+) -> anyhow::Result<(f64, f64, f64)> {
     let ad = device.clone().autodiff();
     let mut rng = seeded(seed);
     let truth = MixtureModel::new(&target_means(d), &TARGET, device)?;
@@ -164,27 +170,53 @@ fn run(method: &str, d: usize, seed: u64, args: &Args, device: &Device) -> anyho
             trainer.run(&mut o, &data, &mut train_rng, device)?
         }
         "pcd" => {
-            let init = InitDistribution::Normal { mean: 0.0, std: 1.0 };
+            let init = InitDistribution::Normal {
+                mean: 0.0,
+                std: 1.0,
+            };
             let mut buffer = ReplayBuffer::new(d, walkers, 0.0, init)?;
             buffer.push(&start)?;
-            let mut o = MaximumLikelihood::new(ChainStart::Persistent(buffer), ula, args.steps_per_update)?;
+            let mut o =
+                MaximumLikelihood::new(ChainStart::Persistent(buffer), ula, args.steps_per_update)?;
             trainer.run(&mut o, &data, &mut train_rng, device)?
         }
         _ => {
-            let log_z = trainer.model().log_normalizer().expect("known in closed form");
+            let log_z = trainer
+                .model()
+                .log_normalizer()
+                .expect("known in closed form");
             let mut o = JarzynskiPcd::new(walkers, 0.1, 0.5, vec![0.0; d], 1.0)?
                 .with_exact_start(start, log_z)?
                 .with_steps_per_update(args.steps_per_update)?;
             if args.verbose {
                 let chunk = args.iterations / 10;
-                let mut t2 = Trainer::new(trainer.model().clone(), TrainConfig { iterations: chunk, ..trainer_config.clone() })?;
+                let mut t2 = Trainer::new(
+                    trainer.model().clone(),
+                    TrainConfig {
+                        iterations: chunk,
+                        ..trainer_config.clone()
+                    },
+                )?;
                 for _ in 0..10 {
                     t2.run(&mut o, &data, &mut train_rng, device)?;
                     let (x, w) = ebm_zoo::ebm::Objective::<MixtureModel>::negatives(&o).unwrap();
                     let w = w.unwrap();
-                    let left: f64 = to_host2(&x).chunks(d).zip(&w).filter(|(r, _)| r[0] < -2.0).map(|(_, w)| w).sum();
+                    let left: f64 = to_host2(&x)
+                        .chunks(d)
+                        .zip(&w)
+                        .filter(|(r, _)| r[0] < -2.0)
+                        .map(|(_, w)| w)
+                        .sum();
                     let m = t2.model();
-                    println!("    means {:.2} {:.2} weights {:.3} walkers-left {:.3} logZ {:.3} resamplings {}", m.means()[0][0], m.means()[1][0], m.weights()[0], left, o.log_z().unwrap(), o.resamplings);
+                    println!(
+                        "    means {:.2} {:.2} weights {:.3} walkers-left {:.3} logZ {:.3} resamplings {}",
+                        m.means()[0][0],
+                        m.means()[1][0],
+                        m.weights()[0],
+                        left,
+                        o.log_z().unwrap(),
+                        o.resamplings
+                    );
                 }
                 trainer = t2;
             } else {
@@ -198,16 +230,30 @@ fn run(method: &str, d: usize, seed: u64, args: &Args, device: &Device) -> anyho
             let _ = m;
             println!(
                 "  it {} loss {:.3} E_data {:.3} E_neg {:?} ess {:?} logZ {:?}",
-                r.iteration, r.loss, r.report.energy_data, r.report.energy_negative, r.report.weight_ess, r.report.log_z
+                r.iteration,
+                r.loss,
+                r.report.energy_data,
+                r.report.energy_negative,
+                r.report.weight_ess,
+                r.report.log_z
             );
         }
         let m = trainer.model();
-        println!("  {method} d={d} seed={seed}: means e1 {:.2} {:.2}, weights {:?}", m.means()[0][0], m.means()[1][0], m.weights());
+        println!(
+            "  {method} d={d} seed={seed}: means e1 {:.2} {:.2}, weights {:?}",
+            m.means()[0][0],
+            m.means()[1][0],
+            m.weights()
+        );
     }
     let student = trainer.into_model().valid();
     // The weight of the component whose mean is nearer -10 e1.
     let (means, weights) = (student.means(), student.weights());
-    let w_left = if means[0][0] < means[1][0] { weights[0] } else { weights[1] };
+    let w_left = if means[0][0] < means[1][0] {
+        weights[0]
+    } else {
+        weights[1]
+    };
     let (kl_value, kl_se) = kl(&student, d, seed + 2000, device)?;
     Ok((w_left, kl_value, kl_se))
 }
@@ -230,10 +276,15 @@ fn main() -> anyhow::Result<()> {
             }
             let sd = |v: &[f64]| {
                 let m = v.iter().sum::<f64>() / v.len() as f64;
-                (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (v.len().max(2) - 1) as f64).sqrt()
+                (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (v.len().max(2) - 1) as f64)
+                    .sqrt()
             };
             let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
-            let how = if d == 2 { "quadrature".to_string() } else { format!("MC, s.e. ≤ {k_se:.4}") };
+            let how = if d == 2 {
+                "quadrature".to_string()
+            } else {
+                format!("MC, s.e. ≤ {k_se:.4}")
+            };
             println!(
                 "| {d} | {method} | {:.3} ± {:.3} | {:.4} ± {:.4} ({how}) | {} |",
                 mean(&w),
@@ -247,7 +298,13 @@ fn main() -> anyhow::Result<()> {
     println!(
         "\n(mean ± sd over seeds; {:?}, lr {}, clip {}, {} iterations; ULA step 0.1; CD: 10 steps from the data; \
          PCD: {} persistent chains, Jarzynski: {} walkers (resampling at ESS < 0.5 N), {} ULA steps per update)",
-        args.optimizer, args.lr, args.grad_clip, args.iterations, args.walkers, args.walkers, args.steps_per_update
+        args.optimizer,
+        args.lr,
+        args.grad_clip,
+        args.iterations,
+        args.walkers,
+        args.walkers,
+        args.steps_per_update
     );
     Ok(())
 }

@@ -48,8 +48,16 @@ fn walkers_follow_a_prescribed_protocol_exactly() {
             .sum();
         let ess = 1.0 / w.iter().map(|v| v * v).sum::<f64>();
         let se = (0.25f64 * 0.75 / ess).sqrt();
-        println!("d {d}: left weight {left:.4} (exact 0.25, se {se:.4}), log Z {:.4} (exact {log_z:.4}), resamplings {}", o.log_z().unwrap(), o.resamplings);
+        println!(
+            "d {d}: left weight {left:.4} (exact 0.25, se {se:.4}), log Z {:.4} (exact {log_z:.4}), resamplings {}",
+            o.log_z().unwrap(),
+            o.resamplings
+        );
         assert!((left - 0.25).abs() < 4.0 * se, "d {d}: left weight {left}");
-        assert!((o.log_z().unwrap() - log_z).abs() < 0.1, "d {d}: log Z {}", o.log_z().unwrap());
+        assert!(
+            (o.log_z().unwrap() - log_z).abs() < 0.1,
+            "d {d}: log Z {}",
+            o.log_z().unwrap()
+        );
     }
 }

@@ -46,6 +46,8 @@ pub enum RbmTraining {
     Pcd {
         /// Sweeps per update.
         sweeps: usize,
+        /// Number of persistent chains.
+        count: usize,
         /// The persistent visible states, row-major `[chains, visible]` (filled on first use).
         chains: Vec<f64>,
     },
@@ -224,10 +226,13 @@ impl Rbm {
         for i in (1..n).rev() {
             order.swap(i, rng.random_range(0..=i));
         }
-        if let RbmTraining::Pcd { chains, .. } = method
+        if let RbmTraining::Pcd { chains, count, .. } = method
             && chains.is_empty()
         {
-            *chains = (0..batch * nv)
+            if *count == 0 {
+                return Err(Error::invalid("chains", "PCD needs >= 1 persistent chain"));
+            }
+            *chains = (0..*count * nv)
                 .map(|k| data[order[(k / nv) % n] * nv + k % nv])
                 .collect();
         }
@@ -247,7 +252,7 @@ impl Rbm {
                         x
                     })
                     .collect(),
-                RbmTraining::Pcd { sweeps, chains } => {
+                RbmTraining::Pcd { sweeps, chains, .. } => {
                     for x in chains.chunks_mut(nv) {
                         for _ in 0..*sweeps {
                             self.sweep(rng, x, 1.0, &zero);

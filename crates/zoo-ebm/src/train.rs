@@ -154,7 +154,9 @@ impl<M: EnergyModel> Trainer<M> {
     /// A trainer for `model` (which must live on an autodiff device).
     pub fn new(model: M, config: TrainConfig) -> Result<Self> {
         config.check()?;
-        let clip = config.grad_clip.map(|c| GradientClippingConfig::Norm(c as f32));
+        let clip = config
+            .grad_clip
+            .map(|c| GradientClippingConfig::Norm(c as f32));
         let optimizer = match config.optimizer {
             OptimizerKind::Adam => AdamConfig::new()
                 .with_beta_1(config.beta1 as f32)
@@ -162,7 +164,9 @@ impl<M: EnergyModel> Trainer<M> {
                 .init(),
             OptimizerKind::Sgd => {
                 let momentum = (config.beta1 > 0.0).then(|| {
-                    MomentumConfig::new().with_momentum(config.beta1).with_dampening(0.0)
+                    MomentumConfig::new()
+                        .with_momentum(config.beta1)
+                        .with_dampening(0.0)
                 });
                 SgdConfig::new()
                     .with_momentum(momentum)

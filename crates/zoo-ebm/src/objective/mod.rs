@@ -7,7 +7,7 @@
 mod jarzynski;
 mod ml;
 mod nce;
-mod score;
+pub mod score;
 
 pub use jarzynski::JarzynskiPcd;
 pub use ml::{ChainStart, MaximumLikelihood};

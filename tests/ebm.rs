@@ -1,0 +1,541 @@
+//! Core-EBM training: losses and hand-written gradients against float64 references, NCE's log Z,
+//! a trainer that provably improves, stabilisers, divergence handling, checkpoints and bad input.
+
+mod common;
+use common::cpu_device;
+use ebm_zoo::data::grid::evaluate;
+use ebm_zoo::data::{Grid2d, Toy2d};
+use ebm_zoo::ebm::model::{GaussianModel, MixtureModel, spectral_norm};
+use ebm_zoo::ebm::objective::score::{dsm_loss, fd_ssm_loss};
+use ebm_zoo::ebm::objective::{ChainStart, MaximumLikelihood, Nce};
+use ebm_zoo::ebm::{Dataset, EnergyModel, TrainConfig, Trainer};
+use ebm_zoo::energy::burn::prelude::*;
+use ebm_zoo::energy::energy::{Activation, MlpEnergy, MlpEnergyConfig};
+use ebm_zoo::energy::rng::{normal, seeded};
+use ebm_zoo::energy::sampler::{AnySampler, InitDistribution, ReplayBuffer, SamplerKind};
+use ebm_zoo::energy::tensor::{to_host1, to_host2};
+use ebm_zoo::energy::{Energy, Error};
+
+/// A float64 MLP with the same weights, for references.
+struct Mlp64 {
+    layers: Vec<(Vec<f64>, Vec<f64>, usize, usize)>,
+}
+
+impl Mlp64 {
+    fn from(model: &MlpEnergy) -> Self {
+        let layers = model
+            .host_weights()
+            .into_iter()
+            .map(|(w, b)| {
+                let (i, o) = (w.len() / b.len(), b.len());
+                (
+                    w.iter().map(|&v| v as f64).collect(),
+                    b.iter().map(|&v| v as f64).collect(),
+                    i,
+                    o,
+                )
+            })
+            .collect();
+        Self { layers }
+    }
+    fn params(&self) -> usize {
+        self.layers
+            .iter()
+            .map(|(w, b, _, _)| w.len() + b.len())
+            .sum()
+    }
+    fn param_mut(&mut self, mut k: usize) -> &mut f64 {
+        for (w, b, _, _) in &mut self.layers {
+            if k < w.len() {
+                return &mut w[k];
+            }
+            k -= w.len();
+            if k < b.len() {
+                return &mut b[k];
+            }
+            k -= b.len();
+        }
+        unreachable!()
+    }
+    fn energy(&self, x: &[f64]) -> f64 {
+        let mut h = x.to_vec();
+        let last = self.layers.len() - 1;
+        for (l, (w, b, i, o)) in self.layers.iter().enumerate() {
+            let mut z = b.clone();
+            for r in 0..*i {
+                for c in 0..*o {
+                    z[c] += h[r] * w[r * o + c];
+                }
+            }
+            h = if l == last {
+                z
+            } else {
+                z.iter().map(|v| v / (1.0 + (-v).exp())).collect()
+            };
+        }
+        h[0]
+    }
+    fn grad(&self, x: &[f64]) -> Vec<f64> {
+        let h = 1e-5;
+        (0..x.len())
+            .map(|k| {
+                let (mut a, mut b) = (x.to_vec(), x.to_vec());
+                a[k] += h;
+                b[k] -= h;
+                (self.energy(&a) - self.energy(&b)) / (2.0 * h)
+            })
+            .collect()
+    }
+}
+
+fn rows64(x: &Tensor<2>) -> Vec<Vec<f64>> {
+    common::rows(x)
+}
+
+/// Gradient of `loss` in every parameter by burn autodiff, flattened in `host_weights` order.
+fn burn_param_grads(model: &MlpEnergy, loss: Tensor<1>) -> Vec<f64> {
+    let grads = loss.backward();
+    let mut out = Vec::new();
+    for layer in &model.layers {
+        let gw = layer.weight.val().grad(&grads).expect("weight grad");
+        out.extend(to_host2(&gw).into_iter().map(f64::from));
+        // The output bias does not reach a score-based loss: no gradient is a zero gradient.
+        let bias = layer.bias.as_ref().unwrap().val();
+        match bias.grad(&grads) {
+            Some(gb) => out.extend(to_host1(&gb).into_iter().map(f64::from)),
+            None => out.extend(std::iter::repeat_n(0.0, bias.dims()[0])),
+        }
+    }
+    out
+}
+
+fn tiny_mlp(seed: u64) -> (MlpEnergy, Device) {
+    let device = cpu_device();
+    let ad = device.clone().autodiff();
+    let model = MlpEnergyConfig::new(vec![2, 6, 5, 1], Activation::Silu)
+        .init(&ad, &mut seeded(seed))
+        .unwrap();
+    (model, device)
+}
+
+fn close(what: &str, got: f64, want: f64, rel: f64) {
+    assert!(
+        (got - want).abs() <= rel * (1.0 + want.abs()),
+        "{what}: got {got:.7}, float64 reference {want:.7}"
+    );
+}
+
+#[test]
+fn dsm_loss_and_its_gradient_match_a_float64_reference() {
+    let (model, device) = tiny_mlp(1);
+    let mut rng = seeded(2);
+    let x = normal(&mut rng, [16, 2], &device);
+    let eps = normal(&mut rng, [16, 2], &device);
+    let sigma = 0.3;
+    let (loss, _) = dsm_loss(&model, x.clone(), eps.clone(), sigma);
+    let value = to_host1(&loss)[0] as f64;
+    let grads = burn_param_grads(&model, loss);
+    let (xs, es) = (rows64(&x), rows64(&eps));
+    let reference = |m: &Mlp64| -> f64 {
+        xs.iter()
+            .zip(&es)
+            .map(|(x, e)| {
+                let noisy: Vec<f64> = x.iter().zip(e).map(|(a, b)| a + sigma * b).collect();
+                let g = m.grad(&noisy);
+                g.iter()
+                    .zip(e)
+                    .map(|(g, e)| (-sigma * g + e).powi(2))
+                    .sum::<f64>()
+                    / 2.0
+            })
+            .sum::<f64>()
+            / xs.len() as f64
+    };
+    let mut m64 = Mlp64::from(&model);
+    close("DSM loss", value, reference(&m64), 1e-4);
+    let h = 1e-4;
+    for k in 0..m64.params() {
+        let base = *m64.param_mut(k);
+        *m64.param_mut(k) = base + h;
+        let up = reference(&m64);
+        *m64.param_mut(k) = base - h;
+        let down = reference(&m64);
+        *m64.param_mut(k) = base;
+        close(
+            &format!("dDSM/dtheta[{k}]"),
+            grads[k],
+            (up - down) / (2.0 * h),
+            2e-3,
+        );
+    }
+}
+
+#[test]
+fn sliced_score_matching_by_finite_differences_matches_float64() {
+    let (model, device) = tiny_mlp(3);
+    let mut rng = seeded(4);
+    let x = normal(&mut rng, [16, 2], &device);
+    let v = normal(&mut rng, [16, 2], &device);
+    let epsilon = 0.05;
+    let (loss, _) = fd_ssm_loss(&model, x.clone(), v.clone(), epsilon);
+    let value = to_host1(&loss)[0] as f64;
+    let grads = burn_param_grads(&model, loss);
+    let (xs, vs) = (rows64(&x), rows64(&v));
+    let fd_reference = |m: &Mlp64, eps: f64| -> f64 {
+        xs.iter()
+            .zip(&vs)
+            .map(|(x, v)| {
+                let p: Vec<f64> = x.iter().zip(v).map(|(a, b)| a + eps * b).collect();
+                let q: Vec<f64> = x.iter().zip(v).map(|(a, b)| a - eps * b).collect();
+                let (ep, em, e0) = (m.energy(&p), m.energy(&q), m.energy(x));
+                0.5 * ((ep - em) / (2.0 * eps)).powi(2) - (ep + em - 2.0 * e0) / (eps * eps)
+            })
+            .sum::<f64>()
+            / xs.len() as f64
+    };
+    // The exact sliced objective: (v·grad E)^2 / 2 - v^T H v, H v by differences of the gradient.
+    let exact = |m: &Mlp64| -> f64 {
+        xs.iter()
+            .zip(&vs)
+            .map(|(x, v)| {
+                let g = m.grad(x);
+                let t = 1e-4;
+                let p: Vec<f64> = x.iter().zip(v).map(|(a, b)| a + t * b).collect();
+                let q: Vec<f64> = x.iter().zip(v).map(|(a, b)| a - t * b).collect();
+                let (gp, gq) = (m.grad(&p), m.grad(&q));
+                let vhv: f64 = (0..2).map(|k| v[k] * (gp[k] - gq[k]) / (2.0 * t)).sum();
+                let vg: f64 = (0..2).map(|k| v[k] * g[k]).sum();
+                0.5 * vg * vg - vhv
+            })
+            .sum::<f64>()
+            / xs.len() as f64
+    };
+    let mut m64 = Mlp64::from(&model);
+    // float32 second differences lose ~1e-7 |E| / eps^2 = 4e-5 |E|.
+    close(
+        "FD-SSM loss (float32 vs float64)",
+        value,
+        fd_reference(&m64, epsilon),
+        2e-3,
+    );
+    // The finite-difference objective converges to the exact one as O(eps^2).
+    close(
+        "FD-SSM vs exact sliced SM",
+        fd_reference(&m64, epsilon),
+        exact(&m64),
+        1e-2,
+    );
+    let h = 1e-4;
+    for k in 0..m64.params() {
+        let base = *m64.param_mut(k);
+        *m64.param_mut(k) = base + h;
+        let up = fd_reference(&m64, epsilon);
+        *m64.param_mut(k) = base - h;
+        let down = fd_reference(&m64, epsilon);
+        *m64.param_mut(k) = base;
+        close(
+            &format!("dFDSSM/dtheta[{k}]"),
+            grads[k],
+            (up - down) / (2.0 * h),
+            1e-2,
+        );
+    }
+}
+
+/// Hand-written scores of the trainable energies against autodiff and finite differences.
+#[test]
+fn trainable_energy_scores_match_autodiff_and_finite_differences() {
+    let device = cpu_device();
+    let mixture = MixtureModel::new(
+        &[vec![-1.0, 0.5, 0.0], vec![1.5, -0.5, 0.3]],
+        &[0.3, 0.7],
+        &device,
+    )
+    .unwrap();
+    let gaussian = GaussianModel::new(&[0.5, -1.0, 2.0], 1.7, &device).unwrap();
+    let energies: [&dyn Energy; 2] = [&mixture, &gaussian];
+    let mut rng = seeded(8);
+    let x = normal(&mut rng, [10, 3], &device);
+    for e in energies {
+        let (_, s) = e.energy_and_score(x.clone());
+        let auto = ebm_zoo::energy::energy::autodiff_score(|t| e.energy(t), x.clone());
+        let s = to_host2(&s);
+        for (a, b) in s.iter().zip(to_host2(&auto)) {
+            assert!(
+                (a - b).abs() < 1e-4 * (1.0 + b.abs()),
+                "{}: {a} vs autodiff {b}",
+                e.describe()
+            );
+        }
+        let h = 1e-2f32;
+        let xs = to_host2(&x);
+        for k in 0..3 {
+            let shift = |d: f32| {
+                let mut v = xs.clone();
+                for r in 0..10 {
+                    v[r * 3 + k] += d;
+                }
+                to_host1(&e.energy(ebm_zoo::energy::tensor::from_host2(v, [10, 3], &device)))
+            };
+            let (up, down) = (shift(h), shift(-h));
+            for r in 0..10 {
+                let fd = -(up[r] - down[r]) / (2.0 * h);
+                assert!(
+                    (fd - s[r * 3 + k]).abs() < 2e-3 * (1.0 + fd.abs()),
+                    "{}: fd {fd} vs {}",
+                    e.describe(),
+                    s[r * 3 + k]
+                );
+            }
+        }
+    }
+    // The mixture's energy is normalised: log Z = (d/2) log 2 pi.
+    assert!(
+        (mixture.log_normalizer().unwrap() - 1.5 * (2.0 * std::f64::consts::PI).ln()).abs() < 1e-12
+    );
+}
+
+#[test]
+fn nce_recovers_log_z_of_a_gaussian_within_its_standard_error() {
+    let device = cpu_device();
+    let ad = device.clone().autodiff();
+    let (mean, std) = ([1.0, -0.5], 0.7);
+    let mut errors = Vec::new();
+    for seed in 0..6u64 {
+        let mut rng = seeded(100 + seed);
+        let z = ebm_zoo::energy::rng::normal_vec(&mut rng, 2 * 20_000);
+        let values: Vec<f32> = z
+            .chunks(2)
+            .flat_map(|p| {
+                [
+                    mean[0] as f32 + std as f32 * p[0],
+                    mean[1] as f32 + std as f32 * p[1],
+                ]
+            })
+            .collect();
+        let data = Dataset::new(values, 2).unwrap();
+        let model = GaussianModel::new(&[0.0, 0.0], 1.0, &ad).unwrap();
+        let mut objective = Nce::fitted(&data, 4, 1.5, &device).unwrap();
+        let config = TrainConfig {
+            iterations: 1500,
+            batch_size: 512,
+            learning_rate: 0.01,
+            ..TrainConfig::default()
+        };
+        let mut trainer = Trainer::new(model, config).unwrap();
+        trainer
+            .run(&mut objective, &data, &mut rng, &device)
+            .unwrap();
+        let exact = trainer.model().log_normalizer().unwrap();
+        errors.push(objective.log_z() - exact);
+        // The model itself is learned too.
+        assert!(
+            (trainer.model().std() - std).abs() < 0.05,
+            "sigma {}",
+            trainer.model().std()
+        );
+    }
+    let (m, se) = ebm_zoo::data::grid::mean_and_se(&errors);
+    println!("NCE log Z error: {m:.4} ± {se:.4} over 6 seeds: {errors:?}");
+    assert!(
+        m.abs() <= 4.0 * se && se < 0.05,
+        "NCE log Z error {m} ± {se}"
+    );
+}
+
+fn mlp_on(ad: &Device, seed: u64) -> MlpEnergy {
+    MlpEnergyConfig::new(vec![2, 32, 32, 1], Activation::Silu)
+        .init(ad, &mut seeded(seed))
+        .unwrap()
+}
+
+#[test]
+fn persistent_training_improves_the_exact_kl_and_respects_the_spectral_bound() {
+    let device = cpu_device();
+    let ad = device.clone().autodiff();
+    let truth = Toy2d::Unequal.density();
+    let mut rng = seeded(11);
+    let data = Dataset::new(truth.sample_host(&mut rng, 5000), 2).unwrap();
+    let test = truth.sample_host(&mut rng, 1000);
+    let grid = Grid2d::new(-4.0, 4.0, 128).unwrap();
+    let model = mlp_on(&ad, 12);
+    let before = evaluate(&*model.sampling_energy(), &truth, &test, grid, &device).unwrap();
+    let buffer = ReplayBuffer::new(
+        2,
+        5000,
+        0.05,
+        InitDistribution::Uniform {
+            low: -4.0,
+            high: 4.0,
+        },
+    )
+    .unwrap();
+    let sampler = AnySampler::new(SamplerKind::Ula, 0.01, 1).unwrap();
+    let mut objective = MaximumLikelihood::new(ChainStart::Persistent(buffer), sampler, 20)
+        .unwrap()
+        .with_energy_penalty(0.01)
+        .unwrap();
+    let config = TrainConfig {
+        iterations: 400,
+        spectral_bound: Some(4.0),
+        ..TrainConfig::default()
+    };
+    let mut trainer = Trainer::new(model, config).unwrap();
+    trainer
+        .run(&mut objective, &data, &mut rng, &device)
+        .unwrap();
+    let after = evaluate(
+        &*trainer.model().sampling_energy(),
+        &truth,
+        &test,
+        grid,
+        &device,
+    )
+    .unwrap();
+    println!(
+        "KL {:.3} -> {:.3}, TV {:.3} -> {:.3}",
+        before.kl, after.kl, before.tv, after.tv
+    );
+    assert!(after.kl < 0.5 * before.kl && after.tv < 0.5 * before.tv);
+    for layer in &trainer.model().layers {
+        let [r, c] = layer.weight.dims();
+        let s = spectral_norm(&to_host2(&layer.weight.val()), r, c);
+        assert!(s <= 4.0 * (1.0 + 1e-3), "spectral norm {s} above the bound");
+    }
+    let last = trainer.history.last().unwrap();
+    assert!(
+        last.report.acceptance.is_none()
+            && last.report.chain_ess.unwrap() > 0.0
+            && last.energy_gap().is_some()
+    );
+}
+
+#[test]
+fn divergence_is_reported_with_the_iteration_and_the_last_good_model_is_kept() {
+    let device = cpu_device();
+    let ad = device.clone().autodiff();
+    let mut rng = seeded(13);
+    let data = Dataset::new(
+        Toy2d::EightGaussians.density().sample_host(&mut rng, 2000),
+        2,
+    )
+    .unwrap();
+    let dir = std::env::temp_dir().join(format!("ebm-zoo-diverge-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let checkpoint = dir.join("model.bpk");
+    let config = TrainConfig {
+        iterations: 200,
+        learning_rate: 1.0,
+        snapshot_every: 2,
+        checkpoint: Some(checkpoint.clone()),
+        ..TrainConfig::default()
+    };
+    let sampler = AnySampler::new(SamplerKind::Ula, 0.01, 1).unwrap();
+    let mut objective = MaximumLikelihood::new(ChainStart::Data, sampler, 5).unwrap();
+    let mut trainer = Trainer::new(mlp_on(&ad, 14), config).unwrap();
+    let err = trainer
+        .run(&mut objective, &data, &mut rng, &device)
+        .unwrap_err();
+    let Error::TrainingDiverged {
+        iteration,
+        last_good,
+        ..
+    } = &err
+    else {
+        panic!("{err}")
+    };
+    let message = err.to_string();
+    assert!(
+        message.contains(&format!("iteration {iteration}")) && *last_good < *iteration,
+        "{message}"
+    );
+    // The restored model is finite, and the checkpoint on disk is that model.
+    let x = normal(&mut rng, [8, 2], &device);
+    let e = to_host1(&trainer.model().valid().energy(x.clone()));
+    assert!(e.iter().all(|v| v.is_finite() && v.abs() < 1e4), "{e:?}");
+    if *last_good > 0 {
+        let bytes = std::fs::read(&checkpoint).unwrap();
+        let record = ebm_zoo::energy::burn::store::ModuleRecord::from_bytes(
+            ebm_zoo::energy::burn::tensor::Bytes::from_bytes_vec(bytes),
+        )
+        .unwrap();
+        let loaded = mlp_on(&device, 99).load_record(record);
+        let e2 = to_host1(&loaded.energy(x));
+        for (a, b) in e.iter().zip(&e2) {
+            assert!((a - b).abs() < 1e-5 * (1.0 + a.abs()), "{a} vs {b}");
+        }
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn bad_input_gives_clear_errors() {
+    let device = cpu_device();
+    let ad = device.clone().autodiff();
+    let nan = Dataset::new(vec![0.0, 1.0, f32::NAN, 2.0], 2)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        nan.contains("non-finite") && nan.contains("row 1") && nan.contains("column 0"),
+        "{nan}"
+    );
+    let empty = Dataset::new(vec![], 2).unwrap_err().to_string();
+    assert!(empty.contains("empty"), "{empty}");
+    let ragged = Dataset::new(vec![1.0; 5], 2).unwrap_err().to_string();
+    assert!(ragged.contains("wrong shape"), "{ragged}");
+    let buffer = ReplayBuffer::new(
+        2,
+        0,
+        0.05,
+        InitDistribution::Normal {
+            mean: 0.0,
+            std: 1.0,
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(buffer.contains("capacity"), "{buffer}");
+    // Data of the wrong dimension for the model.
+    let data = Dataset::new(vec![0.0; 30], 3).unwrap();
+    let sampler = AnySampler::new(SamplerKind::Ula, 0.01, 1).unwrap();
+    let mut objective = MaximumLikelihood::new(ChainStart::Data, sampler, 1).unwrap();
+    let mut trainer = Trainer::new(mlp_on(&ad, 1), TrainConfig::default()).unwrap();
+    let dim = trainer
+        .run(&mut objective, &data, &mut seeded(0), &device)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        dim.contains("expected [n, 2]") && dim.contains("[10, 3]"),
+        "{dim}"
+    );
+    // Configs.
+    let zero = TrainConfig {
+        iterations: 0,
+        ..TrainConfig::default()
+    };
+    assert!(
+        Trainer::new(mlp_on(&ad, 1), zero)
+            .unwrap_err()
+            .to_string()
+            .contains("iterations")
+    );
+    let lr = TrainConfig {
+        learning_rate: -1.0,
+        ..TrainConfig::default()
+    };
+    assert!(
+        Trainer::new(mlp_on(&ad, 1), lr)
+            .unwrap_err()
+            .to_string()
+            .contains("learning_rate")
+    );
+    let sampler = AnySampler::new(SamplerKind::Ula, 0.01, 1).unwrap();
+    assert!(MaximumLikelihood::new(ChainStart::Data, sampler, 0).is_err());
+    let unknown: Result<TrainConfig, _> = toml::from_str("iterations = 10\nlearning_rat = 0.1");
+    assert!(
+        unknown
+            .unwrap_err()
+            .to_string()
+            .contains("unknown field `learning_rat`")
+    );
+}
