@@ -199,6 +199,33 @@ fn mlp_scores_match_autodiff_and_finite_differences() {
 }
 
 #[test]
+fn conv_energy_score_matches_autodiff_and_finite_differences() {
+    use ebm_zoo::energy::energy::ConvEnergyConfig;
+    let dev = cpu_device();
+    for act in [Activation::Silu, Activation::Tanh] {
+        let config = ConvEnergyConfig {
+            activation: act,
+            channels: [4, 6],
+            hidden: 16,
+            ..ConvEnergyConfig::default()
+        };
+        let conv = config.init(&dev, &mut seeded(5)).unwrap();
+        let x = points(64, 6, 0.5, 6, &dev);
+        check(&format!("conv energy 8x8 {act:?}"), &conv, x, 2e-3, true);
+    }
+    let bad = ConvEnergyConfig {
+        side: 7,
+        ..ConvEnergyConfig::default()
+    };
+    assert!(
+        bad.init(&dev, &mut seeded(1))
+            .unwrap_err()
+            .to_string()
+            .contains("even side")
+    );
+}
+
+#[test]
 fn fused_kernel_handles_ragged_batches() {
     let dev = cpu_device();
     let mlp = MlpEnergyConfig::new(vec![2, 128, 128, 1], Activation::Silu)

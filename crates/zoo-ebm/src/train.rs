@@ -202,7 +202,7 @@ impl<M: EnergyModel> Trainer<M> {
     /// On divergence (a non-finite loss, energies beyond `energy_limit`, a sampler whose energy
     /// becomes NaN/inf) the model is restored to the last snapshot and
     /// [`Error::TrainingDiverged`] names the iteration.
-    pub fn run<O: Objective<M>>(
+    pub fn run<O: Objective<M> + ?Sized>(
         &mut self,
         objective: &mut O,
         data: &Dataset,
@@ -237,7 +237,7 @@ impl<M: EnergyModel> Trainer<M> {
         Ok(())
     }
 
-    fn step<O: Objective<M>>(
+    fn step<O: Objective<M> + ?Sized>(
         &mut self,
         objective: &mut O,
         data: &Dataset,
