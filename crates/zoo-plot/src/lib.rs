@@ -92,47 +92,65 @@ fn ramp(t: f64) -> RGBColor {
     RGBColor(mix(a.0, b.0), mix(a.1, b.1), mix(a.2, b.2))
 }
 
-/// One row of heat maps (each scaled to its own maximum), 400 px per panel.
-pub fn heat_maps(path: &Path, panels: &[HeatMap]) -> Result<()> {
+type Chart<'a, 'b> = ChartContext<
+    'a,
+    BitMapBackend<'b>,
+    Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+>;
+
+/// One row of square panels on [lo, hi]^2, 400 px each, each drawn by `draw`.
+fn panel_row<T>(
+    path: &Path,
+    panels: &[T],
+    title: impl Fn(&T) -> (&str, (f64, f64)),
+    draw: impl Fn(&mut Chart<'_, '_>, &T) -> Result<()>,
+) -> Result<()> {
     if panels.is_empty() {
         return Err(Error::invalid("panels", "nothing to plot"));
     }
     atomic_png(path, (400 * panels.len() as u32, 420), |root| {
         for (area, panel) in root.split_evenly((1, panels.len())).iter().zip(panels) {
-            let (lo, hi) = panel.bounds;
+            let (caption, (lo, hi)) = title(panel);
             let mut chart = ChartBuilder::on(area)
-                .caption(&panel.title, ("sans-serif", 18))
+                .caption(caption, ("sans-serif", 18))
                 .margin(8)
                 .build_cartesian_2d(lo..hi, lo..hi)
                 .map_err(plot_error)?;
-            let max = panel.values.iter().cloned().fold(0.0, f64::max).max(1e-300);
-            let h = (hi - lo) / panel.n as f64;
-            chart
-                .draw_series(panel.values.iter().enumerate().map(|(i, v)| {
-                    let (ix, iy) = ((i % panel.n) as f64, (i / panel.n) as f64);
-                    let x0 = lo + ix * h;
-                    let y0 = lo + iy * h;
-                    Rectangle::new([(x0, y0), (x0 + h, y0 + h)], ramp(v / max).filled())
-                }))
-                .map_err(plot_error)?;
+            draw(&mut chart, panel)?;
         }
         Ok(())
     })
 }
 
+/// One row of heat maps (each scaled to its own maximum), 400 px per panel.
+pub fn heat_maps(path: &Path, panels: &[HeatMap]) -> Result<()> {
+    panel_row(
+        path,
+        panels,
+        |p| (&p.title, p.bounds),
+        |chart, panel| {
+            let (lo, hi) = panel.bounds;
+            let max = panel.values.iter().cloned().fold(0.0, f64::max).max(1e-300);
+            let h = (hi - lo) / panel.n as f64;
+            chart
+                .draw_series(panel.values.iter().enumerate().map(|(i, v)| {
+                    let (ix, iy) = ((i % panel.n) as f64, (i / panel.n) as f64);
+                    let (x0, y0) = (lo + ix * h, lo + iy * h);
+                    Rectangle::new([(x0, y0), (x0 + h, y0 + h)], ramp(v / max).filled())
+                }))
+                .map_err(plot_error)?;
+            Ok(())
+        },
+    )
+}
+
 /// One row of scatter plots, 400 px per panel.
 pub fn scatters(path: &Path, panels: &[Scatter]) -> Result<()> {
-    if panels.is_empty() {
-        return Err(Error::invalid("panels", "nothing to plot"));
-    }
-    atomic_png(path, (400 * panels.len() as u32, 420), |root| {
-        for (area, panel) in root.split_evenly((1, panels.len())).iter().zip(panels) {
-            let (lo, hi) = panel.bounds;
-            let mut chart = ChartBuilder::on(area)
-                .caption(&panel.title, ("sans-serif", 18))
-                .margin(8)
-                .build_cartesian_2d(lo..hi, lo..hi)
-                .map_err(plot_error)?;
+    panel_row(
+        path,
+        panels,
+        |p| (&p.title, p.bounds),
+        |chart, panel| {
             chart
                 .draw_series(
                     panel
@@ -144,9 +162,9 @@ pub fn scatters(path: &Path, panels: &[Scatter]) -> Result<()> {
                         }),
                 )
                 .map_err(plot_error)?;
-        }
-        Ok(())
-    })
+            Ok(())
+        },
+    )
 }
 
 /// A grid of square grey-scale images (`side x side` values in [0, 1], 0 = black), `cols` per row.

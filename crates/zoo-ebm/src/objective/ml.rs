@@ -54,13 +54,7 @@ impl MaximumLikelihood {
 
     /// Adds alpha (E(data)^2 + E(neg)^2) to the loss (Du & Mordatch 2019); alpha >= 0.
     pub fn with_energy_penalty(mut self, alpha: f64) -> Result<Self> {
-        if !(alpha.is_finite() && alpha >= 0.0) {
-            return Err(Error::invalid(
-                "energy_penalty",
-                format!("must be >= 0, got {alpha}"),
-            ));
-        }
-        self.energy_penalty = alpha;
+        self.energy_penalty = super::check_penalty(alpha)?;
         Ok(self)
     }
 }

@@ -111,6 +111,18 @@ pub(crate) fn contrastive_loss(
     (loss, report)
 }
 
+/// Validates an energy-penalty weight alpha >= 0.
+pub(crate) fn check_penalty(alpha: f64) -> Result<f64> {
+    if alpha.is_finite() && alpha >= 0.0 {
+        Ok(alpha)
+    } else {
+        Err(Error::invalid(
+            "energy_penalty",
+            format!("must be >= 0, got {alpha}"),
+        ))
+    }
+}
+
 pub(crate) fn mean(v: &[f32]) -> f64 {
     v.iter().map(|&x| x as f64).sum::<f64>() / v.len().max(1) as f64
 }

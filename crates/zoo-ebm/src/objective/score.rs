@@ -19,6 +19,15 @@ use zoo_energy::rng::normal;
 use zoo_energy::tensor::{row_sq_norm, to_host1};
 use zoo_energy::{Result, ZooRng, check_positive};
 
+/// (loss, E) -> (loss, a report with the mean energy).
+fn with_energy_report((loss, energy): (Tensor<1>, Tensor<1>)) -> (Tensor<1>, Report) {
+    let report = Report {
+        energy_data: mean(&to_host1(&energy)),
+        ..Report::default()
+    };
+    (loss, report)
+}
+
 /// Denoising score matching at one noise level.
 #[derive(Debug, Clone)]
 pub struct DenoisingScoreMatching {
@@ -59,12 +68,7 @@ impl<M: EnergyModel> Objective<M> for DenoisingScoreMatching {
         device: &Device,
     ) -> Result<(Tensor<1>, Report)> {
         let eps = normal(rng, batch.dims(), device);
-        let (loss, energy) = dsm_loss(model, batch, eps, self.sigma);
-        let report = Report {
-            energy_data: mean(&to_host1(&energy)),
-            ..Report::default()
-        };
-        Ok((loss, report))
+        Ok(with_energy_report(dsm_loss(model, batch, eps, self.sigma)))
     }
 }
 
@@ -117,11 +121,11 @@ impl<M: EnergyModel> Objective<M> for SlicedScoreMatching {
         device: &Device,
     ) -> Result<(Tensor<1>, Report)> {
         let v = normal(rng, batch.dims(), device);
-        let (loss, energy) = fd_ssm_loss(model, batch, v, self.epsilon);
-        let report = Report {
-            energy_data: mean(&to_host1(&energy)),
-            ..Report::default()
-        };
-        Ok((loss, report))
+        Ok(with_energy_report(fd_ssm_loss(
+            model,
+            batch,
+            v,
+            self.epsilon,
+        )))
     }
 }
