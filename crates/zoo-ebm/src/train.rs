@@ -119,6 +119,25 @@ pub struct Record {
 }
 
 impl Record {
+    /// One line of live diagnostics: loss, energy gap, acceptance, chain ESS, weight ESS, log Z.
+    pub fn summary(&self) -> String {
+        let mut line = format!("loss {:.4}", self.loss);
+        let r = &self.report;
+        let parts = [
+            ("gap", self.energy_gap()),
+            ("acc", r.acceptance),
+            ("chain ESS", r.chain_ess),
+            ("weight ESS", r.weight_ess),
+            ("log Z", r.log_z),
+        ];
+        for (name, value) in parts {
+            if let Some(v) = value {
+                line.push_str(&format!(" {name} {v:.3}"));
+            }
+        }
+        line
+    }
+
     /// Mean E(data) - mean E(negatives), when there are negatives.
     pub fn energy_gap(&self) -> Option<f64> {
         self.report
@@ -228,7 +247,7 @@ impl<M: EnergyModel> Trainer<M> {
                 self.snapshot(iteration)?;
             }
             if let Some(r) = self.history.last() {
-                bar.set_message(format!("loss {:.4}", r.loss));
+                bar.set_message(r.summary());
             }
             bar.inc(1);
         }

@@ -18,10 +18,11 @@
 use super::{Objective, Report, contrastive_loss, gather_rows};
 use crate::model::EnergyModel;
 use burn::prelude::*;
-use zoo_energy::estimate::{ess, jarzynski_half_increment, log_mean_exp, multinomial};
+use zoo_energy::estimate::{ess, jarzynski_increment, log_mean_exp, multinomial};
 use zoo_energy::rng::normal;
+use zoo_energy::sampler::langevin_move;
 use zoo_energy::tensor::{check_finite, from_host1, from_host2, row_sq_norm, to_host1};
-use zoo_energy::{Error, Result, ZooRng, check_positive};
+use zoo_energy::{ChainState, Error, Result, ZooRng, check_positive};
 
 /// Where the walkers start.
 #[derive(Debug, Clone)]
@@ -34,9 +35,8 @@ enum Start {
 
 #[derive(Debug, Clone)]
 struct Walkers {
-    x: Tensor<2>,
-    u: Tensor<1>,
-    s: Tensor<2>,
+    /// Positions with U and its score under the current parameters.
+    chains: ChainState,
     log_w: Vec<f64>,
 }
 
@@ -130,28 +130,12 @@ impl JarzynskiPcd {
 
     /// One ULA step of every walker from the cached (U_k, s_k) to `energy` (= U_{k+1}), with the
     /// weight update.
-    fn advance(
-        &mut self,
-        rng: &mut ZooRng,
-        energy: &dyn zoo_energy::Energy,
-        device: &Device,
-    ) -> Result<()> {
+    fn advance(&mut self, rng: &mut ZooRng, energy: &dyn zoo_energy::Energy) -> Result<()> {
         let h = self.step_size;
         let state = self.state.as_mut().expect("started");
-        let y = state.x.clone()
-            + state.s.clone().mul_scalar(h)
-            + normal(rng, state.x.dims(), device).mul_scalar((2.0 * h).sqrt());
-        let (u_y, s_y) = energy.energy_and_score(y.clone());
-        let forward = jarzynski_half_increment(
-            state.u.clone(),
-            state.s.clone(),
-            state.x.clone(),
-            y.clone(),
-            h,
-        );
-        let backward =
-            jarzynski_half_increment(u_y.clone(), s_y.clone(), y.clone(), state.x.clone(), h);
-        let delta = to_host1(&(forward - backward));
+        let (y, _) = langevin_move(rng, &state.chains, h);
+        let moved = ChainState::at(energy, y);
+        let delta = to_host1(&jarzynski_increment(&state.chains, &moved, h));
         if let Some(i) = delta.iter().position(|v| !v.is_finite()) {
             return Err(Error::Divergence {
                 step: 1,
@@ -164,7 +148,7 @@ impl JarzynskiPcd {
         for (a, d) in state.log_w.iter_mut().zip(delta) {
             *a += d as f64;
         }
-        (state.x, state.u, state.s) = (y, u_y, s_y);
+        state.chains = moved;
         Ok(())
     }
 
@@ -176,10 +160,11 @@ impl JarzynskiPcd {
         }
         let index = multinomial(rng, &state.log_w);
         let level = log_mean_exp(&state.log_w);
-        let u = to_host1(&state.u);
-        state.x = gather_rows(&state.x, &index, device);
-        state.s = gather_rows(&state.s, &index, device);
-        state.u = from_host1(index.iter().map(|&i| u[i]).collect(), device);
+        let c = &mut state.chains;
+        let u = to_host1(&c.energy);
+        c.position = gather_rows(&c.position, &index, device);
+        c.score = gather_rows(&c.score, &index, device);
+        c.energy = from_host1(index.iter().map(|&i| u[i]).collect(), device);
         state.log_w = vec![level; index.len()];
         self.resamplings += 1;
     }
@@ -237,9 +222,11 @@ impl<M: EnergyModel> Objective<M> for JarzynskiPcd {
                 got: x.dims().to_vec(),
             });
         }
-        let (u, s) = energy.energy_and_score(x.clone());
         self.log_z0 = log_z0;
-        self.state = Some(Walkers { x, u, s, log_w });
+        self.state = Some(Walkers {
+            chains: ChainState::at(&*energy, x),
+            log_w,
+        });
         self.maybe_resample(rng, device);
         Ok(())
     }
@@ -259,7 +246,7 @@ impl<M: EnergyModel> Objective<M> for JarzynskiPcd {
         let ess_fraction = ess(&state.log_w) / self.walkers as f64;
         let (loss, mut report) = contrastive_loss(
             model.energy(batch),
-            model.energy(state.x.clone()),
+            model.energy(state.chains.position.clone()),
             Some(from_host1(weights, device)),
             self.energy_penalty,
         );
@@ -273,7 +260,7 @@ impl<M: EnergyModel> Objective<M> for JarzynskiPcd {
     fn after_step(&mut self, rng: &mut ZooRng, model: &M, device: &Device) -> Result<()> {
         let energy = model.sampling_energy();
         for _ in 0..self.steps_per_update {
-            self.advance(rng, &*energy, device)?;
+            self.advance(rng, &*energy)?;
         }
         self.maybe_resample(rng, device);
         Ok(())
@@ -282,6 +269,6 @@ impl<M: EnergyModel> Objective<M> for JarzynskiPcd {
     fn negatives(&self) -> Option<(Tensor<2>, Option<Vec<f64>>)> {
         self.state
             .as_ref()
-            .map(|s| (s.x.clone(), Some(normalised(&s.log_w))))
+            .map(|s| (s.chains.position.clone(), Some(normalised(&s.log_w))))
     }
 }

@@ -9,7 +9,8 @@
 use super::{LogZEstimate, check_groups, combine, log_mean_exp};
 use crate::energy::{Energy, ExactSample, Interpolated};
 use crate::error::{Error, Result, check_positive};
-use crate::rng::{ZooRng, normal};
+use crate::rng::ZooRng;
+use crate::sampler::{ChainState, langevin_move};
 use crate::tensor::{row_dot, row_sq_norm, to_host1};
 use burn::prelude::*;
 
@@ -36,6 +37,26 @@ pub fn half_increment(
     h: f64,
 ) -> Tensor<1> {
     u_x - row_dot(y - x, s_x.clone()).mul_scalar(0.5) + row_sq_norm(s_x).mul_scalar(0.25 * h)
+}
+
+/// The log-weight increment of one ULA move `from -> to` while U_k becomes U_{k+1}, each state
+/// caching U and its score under its own energy: a_k(x, y) - a_{k+1}(y, x).
+pub fn increment(from: &ChainState, to: &ChainState, h: f64) -> Tensor<1> {
+    let forward = half_increment(
+        from.energy.clone(),
+        from.score.clone(),
+        from.position.clone(),
+        to.position.clone(),
+        h,
+    );
+    let backward = half_increment(
+        to.energy.clone(),
+        to.score.clone(),
+        to.position.clone(),
+        from.position.clone(),
+        h,
+    );
+    forward - backward
 }
 
 /// log Z of `target` by Jarzynski-weighted ULA from `base`.
@@ -68,24 +89,21 @@ pub fn jarzynski_walkers<B: Energy + ExactSample>(
         .ok_or_else(|| Error::invalid("base", "the base needs a known log Z"))?;
     let per_group = check_groups(particles, config.groups)?;
     let n = per_group * config.groups;
-    let mut x = base.sample_exact(rng, n, device);
-    let (mut u, mut s) = base.energy_and_score(x.clone()); // U_0 = E_base
+    // U_0 = E_base.
+    let mut state = ChainState::at(base, base.sample_exact(rng, n, device));
     let mut log_w: Tensor<1> = Tensor::zeros([n], device);
     for &beta in &config.betas {
-        let y = x.clone()
-            + s.clone().mul_scalar(h)
-            + normal(rng, x.dims(), device).mul_scalar((2.0 * h).sqrt());
+        let (y, _) = langevin_move(rng, &state, h);
         let next = Interpolated {
             base: Some(base),
             target,
             beta,
         };
-        let (u_next, s_next) = next.energy_and_score(y.clone());
-        let forward = half_increment(u, s, x.clone(), y.clone(), h);
-        let backward = half_increment(u_next.clone(), s_next.clone(), y.clone(), x, h);
-        log_w = log_w + forward - backward;
-        (x, u, s) = (y, u_next, s_next);
+        let moved = ChainState::at(&next, y);
+        log_w = log_w + increment(&state, &moved, h);
+        state = moved;
     }
+    let x = state.position;
     let log_w: Vec<f64> = to_host1(&log_w).iter().map(|&v| v as f64).collect();
     if log_w.iter().any(|w| !w.is_finite()) {
         return Err(Error::Config(format!(

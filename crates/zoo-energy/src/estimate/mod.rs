@@ -13,7 +13,8 @@ mod jarzynski;
 
 pub use anneal::{AnnealConfig, anneal};
 pub use jarzynski::{
-    JarzynskiConfig, half_increment as jarzynski_half_increment, jarzynski, jarzynski_walkers,
+    JarzynskiConfig, half_increment as jarzynski_half_increment, increment as jarzynski_increment,
+    jarzynski, jarzynski_walkers,
 };
 
 use crate::error::{Error, Result};

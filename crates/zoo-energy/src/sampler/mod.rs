@@ -42,7 +42,7 @@ pub use buffer::{InitDistribution, ReplayBuffer};
 pub use hmc::Hmc;
 pub use integrator::leapfrog;
 pub use mala::Mala;
-pub use ula::Ula;
+pub use ula::{Ula, langevin_move};
 
 use crate::energy::Energy;
 use crate::error::{Error, Result};
@@ -71,7 +71,7 @@ impl ChainState {
     }
 
     /// Caches E and s at `position` without validation (inner loops).
-    pub(crate) fn at(energy: &dyn Energy, position: Tensor<2>) -> Self {
+    pub fn at(energy: &dyn Energy, position: Tensor<2>) -> Self {
         let (e, s) = energy.energy_and_score(position.clone());
         Self {
             position,

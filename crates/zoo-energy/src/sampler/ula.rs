@@ -22,8 +22,9 @@ impl Ula {
     }
 }
 
-/// One Langevin proposal from `state`: x + h s(x) + sqrt(2h) xi. Returns (proposal, xi).
-pub(crate) fn langevin_move(
+/// One Langevin proposal from `state`: x + h s(x) + sqrt(2h) xi. Returns (proposal, xi). The one
+/// place where a Langevin move is made (ULA, MALA's proposal, Jarzynski walkers).
+pub fn langevin_move(
     rng: &mut ZooRng,
     state: &ChainState,
     step_size: f64,
