@@ -3,7 +3,7 @@
 //! MLP energy 2-64-64-1 (SiLU). Scores are exact (grid quadrature): held-out NLL, KL(data || model),
 //! total variation, mode-weight error; plus training time. Writes density and sample PNGs.
 //!
-//! Run: `cargo run --release --example ebm_2d` (8 Gaussians, about 40 s on 2 cores), or
+//! Run: `cargo run --release --example ebm_2d` (8 Gaussians, about 30 s on 2 cores), or
 //! `cargo run --release --example ebm_2d -- --set all --out results/ebm_2d` for the full table.
 
 use anyhow::Context;

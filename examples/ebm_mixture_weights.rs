@@ -7,7 +7,7 @@
 //! KL is exact by quadrature on a grid in d = 2, and a Monte Carlo average over 200 000 data draws
 //! (its standard error printed) in d = 50.
 //!
-//! Run: `cargo run --release --example ebm_mixture_weights` (d = 2, 3 seeds; about 45 s on 2 cores);
+//! Run: `cargo run --release --example ebm_mixture_weights` (d = 2, 3 seeds; about 50 s on 2 cores);
 //! the table of the docs: `... -- --dims 2,50 --seeds 5` (about 12 minutes).
 //!
 //! Training: SGD (learning rate 0.02, per-tensor gradient-norm clip 1), 3000 iterations, batch 256;

@@ -2,7 +2,7 @@
 //! hand-written score -grad E (one backward pass), and sliced score matching with finite differences
 //! of the energy (Pang et al. 2020), on the checkerboard density, scored exactly.
 //!
-//! Run: `cargo run --release --example ebm_score_matching` (about 15 s on 2 cores).
+//! Run: `cargo run --release --example ebm_score_matching` (about 5 s on 2 cores).
 
 use burn::prelude::*;
 use ebm_zoo::data::{Grid2d, Toy2d, evaluate};

@@ -2,7 +2,7 @@
 //! and PCD (100 persistent chains): the exact test log-likelihood (log Z by summing over the 2^16 hidden states) after every
 //! epoch, then the AIS estimate of log Z against the exact value. Writes the curves as a PNG.
 //!
-//! Run: `cargo run --release --example rbm_digits` (about 15 s on 2 cores).
+//! Run: `cargo run --release --example rbm_digits` (about 10 s on 2 cores).
 
 use clap::Parser;
 use ebm_zoo::data::{Digits, Split};
