@@ -162,7 +162,6 @@ fn run(
     let ula = AnySampler::new(SamplerKind::Ula, 0.1, 1)?;
     let walkers = args.walkers;
     let start = student.valid().sample(&mut rng, walkers, device);
-    let trainer_config = config.clone();
     let mut trainer = Trainer::new(student, config)?;
     let mut train_rng = seeded(seed + 1000);
     match method {
@@ -189,55 +188,12 @@ fn run(
             let mut o = JarzynskiPcd::new(walkers, 0.1, 0.5, vec![0.0; d], 1.0)?
                 .with_exact_start(start, log_z)?
                 .with_steps_per_update(args.steps_per_update)?;
-            if args.verbose {
-                let chunk = args.iterations / 10;
-                let mut t2 = Trainer::new(
-                    trainer.model().clone(),
-                    TrainConfig {
-                        iterations: chunk,
-                        ..trainer_config.clone()
-                    },
-                )?;
-                for _ in 0..10 {
-                    t2.run(&mut o, &data, &mut train_rng, device)?;
-                    let (x, w) = ebm_zoo::ebm::Objective::<MixtureModel>::negatives(&o).unwrap();
-                    let w = w.unwrap();
-                    let left: f64 = to_host2(&x)
-                        .chunks(d)
-                        .zip(&w)
-                        .filter(|(r, _)| r[0] < -2.0)
-                        .map(|(_, w)| w)
-                        .sum();
-                    let m = t2.model();
-                    println!(
-                        "    means {:.2} {:.2} weights {:.3} walkers-left {:.3} logZ {:.3} resamplings {}",
-                        m.means()[0][0],
-                        m.means()[1][0],
-                        m.weights()[0],
-                        left,
-                        o.log_z().unwrap(),
-                        o.resamplings
-                    );
-                }
-                trainer = t2;
-            } else {
-                trainer.run(&mut o, &data, &mut train_rng, device)?
-            }
+            trainer.run(&mut o, &data, &mut train_rng, device)?
         }
     }
     if args.verbose {
         for r in trainer.history.iter().filter(|r| r.iteration % 250 == 0) {
-            let m = trainer.model();
-            let _ = m;
-            println!(
-                "  it {} loss {:.3} E_data {:.3} E_neg {:?} ess {:?} logZ {:?}",
-                r.iteration,
-                r.loss,
-                r.report.energy_data,
-                r.report.energy_negative,
-                r.report.weight_ess,
-                r.report.log_z
-            );
+            println!("  it {}: {}", r.iteration, r.summary());
         }
         let m = trainer.model();
         println!(

@@ -353,7 +353,8 @@ fn mlp_on(ad: &Device, seed: u64) -> MlpEnergy {
 fn persistent_training_improves_the_exact_kl_and_respects_the_spectral_bound() {
     let device = cpu_device();
     let ad = device.clone().autodiff();
-    let truth = Toy2d::Unequal.density();
+    // Two moons: connected modes PCD can fit (it loses the small mode of `unequal`, see docs/ebm.md).
+    let truth = Toy2d::TwoMoons.density();
     let mut rng = seeded(11);
     let data = Dataset::new(truth.sample_host(&mut rng, 5000), 2).unwrap();
     let test = truth.sample_host(&mut rng, 1000);
@@ -370,14 +371,16 @@ fn persistent_training_improves_the_exact_kl_and_respects_the_spectral_bound() {
         },
     )
     .unwrap();
-    let sampler = AnySampler::new(SamplerKind::Ula, 0.01, 1).unwrap();
+    // The settings of `examples/ebm_2d.rs` (PCD row of docs/ebm.md), with a smaller net.
+    let sampler = AnySampler::new(SamplerKind::Ula, 0.005, 1).unwrap();
     let mut objective = MaximumLikelihood::new(ChainStart::Persistent(buffer), sampler, 20)
         .unwrap()
         .with_energy_penalty(0.01)
         .unwrap();
     let config = TrainConfig {
-        iterations: 400,
-        spectral_bound: Some(4.0),
+        iterations: 2000,
+        grad_clip: Some(10.0),
+        spectral_bound: Some(8.0),
         ..TrainConfig::default()
     };
     let mut trainer = Trainer::new(model, config).unwrap();
@@ -396,11 +399,12 @@ fn persistent_training_improves_the_exact_kl_and_respects_the_spectral_bound() {
         "KL {:.3} -> {:.3}, TV {:.3} -> {:.3}",
         before.kl, after.kl, before.tv, after.tv
     );
-    assert!(after.kl < 0.5 * before.kl && after.tv < 0.5 * before.tv);
+    assert!(after.kl < 0.25 * before.kl && after.tv < 0.5 * before.tv);
     for layer in &trainer.model().layers {
         let [r, c] = layer.weight.dims();
         let s = spectral_norm(&to_host2(&layer.weight.val()), r, c);
-        assert!(s <= 4.0 * (1.0 + 1e-3), "spectral norm {s} above the bound");
+        println!("layer spectral norm {s:.4} (bound 8)");
+        assert!(s <= 8.0 * (1.0 + 1e-3), "spectral norm {s} above the bound");
     }
     let last = trainer.history.last().unwrap();
     assert!(

@@ -44,13 +44,13 @@ fn cd_training_raises_the_exact_test_likelihood_and_ais_agrees_with_it() {
         .mean_log_likelihood(&y, rbm.log_z_exact().unwrap())
         .unwrap();
     let mut method = RbmTraining::Cd(1);
-    for _ in 0..4 {
+    for _ in 0..10 {
         rbm.train_epoch(&mut rng, &x, &mut method, 0.1, 10).unwrap();
     }
     let exact = rbm.log_z_exact().unwrap();
     let after = rbm.mean_log_likelihood(&y, exact).unwrap();
     println!("test log-likelihood {before:.3} -> {after:.3} nats");
-    assert!(after > before + 2.0, "{before} -> {after}");
+    assert!(after > before + 5.0, "{before} -> {after}");
     let base = base_rate_bias(&x, 64).unwrap();
     let ais = rbm.ais_log_z(&mut rng, &base, 1000, 400, 10).unwrap();
     println!(

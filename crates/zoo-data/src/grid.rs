@@ -116,14 +116,7 @@ pub fn energies(energy: &dyn Energy, points: &[f32], device: &Device) -> Result<
     Ok(out)
 }
 
-/// log sum exp of `values` (ignoring -inf entries).
-pub fn log_sum_exp(values: &[f64]) -> f64 {
-    let max = values.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-    if max == f64::NEG_INFINITY {
-        return max;
-    }
-    max + values.iter().map(|v| (v - max).exp()).sum::<f64>().ln()
-}
+pub use zoo_energy::estimate::log_sum_exp;
 
 impl GridDensity {
     /// Normalises exp(-E) on `grid`.

@@ -9,7 +9,7 @@
 use rand::RngExt;
 use rayon::prelude::*;
 use serde::Serialize;
-use zoo_energy::estimate::{LogZEstimate, check_groups, combine, log_mean_exp};
+use zoo_energy::estimate::{LogZEstimate, check_groups, combine, log_mean_exp, log_sum_exp};
 use zoo_energy::rng::normal_vec;
 use zoo_energy::{Error, Result, ZooRng, check_positive};
 
@@ -374,9 +374,4 @@ pub fn base_rate_bias(data: &[f64], visible: usize) -> Result<Vec<f64>> {
             (p / (1.0 - p)).ln()
         })
         .collect())
-}
-
-fn log_sum_exp(values: &[f64]) -> f64 {
-    let max = values.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-    max + values.iter().map(|v| (v - max).exp()).sum::<f64>().ln()
 }

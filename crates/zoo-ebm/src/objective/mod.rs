@@ -127,20 +127,6 @@ pub(crate) fn mean(v: &[f32]) -> f64 {
     v.iter().map(|&x| x as f64).sum::<f64>() / v.len().max(1) as f64
 }
 
-/// Checks energies of chains for NaN/inf, naming the MCMC step and chain.
-pub(crate) fn check_energies(values: &[f32], step: usize, step_size: f64) -> Result<()> {
-    match values.iter().position(|v| !v.is_finite()) {
-        None => Ok(()),
-        Some(chain) => Err(Error::Divergence {
-            step,
-            chain,
-            what: "energy",
-            value: values[chain],
-            step_size,
-        }),
-    }
-}
-
 /// What a run of negative chains produced.
 pub(crate) struct ChainRun {
     pub position: Tensor<2>,
@@ -148,8 +134,10 @@ pub(crate) struct ChainRun {
     pub ess: Option<f64>,
 }
 
-/// Runs `steps` transitions of `sampler` from `start`, checking every energy; returns the final
-/// positions, the mean acceptance and the ESS of the energy traces (when `steps >= 4`).
+/// Runs `steps` transitions of `sampler` from `start`; returns the final positions, the mean
+/// acceptance and the ESS of the energy traces (when `steps >= 4`). Energies and acceptance stay on
+/// the device during the run and come to the host once at the end, where every energy is checked:
+/// the first NaN/inf is reported with its MCMC step and chain.
 pub(crate) fn run_chains<
     S: Sampler<State = zoo_energy::ChainState, Info = zoo_energy::StepInfo>,
 >(
@@ -161,25 +149,39 @@ pub(crate) fn run_chains<
 ) -> Result<ChainRun> {
     let mut state = sampler.init(energy, start)?;
     let n = state.chains();
-    let mut traces = vec![Vec::with_capacity(steps); n];
-    let (mut acc_sum, mut acc_count) = (0.0, 0usize);
-    for step in 1..=steps {
+    let mut trace = Vec::with_capacity(steps);
+    let mut acceptance: Option<Tensor<1>> = None;
+    let mut step_size = sampler.step_size();
+    for _ in 0..steps {
         let (next, info) = sampler.step(rng, energy, state)?;
         state = next;
-        let e = to_host1(&state.energy);
-        check_energies(&e, step, info.step_size)?;
-        for (trace, v) in traces.iter_mut().zip(&e) {
-            trace.push(*v as f64);
-        }
+        step_size = info.step_size;
+        trace.push(state.energy.clone());
         if let Some(p) = info.acceptance_probability {
-            acc_sum += mean(&to_host1(&p));
-            acc_count += 1;
+            let m = p.mean();
+            acceptance = Some(acceptance.map_or(m.clone(), |a| a + m));
         }
     }
-    let ess = (steps >= 4).then(|| effective_sample_size(&traces));
+    // [steps, n] row-major: step-major energies, one host copy.
+    let host = to_host2(&Tensor::stack::<2>(trace, 0));
+    if let Some(i) = host.iter().position(|v| !v.is_finite()) {
+        return Err(Error::Divergence {
+            step: i / n + 1,
+            chain: i % n,
+            what: "energy",
+            value: host[i],
+            step_size,
+        });
+    }
+    let ess = (steps >= 4).then(|| {
+        let chains: Vec<Vec<f64>> = (0..n)
+            .map(|c| (0..steps).map(|t| host[t * n + c] as f64).collect())
+            .collect();
+        effective_sample_size(&chains)
+    });
     Ok(ChainRun {
         position: state.position,
-        acceptance: (acc_count > 0).then(|| acc_sum / acc_count as f64),
+        acceptance: acceptance.map(|a| to_host1(&a)[0] as f64 / steps as f64),
         ess,
     })
 }

@@ -37,13 +37,18 @@ pub struct LogZEstimate {
     pub groups: usize,
 }
 
-/// log mean exp of `v` (stable).
-pub fn log_mean_exp(v: &[f64]) -> f64 {
+/// log sum exp of `v` (stable; -inf entries contribute nothing).
+pub fn log_sum_exp(v: &[f64]) -> f64 {
     let m = v.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
     if !m.is_finite() {
         return m;
     }
-    m + (v.iter().map(|x| (x - m).exp()).sum::<f64>() / v.len() as f64).ln()
+    m + v.iter().map(|x| (x - m).exp()).sum::<f64>().ln()
+}
+
+/// log mean exp of `v` (stable).
+pub fn log_mean_exp(v: &[f64]) -> f64 {
+    log_sum_exp(v) - (v.len() as f64).ln()
 }
 
 /// Effective sample size 1 / sum of squared normalised weights, for log weights `v`.
