@@ -231,7 +231,7 @@ impl<M: EnergyModel> Trainer<M> {
         data.check_dim("the model", self.model().dim())?;
         let start = Instant::now();
         objective.start(rng, self.model(), device)?;
-        let bar = progress_bar(
+        let bar = zoo_energy::progress::bar(
             self.config.progress,
             self.config.iterations,
             &objective.name(),
@@ -346,18 +346,4 @@ impl<M: EnergyModel> Trainer<M> {
             other => other,
         }
     }
-}
-
-fn progress_bar(show: bool, len: usize, name: &str) -> indicatif::ProgressBar {
-    if !show {
-        return indicatif::ProgressBar::hidden();
-    }
-    let bar = indicatif::ProgressBar::new(len as u64);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(&format!(
-            "{name:>10} [{{bar:30}}] {{pos}}/{{len}} {{msg}} ({{elapsed}}<{{eta}})"
-        ))
-        .expect("a valid template"),
-    );
-    bar
 }

@@ -23,6 +23,8 @@ mod error;
 pub mod estimate;
 pub mod io;
 pub mod linalg;
+pub mod nn;
+pub mod progress;
 pub mod rng;
 pub mod run;
 pub mod sampler;

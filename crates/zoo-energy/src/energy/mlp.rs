@@ -8,11 +8,9 @@ use super::Energy;
 use crate::error::{Error, Result};
 use crate::rng::ZooRng;
 use crate::tensor::{to_host1, to_host2};
-use burn::module::Param;
 use burn::nn::Linear;
 use burn::prelude::*;
 use burn::tensor::activation;
-use rand::RngExt;
 use serde::{Deserialize, Serialize};
 
 /// Smooth activations (ReLU has a zero second derivative, which score matching cannot use).
@@ -109,15 +107,7 @@ impl MlpEnergyConfig {
         let layers = self
             .widths
             .windows(2)
-            .map(|io| {
-                let (fan_in, fan_out) = (io[0], io[1]);
-                let k = 1.0 / (fan_in as f32).sqrt();
-                let mut draw = |count: usize| -> Vec<f32> {
-                    (0..count).map(|_| rng.random_range(-k..k)).collect()
-                };
-                let w = draw(fan_in * fan_out);
-                (w, draw(fan_out))
-            })
+            .map(|io| crate::nn::linear_init(io[0], io[1], rng))
             .collect();
         MlpEnergy::from_weights(layers, self.activation, device)
     }
@@ -145,19 +135,7 @@ impl MlpEnergy {
         super::FusedMlpEnergy::new(layers.clone(), activation)?;
         let layers = layers
             .into_iter()
-            .map(|(w, b)| {
-                let (fan_in, fan_out) = (w.len() / b.len(), b.len());
-                Linear {
-                    weight: Param::from_tensor(Tensor::from_data(
-                        TensorData::new(w, [fan_in, fan_out]),
-                        device,
-                    )),
-                    bias: Some(Param::from_tensor(Tensor::from_data(
-                        TensorData::new(b, [fan_out]),
-                        device,
-                    ))),
-                }
-            })
+            .map(|(w, b)| crate::nn::linear_from_host(w, b, device))
             .collect();
         Ok(Self { layers, activation })
     }

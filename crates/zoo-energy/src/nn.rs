@@ -1,0 +1,103 @@
+//! Plain neural-network building blocks shared by the model families (conditioners of flows,
+//! score networks, generators, encoders): a multilayer perceptron with an explicit, seeded
+//! initialisation. Its gradients come from burn's autodiff; an *energy* that samplers call
+//! writes out its input gradient instead ([`crate::energy::MlpEnergy`]).
+
+use crate::energy::Activation;
+use crate::error::{Error, Result};
+use crate::rng::ZooRng;
+use burn::module::Param;
+use burn::nn::Linear;
+use burn::prelude::*;
+use rand::RngExt;
+
+/// PyTorch's `nn.Linear` initialisation, W and b ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)), drawn
+/// from `rng` (not burn's process-wide generator). Returns `(W [fan_in x fan_out] row-major, b)`.
+pub fn linear_init(fan_in: usize, fan_out: usize, rng: &mut ZooRng) -> (Vec<f32>, Vec<f32>) {
+    let k = 1.0 / (fan_in.max(1) as f32).sqrt();
+    let mut draw = |count: usize| -> Vec<f32> {
+        (0..count).map(|_| rng.random_range(-k..k)).collect()
+    };
+    let w = draw(fan_in * fan_out);
+    (w, draw(fan_out))
+}
+
+/// A burn `Linear` layer from host weights `W [fan_in x fan_out]` (row-major) and `b [fan_out]`.
+pub fn linear_from_host(w: Vec<f32>, b: Vec<f32>, device: &Device) -> Linear {
+    let fan_out = b.len();
+    let fan_in = w.len() / fan_out.max(1);
+    Linear {
+        weight: Param::from_tensor(Tensor::from_data(
+            TensorData::new(w, [fan_in, fan_out]),
+            device,
+        )),
+        bias: Some(Param::from_tensor(Tensor::from_data(
+            TensorData::new(b, [fan_out]),
+            device,
+        ))),
+    }
+}
+
+/// A multilayer perceptron `widths[0] -> ... -> widths[last]`, activation between layers, linear
+/// output.
+#[derive(Module, Debug)]
+pub struct Mlp {
+    /// The layers, input to output.
+    pub layers: Vec<Linear>,
+    /// Activation after every layer but the last.
+    #[module(skip)]
+    pub activation: Activation,
+}
+
+impl Mlp {
+    /// Checks `widths` (at least two, none zero) and initialises with [`linear_init`]; with
+    /// `zero_output` the last layer starts at zero (a residual block then starts as identity).
+    pub fn new(
+        widths: &[usize],
+        activation: Activation,
+        zero_output: bool,
+        device: &Device,
+        rng: &mut ZooRng,
+    ) -> Result<Self> {
+        if widths.len() < 2 || widths.contains(&0) {
+            return Err(Error::invalid(
+                "widths",
+                format!("need at least two widths, all >= 1; got {widths:?}"),
+            ));
+        }
+        let last = widths.len() - 2;
+        let layers = widths
+            .windows(2)
+            .enumerate()
+            .map(|(i, io)| {
+                let (mut w, mut b) = linear_init(io[0], io[1], rng);
+                if zero_output && i == last {
+                    w.iter_mut().for_each(|v| *v = 0.0);
+                    b.iter_mut().for_each(|v| *v = 0.0);
+                }
+                linear_from_host(w, b, device)
+            })
+            .collect();
+        Ok(Self { layers, activation })
+    }
+
+    /// `[n, widths[0]] -> [n, widths[last]]`.
+    pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+        let (last, hidden) = self.layers.split_last().expect("at least one layer");
+        let mut h = x;
+        for layer in hidden {
+            h = self.activation.value(layer.forward(h));
+        }
+        last.forward(h)
+    }
+
+    /// Input width.
+    pub fn input_width(&self) -> usize {
+        self.layers[0].weight.dims()[0]
+    }
+
+    /// Output width.
+    pub fn output_width(&self) -> usize {
+        self.layers.last().expect("at least one layer").weight.dims()[1]
+    }
+}

@@ -1,0 +1,98 @@
+//! Independent Metropolis-Hastings with a flow proposal (the flow-based MCMC of Gabrié, Rotskoff &
+//! Vanden-Eijnden 2022; Albergo et al. 2019): propose x' ~ q independently of the current x and
+//! accept with probability min(1, w(x') / w(x)), w = exp(-E) / q. Exact for any q whose support
+//! covers the target's; its acceptance rate measures how close q is to p.
+
+use crate::flow::Flow;
+use burn::prelude::*;
+use zoo_energy::rng::log_uniform;
+use zoo_energy::sampler::{Sampler, StepInfo};
+use zoo_energy::tensor::{check_batch, check_finite};
+use zoo_energy::{Energy, Error, Result, ZooRng};
+
+/// The independent MH kernel; `step_size` has no meaning for it (reported as 0).
+#[derive(Debug, Clone)]
+pub struct IndependentMh {
+    flow: Flow,
+}
+
+/// Chains of the independent MH kernel.
+#[derive(Debug, Clone)]
+pub struct ImhState {
+    /// `[n, d]`.
+    pub position: Tensor<2>,
+    /// E(position), `[n]`.
+    pub energy: Tensor<1>,
+    /// log q(position), `[n]`.
+    pub log_q: Tensor<1>,
+}
+
+impl IndependentMh {
+    /// A kernel proposing from a snapshot of the unconditional `flow`.
+    pub fn new(flow: &Flow) -> Result<Self> {
+        if flow.context > 0 {
+            return Err(Error::invalid("context", "the proposal flow must be unconditional"));
+        }
+        Ok(Self { flow: flow.valid() })
+    }
+}
+
+impl Sampler for IndependentMh {
+    type State = ImhState;
+    type Info = StepInfo;
+
+    fn init(&self, energy: &dyn Energy, position: Tensor<2>) -> Result<ImhState> {
+        check_batch("initial position", &position, energy.dim())?;
+        check_finite("initial position", &position)?;
+        if energy.dim() != self.flow.dim {
+            return Err(Error::Shape {
+                what: "target energy".into(),
+                expected: format!("dimension {}", self.flow.dim),
+                got: vec![energy.dim()],
+            });
+        }
+        Ok(ImhState {
+            energy: energy.energy(position.clone()),
+            log_q: self.flow.log_prob_unchecked(position.clone(), None),
+            position,
+        })
+    }
+
+    fn step(&self, rng: &mut ZooRng, energy: &dyn Energy, state: ImhState) -> Result<(ImhState, StepInfo)> {
+        let [n, d] = state.position.dims();
+        let device = state.position.device();
+        let (proposal, log_q) = self.flow.sample_with_log_prob(rng, n, None, &device)?;
+        let e = energy.energy(proposal.clone());
+        let log_alpha = (state.energy.clone() + state.log_q.clone()) - (e.clone() + log_q.clone());
+        let accept = log_uniform(rng, n, &device).lower(log_alpha.clone()); // NaN never accepts
+        let rows = accept.clone().unsqueeze_dim::<2>(1).expand([n, d]);
+        let next = ImhState {
+            position: state.position.mask_where(rows, proposal),
+            energy: state.energy.mask_where(accept.clone(), e),
+            log_q: state.log_q.mask_where(accept, log_q),
+        };
+        let p = log_alpha.clone().mask_fill(log_alpha.is_nan(), f32::NEG_INFINITY).clamp_max(0.0).exp();
+        Ok((
+            next,
+            StepInfo {
+                step_size: 0.0,
+                acceptance_probability: Some(p),
+            },
+        ))
+    }
+
+    fn step_size(&self) -> f64 {
+        0.0
+    }
+
+    fn set_step_size(&mut self, _step_size: f64) -> Result<()> {
+        Err(Error::invalid(
+            "step_size",
+            "independent Metropolis-Hastings has no step size",
+        ))
+    }
+
+    fn name(&self) -> &'static str {
+        "flow-imh"
+    }
+}
