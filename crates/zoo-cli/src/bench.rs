@@ -8,12 +8,15 @@ use serde_json::json;
 use std::time::Instant;
 use zoo_energy::energy::{Activation, Energy, MlpEnergyConfig};
 use zoo_energy::sampler::{Sampler, Ula};
+use burn::module::Module;
 use zoo_energy::{BackendKind, ChainState, rng, tensor};
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
     /// ULA on the MLP energy: particle-steps per second.
     Sample(SampleBench),
+    /// RealNVP maximum-likelihood training on two moons: steps per second (the peers' workload 3).
+    Realnvp(RealNvpBench),
 }
 
 /// How the energy is evaluated.
@@ -54,7 +57,13 @@ pub struct SampleBench {
 }
 
 pub fn run(command: BenchCommand) -> Result<()> {
-    let BenchCommand::Sample(args) = command;
+    match command {
+        BenchCommand::Sample(args) => run_sample(args),
+        BenchCommand::Realnvp(args) => run_realnvp(args),
+    }
+}
+
+fn run_sample(args: SampleBench) -> Result<()> {
     if args.particles == 0 || args.steps == 0 || args.repeats == 0 {
         bail!("invalid bench size: particles, steps and repeats must be >= 1");
     }
@@ -144,4 +153,101 @@ pub fn run(command: BenchCommand) -> Result<()> {
 
 fn rayon_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+#[derive(Debug, Args)]
+pub struct RealNvpBench {
+    /// Adam steps per run.
+    #[arg(long, default_value_t = 1000)]
+    steps: usize,
+    /// flex, ndarray or wgpu.
+    #[arg(long, default_value = "flex")]
+    backend: String,
+    /// Timed repeats after one untimed warm-up run; the median is reported.
+    #[arg(long, default_value_t = 3)]
+    repeats: usize,
+    /// Seed of the weights and the data.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+/// The peers' RealNVP workload: 8 affine couplings alternating the conditioning coordinate,
+/// conditioner 1 -> 128 -> 128 -> 2 (SiLU), s = tanh(s_raw), base N(0, I), batch 512, Adam
+/// lr 1e-3, PyTorch-default initialisation, two moons with noise 0.05 (a fresh batch per step).
+fn run_realnvp(args: RealNvpBench) -> Result<()> {
+    use zoo_flow::{FitConfig, FlowConfig, FlowKind, fit_max_likelihood};
+    const LAYERS: usize = 8;
+    const BATCH: usize = 512;
+    if args.steps == 0 || args.repeats == 0 {
+        bail!("invalid bench size: steps and repeats must be >= 1");
+    }
+    let backend: BackendKind = args.backend.parse()?;
+    let device = backend.device()?;
+    let ad = device.clone().autodiff();
+    let config = FlowConfig {
+        dim: 2,
+        kind: FlowKind::RealNvp,
+        layers: LAYERS,
+        hidden: vec![128, 128],
+        max_log_scale: 1.0,
+        zero_init: false,
+        actnorm: false,
+        lu: false,
+        ..FlowConfig::default()
+    };
+    let mut r = rng::seeded(args.seed);
+    let data = zoo_data::toy2d::noisy_moons(&mut r, args.steps * BATCH, 0.05);
+    let data = tensor::from_host2(data, [args.steps * BATCH, 2], &device);
+    let eval = zoo_data::toy2d::noisy_moons(&mut r, 8192, 0.05);
+    let eval = tensor::from_host2(eval, [8192, 2], &device);
+    let fit = FitConfig {
+        iterations: args.steps,
+        batch_size: BATCH,
+        learning_rate: 1e-3,
+        data_init: false,
+        ..FitConfig::default()
+    };
+    let once = || -> Result<(f64, f64, f64)> {
+        let mut r = rng::seeded(args.seed + 1);
+        let mut flow = config.init(&ad, &mut r)?;
+        let start = Instant::now();
+        let report = fit_max_likelihood(&mut flow, &data, None, &fit, &mut r)?;
+        let secs = start.elapsed().as_secs_f64();
+        let nll = flow.valid().log_prob(eval.clone(), None)?.mean().neg().into_scalar::<f32>();
+        Ok((secs, report.final_loss(50), f64::from(nll)))
+    };
+    let (first_s, _, _) = once()?;
+    let mut times = Vec::with_capacity(args.repeats);
+    let (mut last50, mut final_nll) = (f64::NAN, f64::NAN);
+    for _ in 0..args.repeats {
+        let (t, l, n) = once()?;
+        times.push(t);
+        (last50, final_nll) = (l, n);
+    }
+    times.sort_by(f64::total_cmp);
+    let median = times[times.len() / 2];
+    let flops_per_step = 3 * BATCH * LAYERS * 2 * (128 + 128 * 128 + 128 * 2);
+    let sps = args.steps as f64 / median;
+    let line = json!({
+        "workload": "realnvp",
+        "threads": rayon_threads(),
+        "results": [{
+            "framework": format!("burn-{}", backend.name()),
+            "steps": args.steps,
+            "steps_per_s": (sps * 100.0).round() / 100.0,
+            "gflops": (sps * flops_per_step as f64 / 1e9 * 100.0).round() / 100.0,
+            "median_s": median,
+            "min_s": times[0],
+            "max_s": times[times.len() - 1],
+            "first_s": first_s,
+            "train_nll_last50": (last50 * 1e4).round() / 1e4,
+            "nll_8192": (final_nll * 1e4).round() / 1e4,
+        }],
+        "versions": {"ebm-zoo": env!("CARGO_PKG_VERSION"), "burn": "0.22.0"},
+        "flops_per_step": flops_per_step,
+        "batch": BATCH,
+        "layers": LAYERS,
+    });
+    println!("{line}");
+    Ok(())
 }

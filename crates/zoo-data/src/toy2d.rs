@@ -418,3 +418,24 @@ impl ExactSample for ToyDensity {
         from_host2(self.sample_host(rng, n), [n, 2], device)
     }
 }
+
+/// The peers' (and scikit-learn's `make_moons`) two moons, sample-only: t ~ U(0, pi), upper moon
+/// (cos t, sin t) or lower moon (1 - cos t, 1/2 - sin t) with probability 1/2 each, plus
+/// N(0, noise^2 I). It has no closed-form density; use [`Toy2d::TwoMoons`] where one is needed.
+/// Row-major `[n, 2]`.
+pub fn noisy_moons(rng: &mut ZooRng, n: usize, noise: f64) -> Vec<f32> {
+    let mut out = Vec::with_capacity(2 * n);
+    for _ in 0..n {
+        let t = PI * rng.random::<f64>();
+        let upper = rng.random::<f64>() < 0.5;
+        let (x, y) = if upper {
+            (t.cos(), t.sin())
+        } else {
+            (1.0 - t.cos(), 0.5 - t.sin())
+        };
+        let e = normal_vec(rng, 2);
+        out.push((x + noise * f64::from(e[0])) as f32);
+        out.push((y + noise * f64::from(e[1])) as f32);
+    }
+    out
+}

@@ -31,13 +31,20 @@ fn plot_error(e: impl std::fmt::Display) -> Error {
     Error::Config(format!("plotting failed: {e}"))
 }
 
-/// Draws into `path` through a temporary `.tmp.png` and renames it into place.
+/// Draws into `path` (creating its folder) through a temporary `.tmp.png` and renames it into
+/// place.
 fn atomic_png(
     path: &Path,
     size: (u32, u32),
     draw: impl FnOnce(&DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>) -> Result<()>,
 ) -> Result<()> {
     font()?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+            context: format!("creating {}", dir.display()),
+            source,
+        })?;
+    }
     let tmp = path.with_extension("tmp.png");
     {
         let root = BitMapBackend::new(&tmp, size).into_drawing_area();
