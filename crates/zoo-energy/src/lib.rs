@@ -22,6 +22,7 @@ pub mod energy;
 mod error;
 pub mod estimate;
 pub mod io;
+pub mod kernels;
 pub mod linalg;
 pub mod nn;
 pub mod progress;

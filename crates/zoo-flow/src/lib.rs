@@ -20,6 +20,7 @@
 pub mod elementwise;
 mod energy;
 mod flow;
+mod fused;
 pub mod layers;
 mod mcmc;
 mod train;

@@ -33,6 +33,9 @@ pub struct FitConfig {
     pub snapshot_every: usize,
     /// Show a progress bar.
     pub progress: bool,
+    /// Maximum likelihood on a CPU backend: train coupling flows (RealNVP, NICE without actnorm
+    /// or LU layers) with the fused host kernel instead of burn's autodiff (same loss, same Adam).
+    pub fused: bool,
 }
 
 impl Default for FitConfig {
@@ -45,6 +48,7 @@ impl Default for FitConfig {
             data_init: true,
             snapshot_every: 50,
             progress: false,
+            fused: true,
         }
     }
 }
@@ -92,10 +96,15 @@ impl FitReport {
     }
 }
 
-/// Row indices of a minibatch, drawn with replacement.
-fn batch_indices(rng: &mut ZooRng, n: usize, batch: usize, device: &Device) -> Tensor<1, Int> {
+/// Row indices of a minibatch, drawn with replacement (the one source of minibatch randomness,
+/// shared by the burn and the fused paths).
+fn draw_indices(rng: &mut ZooRng, n: usize, batch: usize) -> Vec<usize> {
     use rand::RngExt;
-    let idx: Vec<i64> = (0..batch).map(|_| rng.random_range(0..n) as i64).collect();
+    (0..batch).map(|_| rng.random_range(0..n)).collect()
+}
+
+fn batch_indices(rng: &mut ZooRng, n: usize, batch: usize, device: &Device) -> Tensor<1, Int> {
+    let idx: Vec<i64> = draw_indices(rng, n, batch).into_iter().map(|i| i as i64).collect();
     Tensor::from_data(TensorData::new(idx, [batch]), device)
 }
 
@@ -160,6 +169,11 @@ pub fn fit_max_likelihood(
         let ctx = context.map(|c| c.clone().select(0, idx.clone()).autodiff());
         flow.initialize_actnorm(data.clone().select(0, idx).autodiff(), ctx.as_ref());
     }
+    if cfg.fused && context.is_none() && zoo_energy::BackendKind::is_host_device(&device) {
+        if let Some(host) = crate::fused::FusedCouplingFlow::from_flow(flow) {
+            return fit_fused(flow, host, &zoo_energy::tensor::to_host2(data), cfg, rng);
+        }
+    }
     optimise(flow, cfg, "maximum likelihood", |flow, _| {
         let idx = batch_indices(rng, n, cfg.batch_size, &device);
         let x = data.clone().select(0, idx.clone()).autodiff();
@@ -168,6 +182,54 @@ pub fn fit_max_likelihood(
         let value = f64::from(loss.clone().into_scalar::<f32>());
         Ok((loss.reshape([1]), value))
     })
+}
+
+/// [`fit_max_likelihood`] on the fused host kernel: the same minibatches, loss, Adam, snapshots
+/// and divergence handling as [`optimise`], without autodiff.
+fn fit_fused(
+    flow: &mut Flow,
+    mut host: crate::fused::FusedCouplingFlow,
+    data: &[f32],
+    cfg: &FitConfig,
+    rng: &mut ZooRng,
+) -> Result<FitReport> {
+    let d = flow.dim;
+    let n = data.len() / d;
+    let started = Instant::now();
+    let mut report = FitReport::default();
+    let (mut snapshot, mut snapshot_at) = (host.clone(), 0);
+    let bar = zoo_energy::progress::bar(cfg.progress, cfg.iterations, "maximum likelihood (fused)");
+    let mut batch = vec![0f32; cfg.batch_size * d];
+    for it in 1..=cfg.iterations {
+        for (row, i) in draw_indices(rng, n, cfg.batch_size).into_iter().enumerate() {
+            batch[row * d..(row + 1) * d].copy_from_slice(&data[i * d..(i + 1) * d]);
+        }
+        let (value, grads) = host.loss_and_grad(&batch);
+        let finite = grads.iter().flatten().all(|g| g.is_finite());
+        if !value.is_finite() || value.abs() > 1e8 || !finite {
+            snapshot.write_back(flow);
+            return Err(Error::TrainingDiverged {
+                iteration: it,
+                what: if finite { "maximum likelihood loss".into() } else { "gradient".into() },
+                value,
+                last_good: snapshot_at,
+            });
+        }
+        host.adam_step(grads, cfg.learning_rate, cfg.grad_clip);
+        report.losses.push(value);
+        if it % cfg.snapshot_every == 0 {
+            snapshot = host.clone();
+            snapshot_at = it;
+        }
+        bar.inc(1);
+        if it % 20 == 0 {
+            bar.set_message(format!("loss {value:.4}"));
+        }
+    }
+    bar.finish_and_clear();
+    host.write_back(flow);
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
 }
 
 /// Settings of the Boltzmann-generator trainer.

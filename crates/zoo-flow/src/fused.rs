@@ -1,0 +1,384 @@
+//! A fused host trainer for coupling flows (RealNVP, NICE) with MLP conditioners: the forward
+//! pass, the hand-written backward pass and Adam run on `f32` buffers with the shared `gemm`
+//! kernels, the minibatch split into blocks processed in parallel (rayon), no autodiff tape.
+//! Same mathematics as the burn path ([`crate::fit_max_likelihood`] falls back to it for every
+//! other flow, and on GPUs); tests check its loss and gradients against burn's autodiff.
+//!
+//! Backward of one affine coupling, z_b = x_b e^s + t, s = c tanh(r / c), with g = dL/dz:
+//! dL/dx_b = g e^s, dL/dt = g, dL/dr = (g x_b e^s + dL/dlogdet) (1 - (s/c)^2), and the
+//! conditioner's input gradient added to dL/dx_a; dL/dlogdet = -1/B for the loss
+//! mean(-log q) = mean(|z|^2 / 2 + (d/2) log 2 pi - log|det J|).
+
+use crate::elementwise::Elementwise;
+use crate::flow::Flow;
+use crate::layers::Layer;
+use rayon::prelude::*;
+use zoo_energy::energy::Activation;
+use zoo_energy::kernels::{HostLayer, activate, affine, backprop, weight_grad};
+
+/// Rows per parallel block.
+const BLOCK: usize = 256;
+
+#[derive(Debug, Clone)]
+struct HostCoupling {
+    net: Vec<HostLayer>,
+    activation: Activation,
+    map: Elementwise,
+    split: usize,
+    first: bool,
+}
+
+impl HostCoupling {
+    /// (conditioning columns, transformed columns) of a `dim`-wide row.
+    fn columns(&self, dim: usize) -> (std::ops::Range<usize>, std::ops::Range<usize>) {
+        if self.first {
+            (0..self.split, self.split..dim)
+        } else {
+            (self.split..dim, 0..self.split)
+        }
+    }
+}
+
+/// The flow's parameters on the host, with Adam's state.
+#[derive(Debug, Clone)]
+pub(crate) struct FusedCouplingFlow {
+    layers: Vec<HostCoupling>,
+    dim: usize,
+    adam_m: Vec<Vec<f32>>,
+    adam_v: Vec<Vec<f32>>,
+    step: i32,
+}
+
+/// Per-block buffers of one coupling layer's forward pass.
+struct Tape {
+    input: Vec<f32>,
+    cond: Vec<f32>,
+    hidden: Vec<Vec<f32>>,
+    deriv: Vec<Vec<f32>>,
+    scale: Vec<f32>,
+    tanh: Vec<f32>,
+}
+
+impl FusedCouplingFlow {
+    /// The host copy of `flow`, if every layer is an additive or affine coupling and the flow is
+    /// unconditional; `None` otherwise (the caller then uses the burn path).
+    pub(crate) fn from_flow(flow: &Flow) -> Option<Self> {
+        if flow.context > 0 {
+            return None;
+        }
+        let mut layers = Vec::new();
+        for layer in &flow.layers {
+            let Layer::Coupling(c) = layer else { return None };
+            if matches!(c.map, Elementwise::Spline { .. }) {
+                return None;
+            }
+            let net = c
+                .net
+                .layers
+                .iter()
+                .map(|l| {
+                    let [fan_in, fan_out] = l.weight.dims();
+                    HostLayer {
+                        fan_in,
+                        fan_out,
+                        weight: zoo_energy::tensor::to_host2(&l.weight.val()),
+                        bias: l.bias.as_ref().map_or(vec![0.0; fan_out], |b| zoo_energy::tensor::to_host1(&b.val())),
+                    }
+                })
+                .collect();
+            layers.push(HostCoupling {
+                net,
+                activation: c.net.activation,
+                map: c.map,
+                split: c.split,
+                first: c.condition_on_first,
+            });
+        }
+        let sizes: Vec<usize> = layers
+            .iter()
+            .flat_map(|l| l.net.iter().flat_map(|h| [h.weight.len(), h.bias.len()]))
+            .collect();
+        Some(Self {
+            layers,
+            dim: flow.dim,
+            adam_m: sizes.iter().map(|&n| vec![0.0; n]).collect(),
+            adam_v: sizes.iter().map(|&n| vec![0.0; n]).collect(),
+            step: 0,
+        })
+    }
+
+    /// Copies the parameters back into `flow` (on the flow's device).
+    pub(crate) fn write_back(&self, flow: &mut Flow) {
+        for (layer, host) in flow.layers.iter_mut().zip(&self.layers) {
+            let Layer::Coupling(c) = layer else { unreachable!("checked in from_flow") };
+            for (lin, h) in c.net.layers.iter_mut().zip(&host.net) {
+                let device = lin.weight.device();
+                *lin = zoo_energy::nn::linear_from_host(h.weight.clone(), h.bias.clone(), &device);
+            }
+        }
+    }
+
+    /// Zeroed gradient buffers in parameter order.
+    fn zero_grads(&self) -> Vec<Vec<f32>> {
+        self.adam_m.iter().map(|m| vec![0.0; m.len()]).collect()
+    }
+
+    /// Loss mean(-log q(x)) over the `rows x dim` batch `x` and its gradient (parameter order:
+    /// layer by layer, weight then bias of every conditioner layer).
+    pub(crate) fn loss_and_grad(&self, x: &[f32]) -> (f64, Vec<Vec<f32>>) {
+        let d = self.dim;
+        let rows = x.len() / d;
+        let scale = 1.0 / rows as f32;
+        let parts: Vec<(f64, Vec<Vec<f32>>)> = x
+            .par_chunks(BLOCK * d)
+            .map(|block| self.block(block, scale))
+            .collect();
+        let mut grads = self.zero_grads();
+        let mut loss = 0.0;
+        for (l, g) in parts {
+            loss += l;
+            for (acc, part) in grads.iter_mut().zip(g) {
+                for (a, p) in acc.iter_mut().zip(part) {
+                    *a += p;
+                }
+            }
+        }
+        (loss, grads)
+    }
+
+    /// Forward and backward over one block; the loss is already divided by the batch size.
+    fn block(&self, x: &[f32], scale: f32) -> (f64, Vec<Vec<f32>>) {
+        let d = self.dim;
+        let m = x.len() / d;
+        let mut grads = self.zero_grads();
+        let mut tapes = Vec::with_capacity(self.layers.len());
+        let mut h = x.to_vec();
+        let mut log_det = vec![0f32; m];
+        for layer in &self.layers {
+            let (ca, cb) = layer.columns(d);
+            let (ma, mb) = (ca.len(), cb.len());
+            let mut cond = vec![0f32; m * ma];
+            for r in 0..m {
+                cond[r * ma..(r + 1) * ma].copy_from_slice(&h[r * d + ca.start..r * d + ca.end]);
+            }
+            let mut hidden: Vec<Vec<f32>> = Vec::new();
+            let mut deriv: Vec<Vec<f32>> = Vec::new();
+            let (last, inner) = layer.net.split_last().expect("a conditioner has layers");
+            for (l, lin) in inner.iter().enumerate() {
+                let input: &[f32] = if l == 0 { &cond } else { &hidden[l - 1] };
+                let mut z = vec![0f32; m * lin.fan_out];
+                affine(lin, input, &mut z, m);
+                let mut dz = vec![0f32; m * lin.fan_out];
+                activate(layer.activation, &mut z, &mut dz);
+                hidden.push(z);
+                deriv.push(dz);
+            }
+            let top: &[f32] = if inner.is_empty() { &cond } else { &hidden[inner.len() - 1] };
+            let mut out = vec![0f32; m * last.fan_out];
+            affine(last, top, &mut out, m);
+            let input = h.clone();
+            let (mut scale_e, mut tanh) = (Vec::new(), Vec::new());
+            match layer.map {
+                Elementwise::Additive => {
+                    for r in 0..m {
+                        for j in 0..mb {
+                            h[r * d + cb.start + j] += out[r * mb + j];
+                        }
+                    }
+                }
+                Elementwise::Affine { max_log_scale } => {
+                    let c = max_log_scale as f32;
+                    scale_e = vec![0f32; m * mb];
+                    tanh = vec![0f32; m * mb];
+                    for r in 0..m {
+                        for j in 0..mb {
+                            let th = (out[r * 2 * mb + 2 * j] / c).tanh();
+                            let s = c * th;
+                            let e = s.exp();
+                            let k = r * d + cb.start + j;
+                            h[k] = h[k] * e + out[r * 2 * mb + 2 * j + 1];
+                            log_det[r] += s;
+                            scale_e[r * mb + j] = e;
+                            tanh[r * mb + j] = th;
+                        }
+                    }
+                }
+                Elementwise::Spline { .. } => unreachable!("checked in from_flow"),
+            }
+            tapes.push(Tape { input, cond, hidden, deriv, scale: scale_e, tanh });
+        }
+        let half_log_2pi = 0.5 * (2.0 * std::f64::consts::PI).ln();
+        let mut loss = 0.0f64;
+        for r in 0..m {
+            let sq: f64 = h[r * d..(r + 1) * d].iter().map(|v| f64::from(*v).powi(2)).sum();
+            loss += 0.5 * sq + d as f64 * half_log_2pi - f64::from(log_det[r]);
+        }
+        // Backward: g = dL/dz = z / B.
+        let mut g: Vec<f32> = h.iter().map(|v| v * scale).collect();
+        let mut offset = grads.len();
+        for (layer, tape) in self.layers.iter().zip(tapes).rev() {
+            let (ca, cb) = layer.columns(d);
+            let (ma, mb) = (ca.len(), cb.len());
+            let nl = layer.net.len();
+            offset -= 2 * nl;
+            let mut dout = vec![0f32; m * layer.net[nl - 1].fan_out];
+            match layer.map {
+                Elementwise::Additive => {
+                    for r in 0..m {
+                        for j in 0..mb {
+                            dout[r * mb + j] = g[r * d + cb.start + j];
+                        }
+                    }
+                }
+                Elementwise::Affine { .. } => {
+                    for r in 0..m {
+                        for j in 0..mb {
+                            let k = r * d + cb.start + j;
+                            let e = tape.scale[r * mb + j];
+                            let th = tape.tanh[r * mb + j];
+                            let gz = g[k];
+                            let ds = gz * tape.input[k] * e - scale;
+                            dout[r * 2 * mb + 2 * j] = ds * (1.0 - th * th);
+                            dout[r * 2 * mb + 2 * j + 1] = gz;
+                            g[k] = gz * e;
+                        }
+                    }
+                }
+                Elementwise::Spline { .. } => unreachable!("checked in from_flow"),
+            }
+            // Conditioner backward, last layer first.
+            let mut delta = dout;
+            for l in (0..nl).rev() {
+                let lin = &layer.net[l];
+                let input: &[f32] = if l == 0 { &tape.cond } else { &tape.hidden[l - 1] };
+                let (gw, rest) = grads[offset + 2 * l..].split_at_mut(1);
+                weight_grad(input, &delta, &mut gw[0], &mut rest[0], m, lin.fan_in, lin.fan_out);
+                let mut prev = vec![0f32; m * lin.fan_in];
+                backprop(lin, &delta, &mut prev, m);
+                if l > 0 {
+                    for (p, dv) in prev.iter_mut().zip(&tape.deriv[l - 1]) {
+                        *p *= dv;
+                    }
+                }
+                delta = prev;
+            }
+            for r in 0..m {
+                for i in 0..ma {
+                    g[r * d + ca.start + i] += delta[r * ma + i];
+                }
+            }
+        }
+        (loss * f64::from(scale), grads)
+    }
+
+    /// One Adam step (burn's formula: bias-corrected moments, epsilon 1e-5, betas 0.9 / 0.999),
+    /// after clipping each parameter tensor's gradient to norm `clip` as burn's norm clipping does.
+    pub(crate) fn adam_step(&mut self, mut grads: Vec<Vec<f32>>, lr: f64, clip: Option<f64>) {
+        const B1: f32 = 0.9;
+        const B2: f32 = 0.999;
+        const EPS: f32 = 1e-5;
+        self.step += 1;
+        let t = self.step;
+        let c1 = 1.0 - B1.powi(t);
+        let c2 = (1.0 - B2.powi(t)).sqrt();
+        let factor = lr as f32 * c2 / c1;
+        let mut k = 0;
+        for layer in self.layers.iter_mut() {
+            for lin in layer.net.iter_mut() {
+                for param in [&mut lin.weight, &mut lin.bias] {
+                    let g = &mut grads[k];
+                    if let Some(c) = clip {
+                        let norm = g.iter().map(|v| v * v).sum::<f32>().sqrt();
+                        let coef = (c as f32 / (norm + f32::MIN_POSITIVE)).min(1.0);
+                        g.iter_mut().for_each(|v| *v *= coef);
+                    }
+                    let (mm, vv) = (&mut self.adam_m[k], &mut self.adam_v[k]);
+                    for (((p, gi), mi), vi) in param.iter_mut().zip(g.iter()).zip(mm.iter_mut()).zip(vv.iter_mut()) {
+                        *mi = B1 * *mi + (1.0 - B1) * gi;
+                        *vi = B2 * *vi + (1.0 - B2) * gi * gi;
+                        *p -= factor * *mi / (vi.sqrt() + EPS * c2);
+                    }
+                    k += 1;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FusedCouplingFlow;
+    use crate::flow::{FlowConfig, FlowKind};
+    use crate::layers::Layer;
+    use zoo_energy::energy::Activation;
+    use zoo_energy::tensor::{to_host1, to_host2};
+    use zoo_energy::{BackendKind, seeded};
+
+    /// The fused loss and every parameter gradient against burn's autodiff on the same flow, and
+    /// a few gradient entries against central finite differences of the fused loss.
+    #[test]
+    fn fused_gradients_match_autodiff_and_finite_differences() {
+        let device = BackendKind::compiled()
+            .into_iter()
+            .filter(|b| b.is_cpu())
+            .find_map(|b| b.device().ok())
+            .expect("the tests need a CPU backend (flex or ndarray)");
+        let ad = device.clone().autodiff();
+        for (kind, dim, activation) in [
+            (FlowKind::RealNvp, 3, Activation::Silu),
+            (FlowKind::Nice, 2, Activation::Tanh),
+            (FlowKind::RealNvp, 2, Activation::Softplus),
+        ] {
+            let cfg = FlowConfig { dim, kind, layers: 3, hidden: vec![24, 20], activation, zero_init: false, max_log_scale: 1.5, ..FlowConfig::default() };
+            let flow = cfg.init(&ad, &mut seeded(5)).unwrap();
+            let mut rng = seeded(6);
+            let rows = 300; // two blocks, the second partial
+            let x = zoo_energy::rng::normal(&mut rng, [rows, dim], &device).mul_scalar(1.3);
+            let host = FusedCouplingFlow::from_flow(&flow).unwrap();
+            let (loss, grads) = host.loss_and_grad(&to_host2(&x));
+            let burn_loss = flow.log_prob_unchecked(x.clone().autodiff(), None).mean().neg();
+            let reference = f64::from(burn_loss.clone().into_scalar::<f32>());
+            assert!((loss - reference).abs() < 1e-5 * reference.abs().max(1.0), "{kind:?}: loss {loss} vs {reference}");
+            let tape = burn_loss.backward();
+            let mut k = 0;
+            for layer in &flow.layers {
+                let Layer::Coupling(c) = layer else { unreachable!() };
+                for lin in &c.net.layers {
+                    let gw = to_host2(&lin.weight.grad(&tape).unwrap().without_autodiff());
+                    let gb = to_host1(&lin.bias.as_ref().unwrap().grad(&tape).unwrap().without_autodiff());
+                    for (name, auto, fused) in [("weight", gw, &grads[k]), ("bias", gb, &grads[k + 1])] {
+                        let scale = auto.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-3);
+                        let err = auto.iter().zip(fused).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+                        assert!(err <= 2e-4 * scale, "{kind:?}: {name} gradient off by {err} (scale {scale})");
+                    }
+                    k += 2;
+                }
+            }
+            // Central differences of the fused loss for the largest-gradient entry of each tensor.
+            let xs = to_host2(&x);
+            for p in [0, 1, grads.len() - 2, grads.len() - 1] {
+                let i = (0..grads[p].len()).max_by(|&a, &b| grads[p][a].abs().total_cmp(&grads[p][b].abs())).unwrap();
+                let h = 1e-2f32;
+                let shifted = |delta: f32| {
+                    let mut h2 = host.clone();
+                    let mut q = 0;
+                    'outer: for layer in h2.layers.iter_mut() {
+                        for lin in layer.net.iter_mut() {
+                            for param in [&mut lin.weight, &mut lin.bias] {
+                                if q == p {
+                                    param[i] += delta;
+                                    break 'outer;
+                                }
+                                q += 1;
+                            }
+                        }
+                    }
+                    h2.loss_and_grad(&xs).0
+                };
+                let fd = (shifted(h) - shifted(-h)) / (2.0 * f64::from(h));
+                let g = f64::from(grads[p][i]);
+                assert!((fd - g).abs() <= 2e-2 * g.abs().max(1e-2), "{kind:?}: parameter {p}[{i}]: fd {fd} vs {g}");
+            }
+        }
+    }
+}
