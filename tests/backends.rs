@@ -191,3 +191,78 @@ fn backend_names_are_checked() {
         }
     }
 }
+
+/// Flows on every backend: the same weights give the same log density and the same round trip,
+/// and a few maximum-likelihood and reverse-KL steps (burn's autodiff path, which is what runs on
+/// a GPU) give the same losses.
+#[test]
+fn flows_agree_on_every_compiled_backend() {
+    use ebm_zoo::energy::energy::DoubleWell;
+    use ebm_zoo::flow::{
+        FitConfig, FlowConfig, FlowKind, ReverseKlConfig, fit_max_likelihood, fit_reverse_kl,
+    };
+    let points = ebm_zoo::data::Toy2d::TwoMoons
+        .density()
+        .sample_host(&mut seeded(1), 256);
+    let mut reference: Option<Vec<f64>> = None;
+    for backend in BackendKind::compiled() {
+        let dev = backend.device().unwrap();
+        let x = ebm_zoo::energy::tensor::from_host2(points.clone(), [256, 2], &dev);
+        let mut values = Vec::new();
+        for kind in [FlowKind::RealNvp, FlowKind::Maf, FlowKind::Nsf] {
+            let cfg = FlowConfig {
+                layers: 2,
+                hidden: vec![16],
+                zero_init: false,
+                lu: true,
+                ..FlowConfig::new(kind, 2)
+            };
+            let flow = cfg.init(&dev, &mut seeded(2)).unwrap();
+            let lp = flow.log_prob(x.clone(), None).unwrap();
+            values.extend(
+                ebm_zoo::energy::tensor::to_host1(&lp)
+                    .iter()
+                    .map(|v| f64::from(*v)),
+            );
+            let (z, _) = flow.forward(x.clone(), None);
+            let (back, _) = flow.inverse(z, None);
+            let err = ebm_zoo::energy::tensor::to_host2(&(back - x.clone()).abs())
+                .into_iter()
+                .fold(0f32, f32::max);
+            assert!(err < 1e-4, "{backend} {kind:?}: round trip off by {err}");
+            let mut trained = cfg.init(&dev.clone().autodiff(), &mut seeded(2)).unwrap();
+            let fit = FitConfig {
+                iterations: 3,
+                batch_size: 64,
+                fused: false,
+                ..FitConfig::default()
+            };
+            let r = fit_max_likelihood(&mut trained, &x, None, &fit, &mut seeded(3)).unwrap();
+            values.extend(r.losses);
+            let rk = ReverseKlConfig {
+                fit: FitConfig {
+                    iterations: 3,
+                    batch_size: 64,
+                    data_init: false,
+                    ..FitConfig::default()
+                },
+                forward_weight: 0.0,
+            };
+            let well = DoubleWell::new(2, 2.0).unwrap();
+            let r = fit_reverse_kl(&mut trained, &well, None, &rk, &mut seeded(4), &dev).unwrap();
+            values.extend(r.losses);
+        }
+        assert!(values.iter().all(|v| v.is_finite()), "{backend}: {values:?}");
+        match &reference {
+            None => reference = Some(values),
+            Some(v0) => {
+                for (a, b) in values.iter().zip(v0) {
+                    assert!(
+                        (a - b).abs() < 1e-3 * (1.0 + b.abs()),
+                        "{backend}: {a} vs {b}"
+                    );
+                }
+            }
+        }
+    }
+}
