@@ -52,5 +52,39 @@ fn langevin(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, langevin);
+/// The peers' RealNVP workload: 50 Adam steps of maximum likelihood, batch 512, 8 affine
+/// couplings with conditioners 1 -> 128 -> 128 -> 2 (SiLU), on two moons; the fused CPU trainer
+/// and burn's autodiff path (what runs on a GPU).
+fn realnvp(c: &mut Criterion) {
+    use ebm_zoo::flow::{FitConfig, FlowConfig, FlowKind, fit_max_likelihood};
+    let device = BackendKind::Flex.device().expect("benches use flex");
+    let ad = device.clone().autodiff();
+    let steps = 50;
+    let data = ebm_zoo::data::toy2d::noisy_moons(&mut seeded(0), 512 * steps, 0.05);
+    let data = ebm_zoo::energy::tensor::from_host2(data, [512 * steps, 2], &device);
+    let config = FlowConfig {
+        layers: 8,
+        hidden: vec![128, 128],
+        max_log_scale: 1.0,
+        zero_init: false,
+        ..FlowConfig::new(FlowKind::RealNvp, 2)
+    };
+    let mut group = c.benchmark_group("realnvp");
+    group.throughput(Throughput::Elements(steps as u64));
+    group.sample_size(10).measurement_time(Duration::from_secs(10));
+    for fused in [true, false] {
+        let name = if fused { "fused" } else { "autodiff" };
+        group.bench_function(BenchmarkId::new(name, steps), |b| {
+            b.iter(|| {
+                let mut rng = seeded(1);
+                let mut flow = config.init(&ad, &mut rng).unwrap();
+                let fit = FitConfig { iterations: steps, batch_size: 512, data_init: false, fused, ..FitConfig::default() };
+                fit_max_likelihood(&mut flow, &data, None, &fit, &mut rng).unwrap().final_loss(1)
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, langevin, realnvp);
 criterion_main!(benches);

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::time::Instant;
 use zoo_energy::tensor::to_host1;
-use zoo_energy::{Error, Result, ZooRng, check_positive};
+use zoo_energy::{Error, Result, ZooRng, check_count, check_positive};
 
 /// Settings of [`Trainer`] (a TOML table; unknown keys are errors).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -64,15 +64,9 @@ impl Default for TrainConfig {
 impl TrainConfig {
     /// Validates every field.
     pub fn check(&self) -> Result<()> {
-        if self.iterations == 0 {
-            return Err(Error::invalid("iterations", "must be >= 1"));
-        }
-        if self.batch_size == 0 {
-            return Err(Error::invalid("batch_size", "must be >= 1"));
-        }
-        if self.snapshot_every == 0 {
-            return Err(Error::invalid("snapshot_every", "must be >= 1"));
-        }
+        check_count("iterations", self.iterations)?;
+        check_count("batch_size", self.batch_size)?;
+        check_count("snapshot_every", self.snapshot_every)?;
         check_positive("learning_rate", self.learning_rate)?;
         check_positive("energy_limit", self.energy_limit)?;
         if !(0.0..1.0).contains(&self.beta1) {

@@ -130,6 +130,15 @@ pub fn check_positive(name: &str, value: f64) -> Result<f64> {
     }
 }
 
+/// Checks that a count (iterations, batch size, ...) is at least 1.
+pub fn check_count(name: &str, value: usize) -> Result<usize> {
+    if value == 0 {
+        Err(Error::invalid(name, "must be >= 1"))
+    } else {
+        Ok(value)
+    }
+}
+
 /// Checks that `value` lies in the open interval (0, 1).
 pub fn check_unit_open(name: &str, value: f64) -> Result<f64> {
     if value.is_finite() && value > 0.0 && value < 1.0 {

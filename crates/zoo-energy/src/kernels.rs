@@ -5,6 +5,53 @@
 
 use crate::energy::Activation;
 
+/// dst (+)= lhs x rhs for `[m, n, k]` = (rows of dst, columns of dst, inner size), each operand
+/// given as (buffer, column stride, row stride); with `accumulate` the product is added to dst.
+/// Single-threaded: the callers parallelise over blocks of rows.
+#[inline(always)]
+fn sgemm(
+    [m, n, k]: [usize; 3],
+    dst: (&mut [f32], isize, isize),
+    accumulate: bool,
+    lhs: (&[f32], isize, isize),
+    rhs: (&[f32], isize, isize),
+) {
+    let reach = |cs: isize, rs: isize, rows: usize, cols: usize| {
+        (rows.saturating_sub(1) as isize * rs + cols.saturating_sub(1) as isize * cs) as usize
+    };
+    assert!(
+        reach(dst.1, dst.2, m, n) < dst.0.len()
+            && reach(lhs.1, lhs.2, m, k) < lhs.0.len()
+            && reach(rhs.1, rhs.2, k, n) < rhs.0.len(),
+        "sgemm operands too small for [{m}, {n}, {k}]"
+    );
+    // SAFETY: every element the product reads or writes lies inside its buffer (checked above,
+    // strides are non-negative), and dst does not alias lhs or rhs (a `&mut` borrow).
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.0.as_mut_ptr(),
+            dst.1,
+            dst.2,
+            accumulate,
+            lhs.0.as_ptr(),
+            lhs.1,
+            lhs.2,
+            rhs.0.as_ptr(),
+            rhs.1,
+            rhs.2,
+            if accumulate { 1.0f32 } else { 0.0f32 },
+            1.0f32,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
 /// A dense layer on the host: `z = x W + b`.
 #[derive(Debug, Clone)]
 pub struct HostLayer {
@@ -38,30 +85,13 @@ pub fn affine(layer: &HostLayer, input: &[f32], z: &mut [f32], m: usize) {
         }
         return;
     }
-    // SAFETY: z is m x n, input m x k, weight k x n, all row-major with the strides given.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            z.as_mut_ptr(),
-            1,
-            n as isize,
-            true,
-            input.as_ptr(),
-            1,
-            k as isize,
-            layer.weight.as_ptr(),
-            1,
-            n as isize,
-            1.0f32,
-            1.0f32,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
-    }
+    sgemm(
+        [m, n, k],
+        (z, 1, n as isize),
+        true,
+        (input, 1, k as isize),
+        (&layer.weight, 1, n as isize),
+    );
 }
 
 /// out = delta W^T for `m` rows: `[m, fan_out] x [fan_out, fan_in]`.
@@ -77,30 +107,13 @@ pub fn backprop(layer: &HostLayer, delta: &[f32], out: &mut [f32], m: usize) {
         }
         return;
     }
-    // SAFETY: out is m x k; delta m x n; W^T is W (k x n, row-major) read with swapped strides.
-    unsafe {
-        gemm::gemm(
-            m,
-            k,
-            n,
-            out.as_mut_ptr(),
-            1,
-            k as isize,
-            false,
-            delta.as_ptr(),
-            1,
-            n as isize,
-            layer.weight.as_ptr(),
-            n as isize,
-            1,
-            0.0f32,
-            1.0f32,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
-    }
+    sgemm(
+        [m, k, n],
+        (out, 1, k as isize),
+        false,
+        (delta, 1, n as isize),
+        (&layer.weight, n as isize, 1),
+    );
 }
 
 /// In place: z <- act(z), and deriv <- act'(z).
@@ -197,30 +210,13 @@ pub fn weight_grad(input: &[f32], delta: &[f32], gw: &mut [f32], gb: &mut [f32],
         }
         return;
     }
-    // SAFETY: gw is k x n; input^T is input (m x k, row-major) read with swapped strides; delta m x n.
-    unsafe {
-        gemm::gemm(
-            k,
-            n,
-            m,
-            gw.as_mut_ptr(),
-            1,
-            n as isize,
-            true,
-            input.as_ptr(),
-            k as isize,
-            1,
-            delta.as_ptr(),
-            1,
-            n as isize,
-            1.0f32,
-            1.0f32,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
-    }
+    sgemm(
+        [k, n, m],
+        (gw, 1, n as isize),
+        true,
+        (input, k as isize, 1),
+        (delta, 1, n as isize),
+    );
 }
 
 #[cfg(test)]

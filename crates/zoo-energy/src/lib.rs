@@ -34,7 +34,7 @@ pub mod tensor;
 
 pub use backend::BackendKind;
 pub use energy::{Energy, EnergySpec};
-pub use error::{Error, Result, check_positive, check_unit_open};
+pub use error::{Error, Result, check_count, check_positive, check_unit_open};
 pub use rng::{ZooRng, seeded};
 pub use sampler::{ChainState, Sampler, StepInfo};
 

@@ -13,7 +13,7 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
 use zoo_energy::tensor::{row_dot, to_host1};
-use zoo_energy::{Energy, Error, Result, ZooRng, check_positive};
+use zoo_energy::{Energy, Error, Result, ZooRng, check_count, check_positive};
 
 /// Settings of both trainers (a TOML table; unknown keys are errors).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -56,15 +56,9 @@ impl Default for FitConfig {
 impl FitConfig {
     /// Validates every field.
     pub fn check(&self) -> Result<()> {
-        if self.iterations == 0 {
-            return Err(Error::invalid("iterations", "must be >= 1"));
-        }
-        if self.batch_size == 0 {
-            return Err(Error::invalid("batch_size", "must be >= 1"));
-        }
-        if self.snapshot_every == 0 {
-            return Err(Error::invalid("snapshot_every", "must be >= 1"));
-        }
+        check_count("iterations", self.iterations)?;
+        check_count("batch_size", self.batch_size)?;
+        check_count("snapshot_every", self.snapshot_every)?;
         check_positive("learning_rate", self.learning_rate)?;
         if let Some(c) = self.grad_clip {
             check_positive("grad_clip", c)?;
