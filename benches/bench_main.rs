@@ -71,15 +71,25 @@ fn realnvp(c: &mut Criterion) {
     };
     let mut group = c.benchmark_group("realnvp");
     group.throughput(Throughput::Elements(steps as u64));
-    group.sample_size(10).measurement_time(Duration::from_secs(10));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(10));
     for fused in [true, false] {
         let name = if fused { "fused" } else { "autodiff" };
         group.bench_function(BenchmarkId::new(name, steps), |b| {
             b.iter(|| {
                 let mut rng = seeded(1);
                 let mut flow = config.init(&ad, &mut rng).unwrap();
-                let fit = FitConfig { iterations: steps, batch_size: 512, data_init: false, fused, ..FitConfig::default() };
-                fit_max_likelihood(&mut flow, &data, None, &fit, &mut rng).unwrap().final_loss(1)
+                let fit = FitConfig {
+                    iterations: steps,
+                    batch_size: 512,
+                    data_init: false,
+                    fused,
+                    ..FitConfig::default()
+                };
+                fit_max_likelihood(&mut flow, &data, None, &fit, &mut rng)
+                    .unwrap()
+                    .final_loss(1)
             })
         });
     }

@@ -57,11 +57,23 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let device = args.backend.device()?;
     let sets: Vec<Toy2d> = if args.set == "all" {
-        vec![Toy2d::TwoMoons, Toy2d::EightGaussians, Toy2d::Rings, Toy2d::Checkerboard]
+        vec![
+            Toy2d::TwoMoons,
+            Toy2d::EightGaussians,
+            Toy2d::Rings,
+            Toy2d::Checkerboard,
+        ]
     } else {
-        args.set.split(',').map(str::parse).collect::<Result<_, _>>()?
+        args.set
+            .split(',')
+            .map(str::parse)
+            .collect::<Result<_, _>>()?
     };
-    let kinds: Vec<FlowKind> = args.flows.split(',').map(str::parse).collect::<Result<_, _>>()?;
+    let kinds: Vec<FlowKind> = args
+        .flows
+        .split(',')
+        .map(str::parse)
+        .collect::<Result<_, _>>()?;
     let fit = FitConfig {
         iterations: args.iterations,
         batch_size: 512,
@@ -71,7 +83,9 @@ fn main() -> anyhow::Result<()> {
         ..FitConfig::default()
     };
     fit.check()?;
-    println!("| set | flow | params | held-out NLL (exact) | true NLL | NLL gap | KL(data‖flow) | TV | grid integral | train s | ms / 1000 samples |");
+    println!(
+        "| set | flow | params | held-out NLL (exact) | true NLL | NLL gap | KL(data‖flow) | TV | grid integral | train s | ms / 1000 samples |"
+    );
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for set in sets {
         let truth = set.density();
@@ -90,7 +104,11 @@ fn main() -> anyhow::Result<()> {
             title: format!("{set}: true density"),
             n: grid.n,
             bounds,
-            values: GridDensity::from_energy(&truth, grid, &device)?.log_density.iter().map(|l| l.exp()).collect(),
+            values: GridDensity::from_energy(&truth, grid, &device)?
+                .log_density
+                .iter()
+                .map(|l| l.exp())
+                .collect(),
         }];
         for (k, kind) in kinds.iter().enumerate() {
             let ad = device.clone().autodiff();
@@ -105,7 +123,9 @@ fn main() -> anyhow::Result<()> {
             let (nll, nll_se) = mean_and_se(&nll);
             let m = evaluate(&energy, &truth, &test_host, grid, &device)?;
             let started = std::time::Instant::now();
-            let (x, _) = energy.flow().sample_with_log_prob(&mut frng, 10_000, None, &device)?;
+            let (x, _) = energy
+                .flow()
+                .sample_with_log_prob(&mut frng, 10_000, None, &device)?;
             let _ = to_host1(&x.sum_dim(1).reshape([10_000]));
             let sample_ms = started.elapsed().as_secs_f64() * 1e3 / 10.0;
             println!(

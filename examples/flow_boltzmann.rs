@@ -42,7 +42,12 @@ struct Args {
 }
 
 /// Which side of a split each sample falls on: mass of each mode, plain and reweighted.
-fn mode_masses(x: &[f32], log_w: &[f64], mode: &dyn Fn(f32, f32) -> usize, modes: usize) -> (Vec<f64>, Vec<f64>) {
+fn mode_masses(
+    x: &[f32],
+    log_w: &[f64],
+    mode: &dyn Fn(f32, f32) -> usize,
+    modes: usize,
+) -> (Vec<f64>, Vec<f64>) {
     let m = log_w.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
     let (mut plain, mut weighted) = (vec![0.0; modes], vec![0.0; modes]);
     for (p, lw) in x.chunks(2).zip(log_w) {
@@ -51,34 +56,68 @@ fn mode_masses(x: &[f32], log_w: &[f64], mode: &dyn Fn(f32, f32) -> usize, modes
         weighted[k] += (lw - m).exp();
     }
     let (sp, sw) = (plain.iter().sum::<f64>(), weighted.iter().sum::<f64>());
-    (plain.iter().map(|v| v / sp).collect(), weighted.iter().map(|v| v / sw).collect())
+    (
+        plain.iter().map(|v| v / sp).collect(),
+        weighted.iter().map(|v| v / sw).collect(),
+    )
 }
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let device = args.backend.device()?;
     let well = DoubleWell::new(2, args.barrier)?;
-    let iso = |m: [f64; 2], s: f64| Gaussian::new(m.to_vec(), Covariance::Isotropic(s * s), &device);
+    let iso =
+        |m: [f64; 2], s: f64| Gaussian::new(m.to_vec(), Covariance::Isotropic(s * s), &device);
     let mixture = GaussianMixture::new(
         vec![0.1, 0.2, 0.3, 0.4],
-        vec![iso([-2.0, -2.0], 0.5)?, iso([2.0, -2.0], 0.5)?, iso([-2.0, 2.0], 0.5)?, iso([2.0, 2.0], 0.5)?],
+        vec![
+            iso([-2.0, -2.0], 0.5)?,
+            iso([2.0, -2.0], 0.5)?,
+            iso([-2.0, 2.0], 0.5)?,
+            iso([2.0, 2.0], 0.5)?,
+        ],
     )?;
     let quadrant = |x: f32, y: f32| usize::from(x > 0.0) + 2 * usize::from(y > 0.0);
     let side = |x: f32, _y: f32| usize::from(x > 0.0);
     let mut samples = exact_samples(&mixture, &device, args.seed);
-    let cases: Vec<(&str, &dyn Energy, Option<Tensor<2>>, &dyn Fn(f32, f32) -> usize, Vec<f64>)> = vec![
+    let cases: Vec<(
+        &str,
+        &dyn Energy,
+        Option<Tensor<2>>,
+        &dyn Fn(f32, f32) -> usize,
+        Vec<f64>,
+    )> = vec![
         ("double well", &well, None, &side, vec![0.5, 0.5]),
-        ("mixture", &mixture, None, &quadrant, vec![0.1, 0.2, 0.3, 0.4]),
-        ("mixture (+ forward KL)", &mixture, samples.take(), &quadrant, vec![0.1, 0.2, 0.3, 0.4]),
+        (
+            "mixture",
+            &mixture,
+            None,
+            &quadrant,
+            vec![0.1, 0.2, 0.3, 0.4],
+        ),
+        (
+            "mixture (+ forward KL)",
+            &mixture,
+            samples.take(),
+            &quadrant,
+            vec![0.1, 0.2, 0.3, 0.4],
+        ),
     ];
-    println!("| target | training | train s | reverse KL bound E_q[log w] | IS log Z | exact log Z | ESS / N | mode masses: flow | reweighted | exact |");
+    println!(
+        "| target | training | train s | reverse KL bound E_q[log w] | IS log Z | exact log Z | ESS / N | mode masses: flow | reweighted | exact |"
+    );
     println!("|---|---|---|---|---|---|---|---|---|---|");
     let mut panels = Vec::new();
     for (name, target, data, mode, exact_masses) in cases {
         let mut rng = seeded(args.seed + 1);
         let ad = device.clone().autodiff();
-        let mut flow = FlowConfig { layers: 8, hidden: vec![64, 64], lu: true, ..FlowConfig::new(FlowKind::RealNvp, 2) }
-            .init(&ad, &mut rng)?;
+        let mut flow = FlowConfig {
+            layers: 8,
+            hidden: vec![64, 64],
+            lu: true,
+            ..FlowConfig::new(FlowKind::RealNvp, 2)
+        }
+        .init(&ad, &mut rng)?;
         let cfg = ReverseKlConfig {
             fit: FitConfig {
                 iterations: args.iterations,
@@ -92,16 +131,39 @@ fn main() -> anyhow::Result<()> {
             forward_weight: if data.is_some() { 1.0 } else { 0.0 },
         };
         let report = fit_reverse_kl(&mut flow, target, data.as_ref(), &cfg, &mut rng, &device)?;
-        let (log_w, is) = importance_weights(&flow, target, args.samples, 8192, &mut seeded(args.seed + 2), &device)?;
+        let (log_w, is) = importance_weights(
+            &flow,
+            target,
+            args.samples,
+            8192,
+            &mut seeded(args.seed + 2),
+            &device,
+        )?;
         // The same draws again (same seed) for the mode masses and the plot.
-        let (x, _) = flow.valid().sample_with_log_prob(&mut seeded(args.seed + 2), args.samples.min(8192), None, &device)?;
+        let (x, _) = flow.valid().sample_with_log_prob(
+            &mut seeded(args.seed + 2),
+            args.samples.min(8192),
+            None,
+            &device,
+        )?;
         let xs = to_host2(&x);
         let (plain, weighted) = mode_masses(&xs, &log_w[..xs.len() / 2], mode, exact_masses.len());
-        let exact = target.log_normalizer().expect("both targets have an exact log Z");
-        let f = |v: &[f64]| v.iter().map(|m| format!("{m:.3}")).collect::<Vec<_>>().join(" / ");
+        let exact = target
+            .log_normalizer()
+            .expect("both targets have an exact log Z");
+        let f = |v: &[f64]| {
+            v.iter()
+                .map(|m| format!("{m:.3}"))
+                .collect::<Vec<_>>()
+                .join(" / ")
+        };
         println!(
             "| {name} | {} | {:.1} | {:.4} | {:.4} ± {:.4} | {exact:.4} | {:.3} | {} | {} | {} |",
-            if data.is_some() { "reverse + forward KL" } else { "reverse KL" },
+            if data.is_some() {
+                "reverse + forward KL"
+            } else {
+                "reverse KL"
+            },
             report.seconds,
             is.elbo,
             is.log_z,
@@ -111,7 +173,11 @@ fn main() -> anyhow::Result<()> {
             f(&weighted),
             f(&exact_masses)
         );
-        panels.push(Scatter { title: format!("{name}: flow samples"), bounds: (-4.0, 4.0), points: xs[..8000].to_vec() });
+        panels.push(Scatter {
+            title: format!("{name}: flow samples"),
+            bounds: (-4.0, 4.0),
+            points: xs[..8000].to_vec(),
+        });
     }
     scatters(&args.out.join("samples.png"), &panels)?;
     println!(

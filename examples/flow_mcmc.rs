@@ -82,7 +82,11 @@ fn hmc_run(
     for t in 0..args.warmup + args.transitions {
         let (next, info): (_, StepInfo) = hmc.step(rng, energy, state)?;
         state = next;
-        let a = mean_of(info.acceptance_probability.as_ref().expect("HMC has a test"));
+        let a = mean_of(
+            info.acceptance_probability
+                .as_ref()
+                .expect("HMC has a test"),
+        );
         if t < args.warmup {
             hmc.set_step_size(adapt.update(a))?;
             if t + 1 == args.warmup {
@@ -101,7 +105,13 @@ fn hmc_run(
     })
 }
 
-fn imh_run(flow: &Flow, target: &dyn Energy, start: Tensor<2>, args: &Args, rng: &mut ZooRng) -> anyhow::Result<Outcome> {
+fn imh_run(
+    flow: &Flow,
+    target: &dyn Energy,
+    start: Tensor<2>,
+    args: &Args,
+    rng: &mut ZooRng,
+) -> anyhow::Result<Outcome> {
     let [chains, dim] = start.dims();
     let imh = IndependentMh::new(flow)?;
     let started = Instant::now();
@@ -112,7 +122,11 @@ fn imh_run(flow: &Flow, target: &dyn Energy, start: Tensor<2>, args: &Args, rng:
         let (next, info) = imh.step(rng, target, state)?;
         state = next;
         if t >= args.warmup {
-            acc += mean_of(info.acceptance_probability.as_ref().expect("IMH has a test"));
+            acc += mean_of(
+                info.acceptance_probability
+                    .as_ref()
+                    .expect("IMH has a test"),
+            );
             draws.push(&to_host2(&state.position));
         }
     }
@@ -134,14 +148,21 @@ fn main() -> anyhow::Result<()> {
         (format!("funnel (d = {})", args.funnel_dim), &funnel, 9.0),
         ("banana".to_string(), &banana, 1.0),
     ];
-    println!("| target | sampler | step size | acceptance | min ESS | ESS of x_0 | max R-hat | mean x_0 (exact 0) | var x_0 (exact) | sampling s | min ESS / s | min ESS / s incl. flow training |");
+    println!(
+        "| target | sampler | step size | acceptance | min ESS | ESS of x_0 | max R-hat | mean x_0 (exact 0) | var x_0 (exact) | sampling s | min ESS / s | min ESS / s incl. flow training |"
+    );
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     for (name, target, var0) in targets {
         let dim = target.dim();
         let mut rng = seeded(args.seed);
         let ad = device.clone().autodiff();
-        let mut flow = FlowConfig { layers: 8, hidden: vec![64, 64], lu: true, ..FlowConfig::new(FlowKind::RealNvp, dim) }
-            .init(&ad, &mut rng)?;
+        let mut flow = FlowConfig {
+            layers: 8,
+            hidden: vec![64, 64],
+            lu: true,
+            ..FlowConfig::new(FlowKind::RealNvp, dim)
+        }
+        .init(&ad, &mut rng)?;
         let cfg = ReverseKlConfig {
             fit: FitConfig {
                 iterations: args.flow_iterations,
@@ -158,16 +179,51 @@ fn main() -> anyhow::Result<()> {
         let (_, is) = importance_weights(&flow, target, 20_000, 4096, &mut rng, &device)?;
         println!(
             "<!-- {name}: flow trained in {:.1} s; reverse-KL bound {:.3}, IS log Z {:.3} ± {:.3} (exact {:.3}), ESS/N {:.3} -->",
-            report.seconds, is.elbo, is.log_z, is.log_z_se, target.log_normalizer().unwrap_or(f64::NAN), is.ess / is.n as f64
+            report.seconds,
+            is.elbo,
+            is.log_z,
+            is.log_z_se,
+            target.log_normalizer().unwrap_or(f64::NAN),
+            is.ess / is.n as f64
         );
         let start = normal(&mut rng, [args.chains, dim], &device);
         let identity = |x: Tensor<2>| x;
         let neutra = NeuTraEnergy::new(&flow, target)?;
         let to_target = |z: Tensor<2>| neutra.to_target(z);
         let runs = [
-            ("HMC", hmc_run(target, &identity, start.clone(), &args, &mut seeded(args.seed + 1))?, 0.0),
-            ("flow independent MH", imh_run(&flow, target, start.clone(), &args, &mut seeded(args.seed + 2))?, report.seconds),
-            ("NeuTra HMC", hmc_run(&neutra, &to_target, start.clone(), &args, &mut seeded(args.seed + 3))?, report.seconds),
+            (
+                "HMC",
+                hmc_run(
+                    target,
+                    &identity,
+                    start.clone(),
+                    &args,
+                    &mut seeded(args.seed + 1),
+                )?,
+                0.0,
+            ),
+            (
+                "flow independent MH",
+                imh_run(
+                    &flow,
+                    target,
+                    start.clone(),
+                    &args,
+                    &mut seeded(args.seed + 2),
+                )?,
+                report.seconds,
+            ),
+            (
+                "NeuTra HMC",
+                hmc_run(
+                    &neutra,
+                    &to_target,
+                    start.clone(),
+                    &args,
+                    &mut seeded(args.seed + 3),
+                )?,
+                report.seconds,
+            ),
         ];
         for (label, out, training) in runs {
             let summary: Vec<Summary> = out.draws.summary();

@@ -17,8 +17,8 @@ use ebm_zoo::energy::sampler::Sampler;
 use ebm_zoo::energy::tensor::{from_host2, to_host1};
 use ebm_zoo::energy::{BackendKind, Energy};
 use ebm_zoo::flow::{
-    FitConfig, FlowConfig, FlowEnergy, FlowKind, IndependentMh, ReverseKlConfig, fit_max_likelihood,
-    fit_reverse_kl, importance_weights,
+    FitConfig, FlowConfig, FlowEnergy, FlowKind, IndependentMh, ReverseKlConfig,
+    fit_max_likelihood, fit_reverse_kl, importance_weights,
 };
 use ebm_zoo::plot::{HeatMap, heat_maps};
 use std::path::PathBuf;
@@ -49,17 +49,42 @@ fn main() -> anyhow::Result<()> {
     let truth = Toy2d::TwoMoons.density();
     let data = from_host2(truth.sample_host(&mut rng, 20_000), [20_000, 2], &device);
     let test = from_host2(truth.sample_host(&mut rng, 5_000), [5_000, 2], &device);
-    let exact = mean_and_se(&to_host1(&truth.energy(test.clone())).iter().map(|v| f64::from(*v)).collect::<Vec<_>>()).0;
-    let fit = FitConfig { iterations: args.iterations, batch_size: 256, learning_rate: 2e-3, ..FitConfig::default() };
+    let exact = mean_and_se(
+        &to_host1(&truth.energy(test.clone()))
+            .iter()
+            .map(|v| f64::from(*v))
+            .collect::<Vec<_>>(),
+    )
+    .0;
+    let fit = FitConfig {
+        iterations: args.iterations,
+        batch_size: 256,
+        learning_rate: 2e-3,
+        ..FitConfig::default()
+    };
     let grid = Grid2d::for_density(&truth);
     let mut panels = Vec::new();
-    println!("two moons, {} Adam steps each; exact NLL of the held-out points under the true density: {exact:.3}", args.iterations);
+    println!(
+        "two moons, {} Adam steps each; exact NLL of the held-out points under the true density: {exact:.3}",
+        args.iterations
+    );
     for kind in [FlowKind::RealNvp, FlowKind::Maf, FlowKind::Nsf] {
-        let cfg = FlowConfig { layers: 4, hidden: vec![32, 32], actnorm: true, ..FlowConfig::new(kind, 2) };
+        let cfg = FlowConfig {
+            layers: 4,
+            hidden: vec![32, 32],
+            actnorm: true,
+            ..FlowConfig::new(kind, 2)
+        };
         let mut flow = cfg.init(&ad, &mut rng)?;
         let report = fit_max_likelihood(&mut flow, &data, None, &fit, &mut rng)?;
         let energy = FlowEnergy::new(&flow)?;
-        let nll = -f64::from(energy.flow().log_prob(test.clone(), None)?.mean().into_scalar::<f32>());
+        let nll = -f64::from(
+            energy
+                .flow()
+                .log_prob(test.clone(), None)?
+                .mean()
+                .into_scalar::<f32>(),
+        );
         let q = GridDensity::from_energy(&energy, grid, &device)?;
         println!(
             "  {:8} {:6} parameters  held-out NLL {nll:.3}  density integral on [-4, 4]^2 {:.4}  ({:.1} s)",
@@ -68,15 +93,33 @@ fn main() -> anyhow::Result<()> {
             q.log_z.exp(),
             report.seconds
         );
-        panels.push(HeatMap { title: kind.label().into(), n: grid.n, bounds: truth.bounds(), values: q.log_density.iter().map(|l| l.exp()).collect() });
+        panels.push(HeatMap {
+            title: kind.label().into(),
+            n: grid.n,
+            bounds: truth.bounds(),
+            values: q.log_density.iter().map(|l| l.exp()).collect(),
+        });
     }
     heat_maps(&args.out.join("moons.png"), &panels)?;
 
     // 2. A Boltzmann generator for a double well, E = 3 (x1^2 - 1)^2 + x2^2 / 2.
     let well = DoubleWell::new(2, 3.0)?;
-    let mut flow = FlowConfig { layers: 6, hidden: vec![32, 32], lu: true, ..FlowConfig::new(FlowKind::RealNvp, 2) }.init(&ad, &mut rng)?;
+    let mut flow = FlowConfig {
+        layers: 6,
+        hidden: vec![32, 32],
+        lu: true,
+        ..FlowConfig::new(FlowKind::RealNvp, 2)
+    }
+    .init(&ad, &mut rng)?;
     let cfg = ReverseKlConfig {
-        fit: FitConfig { iterations: 2 * args.iterations, batch_size: 256, learning_rate: 2e-3, grad_clip: Some(10.0), data_init: false, ..FitConfig::default() },
+        fit: FitConfig {
+            iterations: 2 * args.iterations,
+            batch_size: 256,
+            learning_rate: 2e-3,
+            grad_clip: Some(10.0),
+            data_init: false,
+            ..FitConfig::default()
+        },
         forward_weight: 0.0,
     };
     let report = fit_reverse_kl(&mut flow, &well, None, &cfg, &mut rng, &device)?;
@@ -98,10 +141,20 @@ fn main() -> anyhow::Result<()> {
     for _ in 0..50 {
         let (next, info) = imh.step(&mut rng, &well, state)?;
         state = next;
-        acceptance += f64::from(info.acceptance_probability.expect("MH").mean().into_scalar::<f32>()) / 50.0;
+        acceptance += f64::from(
+            info.acceptance_probability
+                .expect("MH")
+                .mean()
+                .into_scalar::<f32>(),
+        ) / 50.0;
     }
-    let right = to_host1(&state.position.slice([0..1000, 0..1]).reshape([1000])).iter().filter(|v| **v > 0.0).count();
-    println!("independent MH with the flow proposal: acceptance {acceptance:.3}; {right} of 1000 chains in the right well (exact: half)");
+    let right = to_host1(&state.position.slice([0..1000, 0..1]).reshape([1000]))
+        .iter()
+        .filter(|v| **v > 0.0)
+        .count();
+    println!(
+        "independent MH with the flow proposal: acceptance {acceptance:.3}; {right} of 1000 chains in the right well (exact: half)"
+    );
     println!("density plots: {}", args.out.join("moons.png").display());
     Ok(())
 }

@@ -252,7 +252,10 @@ fn flows_agree_on_every_compiled_backend() {
             let r = fit_reverse_kl(&mut trained, &well, None, &rk, &mut seeded(4), &dev).unwrap();
             values.extend(r.losses);
         }
-        assert!(values.iter().all(|v| v.is_finite()), "{backend}: {values:?}");
+        assert!(
+            values.iter().all(|v| v.is_finite()),
+            "{backend}: {values:?}"
+        );
         match &reference {
             None => reference = Some(values),
             Some(v0) => {

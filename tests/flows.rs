@@ -7,6 +7,7 @@ mod common;
 use common::{assert_within, cpu_device, rows};
 use ebm_zoo::energy::burn::module::Param;
 use ebm_zoo::energy::burn::prelude::*;
+use ebm_zoo::energy::energy::Activation;
 use ebm_zoo::energy::energy::{Covariance, ExactSample, Gaussian};
 use ebm_zoo::energy::rng::normal;
 use ebm_zoo::energy::tensor::to_host1;
@@ -15,7 +16,6 @@ use ebm_zoo::flow::layers::{ActNorm, Autoregressive, Coupling, LuLinear, MaskedM
 use ebm_zoo::flow::{
     Elementwise, FitConfig, Flow, FlowConfig, FlowEnergy, FlowKind, Layer, fit_max_likelihood,
 };
-use ebm_zoo::energy::energy::Activation;
 
 const DIM: usize = 5;
 const CONTEXT: usize = 2;
@@ -24,7 +24,10 @@ fn maps() -> Vec<Elementwise> {
     vec![
         Elementwise::Additive,
         Elementwise::Affine { max_log_scale: 2.0 },
-        Elementwise::Spline { bins: 6, bound: 2.0 },
+        Elementwise::Spline {
+            bins: 6,
+            bound: 2.0,
+        },
     ]
 }
 
@@ -35,25 +38,66 @@ fn all_layers(device: &Device) -> Vec<(String, Layer, usize)> {
     let mut out = Vec::new();
     for map in maps() {
         for first in [true, false] {
-            let c = Coupling::new(DIM, CONTEXT, first, map, &[16, 16], Activation::Silu, false, device, &mut rng).unwrap();
-            out.push((format!("coupling {map:?} first={first}"), Layer::Coupling(c), CONTEXT));
+            let c = Coupling::new(
+                DIM,
+                CONTEXT,
+                first,
+                map,
+                &[16, 16],
+                Activation::Silu,
+                false,
+                device,
+                &mut rng,
+            )
+            .unwrap();
+            out.push((
+                format!("coupling {map:?} first={first}"),
+                Layer::Coupling(c),
+                CONTEXT,
+            ));
         }
         for inverted in [false, true] {
-            let net = MaskedMlp::new(DIM, CONTEXT, map.per_dim(), &[20, 20], Activation::Tanh, false, device, &mut rng).unwrap();
+            let net = MaskedMlp::new(
+                DIM,
+                CONTEXT,
+                map.per_dim(),
+                &[20, 20],
+                Activation::Tanh,
+                false,
+                device,
+                &mut rng,
+            )
+            .unwrap();
             let name = if inverted { "IAF" } else { "MAF" };
-            out.push((format!("{name} {map:?}"), Layer::Autoregressive(Autoregressive { net, map, inverted }), CONTEXT));
+            out.push((
+                format!("{name} {map:?}"),
+                Layer::Autoregressive(Autoregressive { net, map, inverted }),
+                CONTEXT,
+            ));
         }
     }
     let mut act = ActNorm::new(DIM, device);
-    let shifted = normal(&mut rng, [64, DIM], device).mul_scalar(2.5).add_scalar(0.7);
+    let shifted = normal(&mut rng, [64, DIM], device)
+        .mul_scalar(2.5)
+        .add_scalar(0.7);
     act.initialize(&shifted);
     out.push(("actnorm".into(), Layer::ActNorm(act), 0));
     let mut lu = LuLinear::new(DIM, device, &mut rng);
     lu.lower = Param::from_tensor(normal(&mut rng, [DIM, DIM], device).mul_scalar(0.5));
     lu.upper = Param::from_tensor(normal(&mut rng, [DIM, DIM], device).mul_scalar(0.5));
-    lu.log_diag = Param::from_tensor(normal(&mut rng, [1, DIM], device).mul_scalar(0.3).reshape([DIM]));
+    lu.log_diag = Param::from_tensor(
+        normal(&mut rng, [1, DIM], device)
+            .mul_scalar(0.3)
+            .reshape([DIM]),
+    );
     out.push(("LU linear".into(), Layer::LuLinear(lu), 0));
-    out.push(("permutation".into(), Layer::Permutation(Permutation { perm: vec![3, 0, 4, 1, 2] }), 0));
+    out.push((
+        "permutation".into(),
+        Layer::Permutation(Permutation {
+            perm: vec![3, 0, 4, 1, 2],
+        }),
+        0,
+    ));
     out
 }
 
@@ -61,7 +105,9 @@ fn all_layers(device: &Device) -> Vec<(String, Layer, usize)> {
 fn log_abs_det(mut m: Vec<f64>, d: usize) -> f64 {
     let mut total = 0.0;
     for c in 0..d {
-        let p = (c..d).max_by(|&a, &b| m[a * d + c].abs().total_cmp(&m[b * d + c].abs())).unwrap();
+        let p = (c..d)
+            .max_by(|&a, &b| m[a * d + c].abs().total_cmp(&m[b * d + c].abs()))
+            .unwrap();
         if p != c {
             for k in 0..d {
                 m.swap(c * d + k, p * d + k);
@@ -106,7 +152,12 @@ fn fd_jacobians(f: &dyn Fn(Tensor<2>) -> Tensor<2>, x: &Tensor<2>, h: f64) -> Ve
         let shifted = |sign: f64| {
             let v: Vec<f32> = base
                 .iter()
-                .flat_map(|r| r.iter().enumerate().map(|(k, &v)| (v + if k == j { sign * h } else { 0.0 }) as f32).collect::<Vec<_>>())
+                .flat_map(|r| {
+                    r.iter()
+                        .enumerate()
+                        .map(|(k, &v)| (v + if k == j { sign * h } else { 0.0 }) as f32)
+                        .collect::<Vec<_>>()
+                })
                 .collect();
             rows(&f(Tensor::from_data(TensorData::new(v, [n, d]), &device)))
         };
@@ -134,13 +185,27 @@ fn every_layer_inverts_and_its_log_det_matches_autodiff_and_finite_differences()
         let (back, ld_inv) = layer.inverse(z.clone(), ctx.as_ref());
         let (xs, zs, bs) = (rows(&x), rows(&z), rows(&back));
         let scale = xs.iter().flatten().fold(0f64, |m, v| m.max(v.abs()));
-        let err = xs.iter().flatten().zip(bs.iter().flatten()).fold(0f64, |m, (a, b)| m.max((a - b).abs()));
-        assert!(err <= 1e-5 * scale, "{name}: inverse(forward(x)) off by {err:.2e} (scale {scale:.2})");
+        let err = xs
+            .iter()
+            .flatten()
+            .zip(bs.iter().flatten())
+            .fold(0f64, |m, (a, b)| m.max((a - b).abs()));
+        assert!(
+            err <= 1e-5 * scale,
+            "{name}: inverse(forward(x)) off by {err:.2e} (scale {scale:.2})"
+        );
         // The other order: forward(inverse(z)) = z.
         let (again, _) = layer.forward(back.clone(), ctx.as_ref());
-        let err_z = zs.iter().flatten().zip(rows(&again).iter().flatten()).fold(0f64, |m, (a, b)| m.max((a - b).abs()));
+        let err_z = zs
+            .iter()
+            .flatten()
+            .zip(rows(&again).iter().flatten())
+            .fold(0f64, |m, (a, b)| m.max((a - b).abs()));
         let scale_z = zs.iter().flatten().fold(0f64, |m, v| m.max(v.abs()));
-        assert!(err_z <= 1e-5 * scale_z.max(1.0), "{name}: forward(inverse(z)) off by {err_z:.2e}");
+        assert!(
+            err_z <= 1e-5 * scale_z.max(1.0),
+            "{name}: forward(inverse(z)) off by {err_z:.2e}"
+        );
         let (ld, ld_inv) = (to_host1(&ld), to_host1(&ld_inv));
         let f = |t: Tensor<2>| layer.forward(t, ctx.as_ref()).0;
         let ad = autodiff_jacobians(&f, &x);
@@ -150,8 +215,17 @@ fn every_layer_inverts_and_its_log_det_matches_autodiff_and_finite_differences()
             let exact = log_abs_det(ad[r].clone(), DIM);
             let by_fd = log_abs_det(fd[r].clone(), DIM);
             let tol = 1e-3 * exact.abs().max(1.0);
-            assert!((f64::from(ld[r]) - exact).abs() <= tol, "{name}, row {r}: log|det| {} vs autodiff {exact}", ld[r]);
-            assert!((f64::from(ld_inv[r]) + exact).abs() <= tol, "{name}, row {r}: inverse log|det| {} vs {}", ld_inv[r], -exact);
+            assert!(
+                (f64::from(ld[r]) - exact).abs() <= tol,
+                "{name}, row {r}: log|det| {} vs autodiff {exact}",
+                ld[r]
+            );
+            assert!(
+                (f64::from(ld_inv[r]) + exact).abs() <= tol,
+                "{name}, row {r}: inverse log|det| {} vs {}",
+                ld_inv[r],
+                -exact
+            );
             // f32 central differences: a looser bound (truncation O(h^2) plus rounding / h); skip the
             // rows a spline knot or the [-2, 2] boundary sits within h of (a kink in the derivative).
             let kink = rows(&x)[r].iter().any(|v| (v.abs() - 2.0).abs() < 2e-2);
@@ -161,8 +235,15 @@ fn every_layer_inverts_and_its_log_det_matches_autodiff_and_finite_differences()
             worst.1 = worst.1.max((f64::from(ld[r]) - exact).abs());
             worst.2 = worst.2.max(exact.abs());
         }
-        println!("{name:40} max |log det - autodiff| {:.2e}, max |fd - autodiff| {:.2e} (|log det| up to {:.2})", worst.1, worst.0, worst.2);
-        assert!(worst.0 <= 2e-2 * worst.2.max(1.0), "{name}: finite differences disagree by {:.3e}", worst.0);
+        println!(
+            "{name:40} max |log det - autodiff| {:.2e}, max |fd - autodiff| {:.2e} (|log det| up to {:.2})",
+            worst.1, worst.0, worst.2
+        );
+        assert!(
+            worst.0 <= 2e-2 * worst.2.max(1.0),
+            "{name}: finite differences disagree by {:.3e}",
+            worst.0
+        );
     }
 }
 
@@ -171,16 +252,38 @@ fn splines_and_couplings_never_produce_nan_for_extreme_inputs() {
     let device = cpu_device();
     let mut rng = seeded(3);
     for kind in [FlowKind::Nsf, FlowKind::RealNvp, FlowKind::Maf] {
-        let cfg = FlowConfig { zero_init: false, layers: 4, bound: 3.0, ..FlowConfig::new(kind, 2) };
+        let cfg = FlowConfig {
+            zero_init: false,
+            layers: 4,
+            bound: 3.0,
+            ..FlowConfig::new(kind, 2)
+        };
         let flow = cfg.init(&device, &mut rng).unwrap();
         let bound = 3.0f32;
         let values: Vec<f32> = vec![
-            0.0, 0.0, bound, -bound, -bound, bound, bound * (1.0 + 1e-7), 0.5, 1e3, -1e3, -1e6, 2.0,
-            1e-30, -1e-30, 2.9999, 3.0001,
+            0.0,
+            0.0,
+            bound,
+            -bound,
+            -bound,
+            bound,
+            bound * (1.0 + 1e-7),
+            0.5,
+            1e3,
+            -1e3,
+            -1e6,
+            2.0,
+            1e-30,
+            -1e-30,
+            2.9999,
+            3.0001,
         ];
         let x = Tensor::<2>::from_data(TensorData::new(values, [8, 2]), &device);
         let lp = to_host1(&flow.log_prob(x.clone(), None).unwrap());
-        assert!(lp.iter().all(|v| !v.is_nan()), "{kind:?}: NaN log density {lp:?}");
+        assert!(
+            lp.iter().all(|v| !v.is_nan()),
+            "{kind:?}: NaN log density {lp:?}"
+        );
         let (z, _) = flow.forward(x.clone(), None);
         let (back, _) = flow.inverse(z, None);
         // Round trip where f32 can resolve it: a conditioner fed 1e6 drives the spline's knot
@@ -188,27 +291,48 @@ fn splines_and_couplings_never_produce_nan_for_extreme_inputs() {
         for (r, (a, b)) in rows(&x).iter().zip(rows(&back)).enumerate() {
             if a.iter().all(|v| v.abs() <= 1e3) {
                 for (u, v) in a.iter().zip(&b) {
-                    assert!((u - v).abs() <= 1e-4 * u.abs().max(1.0), "{kind:?}, row {r}: {u} came back as {v}");
+                    assert!(
+                        (u - v).abs() <= 1e-4 * u.abs().max(1.0),
+                        "{kind:?}, row {r}: {u} came back as {v}"
+                    );
                 }
             }
-            assert!(b.iter().all(|v| v.is_finite()), "{kind:?}: row {r} came back as {b:?}");
+            assert!(
+                b.iter().all(|v| v.is_finite()),
+                "{kind:?}: row {r} came back as {b:?}"
+            );
         }
         // Gradients (input and parameters) stay finite too.
         let ad = device.clone().autodiff();
         let leaf = x.clone().autodiff().detach().require_grad();
         let trained = cfg.init(&ad, &mut seeded(3)).unwrap();
-        let grads = trained.log_prob_unchecked(leaf.clone(), None).sum().backward();
+        let grads = trained
+            .log_prob_unchecked(leaf.clone(), None)
+            .sum()
+            .backward();
         let g = rows(&leaf.grad(&grads).unwrap().without_autodiff());
-        assert!(g.iter().flatten().all(|v| v.is_finite()), "{kind:?}: input gradient {g:?}");
+        assert!(
+            g.iter().flatten().all(|v| v.is_finite()),
+            "{kind:?}: input gradient {g:?}"
+        );
         if kind == FlowKind::Nsf {
             // The first layer transforms coordinate 1; outside [-3, 3] it is exactly the identity.
             let spline_only = Flow::from_layers(vec![flow.layers[0].clone()], 2, 0);
-            let out = Tensor::<2>::from_data(TensorData::new(vec![0.3f32, 10.0, 0.3, -50.0, -1e3, 1e6], [3, 2]), &device);
+            let out = Tensor::<2>::from_data(
+                TensorData::new(vec![0.3f32, 10.0, 0.3, -50.0, -1e3, 1e6], [3, 2]),
+                &device,
+            );
             let (z, ld) = spline_only.forward(out.clone(), None);
             for (a, b) in rows(&out).iter().zip(rows(&z)) {
-                assert_eq!(a[1], b[1], "outside the bound the spline must be the identity");
+                assert_eq!(
+                    a[1], b[1],
+                    "outside the bound the spline must be the identity"
+                );
             }
-            assert!(to_host1(&ld).iter().all(|v| *v == 0.0), "log|det| of the linear tails is 0");
+            assert!(
+                to_host1(&ld).iter().all(|v| *v == 0.0),
+                "log|det| of the linear tails is 0"
+            );
         }
     }
 }
@@ -217,11 +341,19 @@ fn splines_and_couplings_never_produce_nan_for_extreme_inputs() {
 fn lu_linear_matrix_and_log_det_agree() {
     let device = cpu_device();
     let layers = all_layers(&device);
-    let Layer::LuLinear(lu) = &layers.iter().find(|l| l.0 == "LU linear").unwrap().1 else { unreachable!() };
+    let Layer::LuLinear(lu) = &layers.iter().find(|l| l.0 == "LU linear").unwrap().1 else {
+        unreachable!()
+    };
     let w = rows(&lu.matrix());
     let flat: Vec<f64> = w.iter().flatten().copied().collect();
-    let ld = to_host1(&lu.log_diag.val()).iter().map(|v| f64::from(*v)).sum::<f64>();
-    assert!((log_abs_det(flat, DIM) - ld).abs() < 1e-4, "det(P L U) vs sum(log_diag)");
+    let ld = to_host1(&lu.log_diag.val())
+        .iter()
+        .map(|v| f64::from(*v))
+        .sum::<f64>();
+    assert!(
+        (log_abs_det(flat, DIM) - ld).abs() < 1e-4,
+        "det(P L U) vs sum(log_diag)"
+    );
 }
 
 /// Grid quadrature of a trained 2-D flow's density: its integral is 1 within 1 %.
@@ -235,17 +367,40 @@ fn trained_2d_flows_integrate_to_one_on_a_grid() {
     let mut rng = seeded(11);
     let data = truth.sample_exact(&mut rng, 8192, &device);
     for kind in [FlowKind::RealNvp, FlowKind::Maf, FlowKind::Nsf] {
-        let cfg = FlowConfig { layers: 4, hidden: vec![32, 32], actnorm: true, ..FlowConfig::new(kind, 2) };
+        let cfg = FlowConfig {
+            layers: 4,
+            hidden: vec![32, 32],
+            actnorm: true,
+            ..FlowConfig::new(kind, 2)
+        };
         let mut flow = cfg.init(&ad, &mut rng).unwrap();
-        let fit = FitConfig { iterations: 300, batch_size: 256, learning_rate: 3e-3, ..FitConfig::default() };
+        let fit = FitConfig {
+            iterations: 300,
+            batch_size: 256,
+            learning_rate: 3e-3,
+            ..FitConfig::default()
+        };
         let report = fit_max_likelihood(&mut flow, &data, None, &fit, &mut rng).unwrap();
         let energy = FlowEnergy::new(&flow).unwrap();
-        let grid = GridDensity::from_energy(&energy, Grid2d::new(-6.0, 6.0, 300).unwrap(), &device).unwrap();
-        println!("{kind:?}: final loss {:.3}, integral on [-6, 6]^2 = {:.5}", report.final_loss(20), grid.log_z.exp());
-        assert!((grid.log_z.exp() - 1.0).abs() < 0.01, "{kind:?}: the density integrates to {}", grid.log_z.exp());
+        let grid = GridDensity::from_energy(&energy, Grid2d::new(-6.0, 6.0, 300).unwrap(), &device)
+            .unwrap();
+        println!(
+            "{kind:?}: final loss {:.3}, integral on [-6, 6]^2 = {:.5}",
+            report.final_loss(20),
+            grid.log_z.exp()
+        );
+        assert!(
+            (grid.log_z.exp() - 1.0).abs() < 0.01,
+            "{kind:?}: the density integrates to {}",
+            grid.log_z.exp()
+        );
         // It learned (the exact NLL of the set is 1.83; 300 steps get most of the way).
         let first = report.losses[..20].iter().sum::<f64>() / 20.0;
-        assert!(report.final_loss(20) < first - 0.25, "{kind:?} did not learn: {first} -> {}", report.final_loss(20));
+        assert!(
+            report.final_loss(20) < first - 0.25,
+            "{kind:?} did not learn: {first} -> {}",
+            report.final_loss(20)
+        );
     }
 }
 
@@ -271,23 +426,52 @@ fn maximum_likelihood_reaches_the_exact_entropy_unconditional_and_conditional() 
         })
         .collect();
     let x = Tensor::<2>::from_data(TensorData::new(xv, [n, 2]), &device);
-    let exact_conditional = 0.5 * 2.0 * (2.0 * std::f64::consts::PI * std::f64::consts::E).ln() + (0.3f64 * 0.6).ln();
-    let cfg = FlowConfig { context: 2, layers: 4, hidden: vec![32, 32], ..FlowConfig::new(FlowKind::RealNvp, 2) };
+    let exact_conditional =
+        0.5 * 2.0 * (2.0 * std::f64::consts::PI * std::f64::consts::E).ln() + (0.3f64 * 0.6).ln();
+    let cfg = FlowConfig {
+        context: 2,
+        layers: 4,
+        hidden: vec![32, 32],
+        ..FlowConfig::new(FlowKind::RealNvp, 2)
+    };
     let mut flow = cfg.init(&ad, &mut rng).unwrap();
-    let fit = FitConfig { iterations: 1500, batch_size: 512, learning_rate: 3e-3, ..FitConfig::default() };
+    let fit = FitConfig {
+        iterations: 1500,
+        batch_size: 512,
+        learning_rate: 3e-3,
+        ..FitConfig::default()
+    };
     fit_max_likelihood(&mut flow, &x, Some(&c), &fit, &mut rng).unwrap();
     // Held-out: fresh draws.
     let c2 = normal(&mut rng, [4000, 2], &device);
     let e2 = normal(&mut rng, [4000, 2], &device);
     let (cr, er) = (rows(&c2), rows(&e2));
-    let xv: Vec<f32> = (0..4000).flat_map(|i| [(2.0 * cr[i][0] - cr[i][1] + 0.3 * er[i][0]) as f32, (0.5 * cr[i][0] + 0.6 * er[i][1]) as f32]).collect();
+    let xv: Vec<f32> = (0..4000)
+        .flat_map(|i| {
+            [
+                (2.0 * cr[i][0] - cr[i][1] + 0.3 * er[i][0]) as f32,
+                (0.5 * cr[i][0] + 0.6 * er[i][1]) as f32,
+            ]
+        })
+        .collect();
     let x2 = Tensor::<2>::from_data(TensorData::new(xv, [4000, 2]), &device);
-    let nll: Vec<f64> = to_host1(&flow.valid().log_prob(x2, Some(&c2)).unwrap()).iter().map(|v| -f64::from(*v)).collect();
+    let nll: Vec<f64> = to_host1(&flow.valid().log_prob(x2, Some(&c2)).unwrap())
+        .iter()
+        .map(|v| -f64::from(*v))
+        .collect();
     let (m, se) = ebm_zoo::data::grid::mean_and_se(&nll);
-    println!("conditional NLL {m:.4} ± {se:.4} vs exact conditional entropy {exact_conditional:.4}");
+    println!(
+        "conditional NLL {m:.4} ± {se:.4} vs exact conditional entropy {exact_conditional:.4}"
+    );
     // KL(p || q) = NLL - H >= 0: within 4 se plus a 0.03-nat approximation allowance.
-    assert!(m - exact_conditional < 4.0 * se + 0.03, "conditional NLL {m} vs {exact_conditional}");
-    assert!(m - exact_conditional > -4.0 * se, "an NLL below the entropy is impossible: {m}");
+    assert!(
+        m - exact_conditional < 4.0 * se + 0.03,
+        "conditional NLL {m} vs {exact_conditional}"
+    );
+    assert!(
+        m - exact_conditional > -4.0 * se,
+        "an NLL below the entropy is impossible: {m}"
+    );
 }
 
 /// The flow through the shared traits: its score matches finite differences of its energy (on a
@@ -301,9 +485,23 @@ fn a_flow_is_a_normalised_energy_for_the_shared_samplers_and_estimators() {
     use ebm_zoo::energy::sampler::{AnySampler, Mala, Sampler};
     let device = cpu_device();
     let mut rng = seeded(31);
-    let smooth = |kind| FlowConfig { zero_init: false, layers: 3, hidden: vec![16], lu: true, ..FlowConfig::new(kind, 2) };
-    let mut layers = smooth(FlowKind::RealNvp).init(&device, &mut rng).unwrap().layers;
-    layers.extend(smooth(FlowKind::Maf).init(&device, &mut rng).unwrap().layers);
+    let smooth = |kind| FlowConfig {
+        zero_init: false,
+        layers: 3,
+        hidden: vec![16],
+        lu: true,
+        ..FlowConfig::new(kind, 2)
+    };
+    let mut layers = smooth(FlowKind::RealNvp)
+        .init(&device, &mut rng)
+        .unwrap()
+        .layers;
+    layers.extend(
+        smooth(FlowKind::Maf)
+            .init(&device, &mut rng)
+            .unwrap()
+            .layers,
+    );
     let energy = FlowEnergy::new(&Flow::from_layers(layers, 2, 0)).unwrap();
     // Score against central differences of the energy.
     let x = normal(&mut rng, [16, 2], &device);
@@ -313,41 +511,86 @@ fn a_flow_is_a_normalised_energy_for_the_shared_samplers_and_estimators() {
     for j in 0..2 {
         let h = 1e-2f32;
         let shift = |sign: f32| {
-            let v: Vec<f32> = xr.iter().flat_map(|r| (0..2).map(move |k| r[k] as f32 + if k == j { sign * h } else { 0.0 })).collect();
+            let v: Vec<f32> = xr
+                .iter()
+                .flat_map(|r| {
+                    (0..2).map(move |k| r[k] as f32 + if k == j { sign * h } else { 0.0 })
+                })
+                .collect();
             to_host1(&f(Tensor::from_data(TensorData::new(v, [16, 2]), &device)))
         };
         let (p, m) = (shift(1.0), shift(-1.0));
         for (r, srow) in rows(&s).iter().enumerate() {
             let fd = -(f64::from(p[r]) - f64::from(m[r])) / (2.0 * f64::from(h));
-            assert!((srow[j] - fd).abs() < 2e-2 * fd.abs().max(1.0), "score {} vs fd {fd}", srow[j]);
+            assert!(
+                (srow[j] - fd).abs() < 2e-2 * fd.abs().max(1.0),
+                "score {} vs fd {fd}",
+                srow[j]
+            );
         }
     }
     // MALA on a spline flow's energy against exact flow samples.
-    let cfg = FlowConfig { zero_init: false, layers: 4, hidden: vec![16], ..FlowConfig::new(FlowKind::Nsf, 2) };
+    let cfg = FlowConfig {
+        zero_init: false,
+        layers: 4,
+        hidden: vec![16],
+        ..FlowConfig::new(FlowKind::Nsf, 2)
+    };
     let energy = FlowEnergy::new(&cfg.init(&device, &mut rng).unwrap()).unwrap();
     let exact = rows(&energy.sample_exact(&mut rng, 20_000, &device));
     let mala = Mala::new(0.2).unwrap();
-    let mut state = mala.init(&energy, energy.sample_exact(&mut rng, 2000, &device)).unwrap();
+    let mut state = mala
+        .init(&energy, energy.sample_exact(&mut rng, 2000, &device))
+        .unwrap();
     let start = rows(&state.position);
     for _ in 0..200 {
         state = mala.step(&mut rng, &energy, state).unwrap().0;
     }
     let chains = rows(&state.position);
     for k in 0..2 {
-        let (me, se_e) = ebm_zoo::data::grid::mean_and_se(&exact.iter().map(|r| r[k]).collect::<Vec<_>>());
-        let (mc, se_c) = ebm_zoo::data::grid::mean_and_se(&chains.iter().map(|r| r[k]).collect::<Vec<_>>());
-        assert_within(&format!("MALA mean of coordinate {k}"), mc, me, (se_e * se_e + se_c * se_c).sqrt(), 4.0);
+        let (me, se_e) =
+            ebm_zoo::data::grid::mean_and_se(&exact.iter().map(|r| r[k]).collect::<Vec<_>>());
+        let (mc, se_c) =
+            ebm_zoo::data::grid::mean_and_se(&chains.iter().map(|r| r[k]).collect::<Vec<_>>());
+        assert_within(
+            &format!("MALA mean of coordinate {k}"),
+            mc,
+            me,
+            (se_e * se_e + se_c * se_c).sqrt(),
+            4.0,
+        );
         // The chains moved (not a test that passes by standing still).
-        let moved = start.iter().zip(&chains).filter(|(a, b)| a[k] != b[k]).count();
+        let moved = start
+            .iter()
+            .zip(&chains)
+            .filter(|(a, b)| a[k] != b[k])
+            .count();
         assert!(moved > 1500, "only {moved} chains moved");
     }
     // AIS from N(0, 2^2 I) to the flow: log Z = 0.
     let base = Gaussian::new(vec![0.0, 0.0], Covariance::Isotropic(4.0), &device).unwrap();
     let mut kernel = AnySampler::Mala(Mala::new(0.1).unwrap());
     let betas: Vec<f64> = (1..=100).map(|i| i as f64 / 100.0).collect();
-    let config = AnnealConfig { betas, steps_per_level: 2, resample_threshold: None, groups: 8 };
-    let est = anneal(&mut rng, &base, &energy, &mut kernel, 2048, &config, &device).unwrap();
-    println!("AIS log Z of a flow: {:.4} ± {:.4} (exact 0)", est.log_z, est.std_err);
+    let config = AnnealConfig {
+        betas,
+        steps_per_level: 2,
+        resample_threshold: None,
+        groups: 8,
+    };
+    let est = anneal(
+        &mut rng,
+        &base,
+        &energy,
+        &mut kernel,
+        2048,
+        &config,
+        &device,
+    )
+    .unwrap();
+    println!(
+        "AIS log Z of a flow: {:.4} ± {:.4} (exact 0)",
+        est.log_z, est.std_err
+    );
     assert_within("AIS log Z of a flow", est.log_z, 0.0, est.std_err, 4.0);
     assert!(est.std_err < 0.05);
 }
@@ -356,34 +599,84 @@ fn a_flow_is_a_normalised_energy_for_the_shared_samplers_and_estimators() {
 fn bad_input_gives_clear_errors() {
     let device = cpu_device();
     let mut rng = seeded(41);
-    let flow = FlowConfig::new(FlowKind::RealNvp, 2).init(&device, &mut rng).unwrap();
+    let flow = FlowConfig::new(FlowKind::RealNvp, 2)
+        .init(&device, &mut rng)
+        .unwrap();
     let wrong = normal(&mut rng, [4, 3], &device);
     let e = flow.log_prob(wrong, None).unwrap_err().to_string();
-    assert!(e.contains("wrong shape for flow input") && e.contains("[n >= 1, 2]"), "{e}");
-    let nan = Tensor::<2>::from_data(TensorData::new(vec![0.0f32, 1.0, f32::NAN, 0.0], [2, 2]), &device);
+    assert!(
+        e.contains("wrong shape for flow input") && e.contains("[n >= 1, 2]"),
+        "{e}"
+    );
+    let nan = Tensor::<2>::from_data(
+        TensorData::new(vec![0.0f32, 1.0, f32::NAN, 0.0], [2, 2]),
+        &device,
+    );
     let e = flow.log_prob(nan.clone(), None).unwrap_err().to_string();
     assert!(e.contains("non-finite") && e.contains("row 1"), "{e}");
-    let mut ad_flow = FlowConfig::new(FlowKind::RealNvp, 2).init(&device.clone().autodiff(), &mut rng).unwrap();
-    let e = fit_max_likelihood(&mut ad_flow, &nan, None, &FitConfig::default(), &mut rng).unwrap_err().to_string();
-    assert!(e.contains("training data contains a non-finite value"), "{e}");
-    let zero_bins = FlowConfig { bins: 0, ..FlowConfig::new(FlowKind::Nsf, 2) };
+    let mut ad_flow = FlowConfig::new(FlowKind::RealNvp, 2)
+        .init(&device.clone().autodiff(), &mut rng)
+        .unwrap();
+    let e = fit_max_likelihood(&mut ad_flow, &nan, None, &FitConfig::default(), &mut rng)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("training data contains a non-finite value"),
+        "{e}"
+    );
+    let zero_bins = FlowConfig {
+        bins: 0,
+        ..FlowConfig::new(FlowKind::Nsf, 2)
+    };
     let e = zero_bins.init(&device, &mut rng).unwrap_err().to_string();
     assert!(e.contains("invalid bins") && e.contains("got 0"), "{e}");
-    let e = FlowConfig::new(FlowKind::RealNvp, 1).init(&device, &mut rng).unwrap_err().to_string();
+    let e = FlowConfig::new(FlowKind::RealNvp, 1)
+        .init(&device, &mut rng)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("invalid dim"), "{e}");
-    let cond = FlowConfig { context: 3, ..FlowConfig::new(FlowKind::Maf, 2) }.init(&device, &mut rng).unwrap();
+    let cond = FlowConfig {
+        context: 3,
+        ..FlowConfig::new(FlowKind::Maf, 2)
+    }
+    .init(&device, &mut rng)
+    .unwrap();
     let x = normal(&mut rng, [4, 2], &device);
     let e = cond.log_prob(x.clone(), None).unwrap_err().to_string();
     assert!(e.contains("no context was given"), "{e}");
-    let e = cond.log_prob(x, Some(&normal(&mut rng, [4, 2], &device))).unwrap_err().to_string();
+    let e = cond
+        .log_prob(x, Some(&normal(&mut rng, [4, 2], &device)))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("wrong shape for context"), "{e}");
-    let e = toml::from_str::<FlowConfig>("kind = \"nsf\"\nbinz = 4\n").unwrap_err().to_string();
+    let e = toml::from_str::<FlowConfig>("kind = \"nsf\"\nbinz = 4\n")
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("unknown field `binz`"), "{e}");
     let e = "glow".parse::<FlowKind>().unwrap_err().to_string();
     assert!(e.contains("unknown flow 'glow'"), "{e}");
-    let fit = FitConfig { learning_rate: 0.0, ..FitConfig::default() };
+    // A target whose energy is NaN: reverse-KL training stops at once and names the step.
+    let nan_energy = ebm_zoo::energy::energy::AutodiffEnergy::new("nan", 2, |x: Tensor<2>| -> Tensor<1> {
+        let n = x.dims()[0];
+        x.sum_dim(1).reshape([n]).mul_scalar(f32::NAN)
+    });
+    let cfg = ebm_zoo::flow::ReverseKlConfig::default();
+    let e = ebm_zoo::flow::fit_reverse_kl(&mut ad_flow, &nan_energy, None, &cfg, &mut rng, &device)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("training diverged at iteration 1: target energy of flow sample 0 = NaN")
+            && e.contains("restored to iteration 0"),
+        "{e}"
+    );
+    let fit = FitConfig {
+        learning_rate: 0.0,
+        ..FitConfig::default()
+    };
     let data = normal(&mut rng, [16, 2], &device);
-    let e = fit_max_likelihood(&mut ad_flow, &data, None, &fit, &mut rng).unwrap_err().to_string();
+    let e = fit_max_likelihood(&mut ad_flow, &data, None, &fit, &mut rng)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("learning_rate"), "{e}");
 }
 
@@ -403,22 +696,47 @@ fn a_boltzmann_generator_estimates_log_z_within_its_error_bar() {
     )
     .unwrap();
     let exact = target.log_normalizer().unwrap();
-    let mut flow = FlowConfig { layers: 4, hidden: vec![32, 32], lu: true, ..FlowConfig::new(FlowKind::RealNvp, 2) }
-        .init(&ad, &mut rng)
-        .unwrap();
+    let mut flow = FlowConfig {
+        layers: 4,
+        hidden: vec![32, 32],
+        lu: true,
+        ..FlowConfig::new(FlowKind::RealNvp, 2)
+    }
+    .init(&ad, &mut rng)
+    .unwrap();
     let cfg = ReverseKlConfig {
-        fit: FitConfig { iterations: 800, batch_size: 256, learning_rate: 3e-3, grad_clip: Some(10.0), data_init: false, ..FitConfig::default() },
+        fit: FitConfig {
+            iterations: 800,
+            batch_size: 256,
+            learning_rate: 3e-3,
+            grad_clip: Some(10.0),
+            data_init: false,
+            ..FitConfig::default()
+        },
         forward_weight: 0.0,
     };
     let report = fit_reverse_kl(&mut flow, &target, None, &cfg, &mut rng, &device).unwrap();
     let (_, is) = importance_weights(&flow, &target, 20_000, 4096, &mut rng, &device).unwrap();
     println!(
         "reverse KL {:.4} (bound on -log Z = {:.4}); IS log Z {:.4} ± {:.4} vs exact {exact:.4}; ESS {:.0} of 20000",
-        report.final_loss(50), -exact, is.log_z, is.log_z_se, is.ess
+        report.final_loss(50),
+        -exact,
+        is.log_z,
+        is.log_z_se,
+        is.ess
     );
-    assert_within("importance-sampling log Z", is.log_z, exact, is.log_z_se, 4.0);
+    assert_within(
+        "importance-sampling log Z",
+        is.log_z,
+        exact,
+        is.log_z_se,
+        4.0,
+    );
     assert!(is.ess > 0.8 * 20_000.0, "ESS {}", is.ess);
-    assert!(is.elbo <= is.log_z + 4.0 * is.log_z_se, "the ELBO bounds log Z from below");
+    assert!(
+        is.elbo <= is.log_z + 4.0 * is.log_z_se,
+        "the ELBO bounds log Z from below"
+    );
 }
 
 /// Flow MCMC leaves the target invariant: independent MH with a deliberately poor flow proposal,
@@ -431,11 +749,23 @@ fn flow_mcmc_leaves_the_target_invariant() {
     use ebm_zoo::flow::{IndependentMh, NeuTraEnergy};
     let device = cpu_device();
     let mut rng = seeded(61);
-    let target = Gaussian::new(vec![0.5, -1.0], Covariance::Full(vec![vec![1.5, 0.6], vec![0.6, 0.8]]), &device).unwrap();
+    let target = Gaussian::new(
+        vec![0.5, -1.0],
+        Covariance::Full(vec![vec![1.5, 0.6], vec![0.6, 0.8]]),
+        &device,
+    )
+    .unwrap();
     // A poor but covering proposal: mildly random couplings after an actnorm of scale 2.
-    let mut flow = FlowConfig { zero_init: false, layers: 2, hidden: vec![16], max_log_scale: 0.3, actnorm: true, ..FlowConfig::new(FlowKind::RealNvp, 2) }
-        .init(&device, &mut rng)
-        .unwrap();
+    let mut flow = FlowConfig {
+        zero_init: false,
+        layers: 2,
+        hidden: vec![16],
+        max_log_scale: 0.3,
+        actnorm: true,
+        ..FlowConfig::new(FlowKind::RealNvp, 2)
+    }
+    .init(&device, &mut rng)
+    .unwrap();
     flow.initialize_actnorm(normal(&mut rng, [4096, 2], &device).mul_scalar(2.0), None);
     let chains = 4000;
     let check = |name: &str, xs: &[Vec<f64>]| {
@@ -446,7 +776,13 @@ fn flow_mcmc_leaves_the_target_invariant() {
             assert_within(&format!("{name}: mean of coordinate {k}"), m, mean, se, 4.0);
             let sq: Vec<f64> = v.iter().map(|x| (x - mean).powi(2)).collect();
             let (s2, se2) = ebm_zoo::data::grid::mean_and_se(&sq);
-            assert_within(&format!("{name}: variance of coordinate {k}"), s2, var, se2, 4.0);
+            assert_within(
+                &format!("{name}: variance of coordinate {k}"),
+                s2,
+                var,
+                se2,
+                4.0,
+            );
         }
     };
     // Independent MH from a far-off start.
@@ -456,7 +792,12 @@ fn flow_mcmc_leaves_the_target_invariant() {
     let mut acc = 0.0;
     for _ in 0..60 {
         let (next, info) = imh.step(&mut rng, &target, state).unwrap();
-        acc = f64::from(info.acceptance_probability.unwrap().mean().into_scalar::<f32>());
+        acc = f64::from(
+            info.acceptance_probability
+                .unwrap()
+                .mean()
+                .into_scalar::<f32>(),
+        );
         state = next;
     }
     println!("independent MH acceptance {acc:.3}");
@@ -469,17 +810,28 @@ fn flow_mcmc_leaves_the_target_invariant() {
     let h = 1e-2;
     for j in 0..2 {
         let shift = |sign: f64| {
-            let v: Vec<f32> = zr.iter().flat_map(|r| (0..2).map(move |k| (r[k] + if k == j { sign * h } else { 0.0 }) as f32)).collect();
+            let v: Vec<f32> = zr
+                .iter()
+                .flat_map(|r| {
+                    (0..2).map(move |k| (r[k] + if k == j { sign * h } else { 0.0 }) as f32)
+                })
+                .collect();
             to_host1(&pulled.energy(Tensor::from_data(TensorData::new(v, [8, 2]), &device)))
         };
         let (p, m) = (shift(1.0), shift(-1.0));
         for (r, srow) in rows(&s).iter().enumerate() {
             let fd = -(f64::from(p[r]) - f64::from(m[r])) / (2.0 * h);
-            assert!((srow[j] - fd).abs() < 1e-2 * fd.abs().max(1.0), "NeuTra score {} vs fd {fd}", srow[j]);
+            assert!(
+                (srow[j] - fd).abs() < 1e-2 * fd.abs().max(1.0),
+                "NeuTra score {} vs fd {fd}",
+                srow[j]
+            );
         }
     }
     let hmc = Hmc::new(0.3, 5).unwrap();
-    let mut state = hmc.init(&pulled, normal(&mut rng, [chains, 2], &device)).unwrap();
+    let mut state = hmc
+        .init(&pulled, normal(&mut rng, [chains, 2], &device))
+        .unwrap();
     for _ in 0..60 {
         state = hmc.step(&mut rng, &pulled, state).unwrap().0;
     }
@@ -492,25 +844,48 @@ fn flow_mcmc_leaves_the_target_invariant() {
 fn fused_and_autodiff_training_agree() {
     let device = cpu_device();
     let ad = device.clone().autodiff();
-    let data = normal(&mut seeded(71), [4096, 2], &device).mul_scalar(0.7).add_scalar(0.3);
-    let cfg = FlowConfig { layers: 4, hidden: vec![32, 32], zero_init: false, max_log_scale: 1.0, ..FlowConfig::new(FlowKind::RealNvp, 2) };
+    let data = normal(&mut seeded(71), [4096, 2], &device)
+        .mul_scalar(0.7)
+        .add_scalar(0.3);
+    let cfg = FlowConfig {
+        layers: 4,
+        hidden: vec![32, 32],
+        zero_init: false,
+        max_log_scale: 1.0,
+        ..FlowConfig::new(FlowKind::RealNvp, 2)
+    };
     let mut losses = Vec::new();
     for fused in [true, false] {
         let mut flow = cfg.init(&ad, &mut seeded(72)).unwrap();
-        let fit = FitConfig { iterations: 40, batch_size: 512, learning_rate: 1e-3, grad_clip: Some(5.0), fused, ..FitConfig::default() };
+        let fit = FitConfig {
+            iterations: 40,
+            batch_size: 512,
+            learning_rate: 1e-3,
+            grad_clip: Some(5.0),
+            fused,
+            ..FitConfig::default()
+        };
         let report = fit_max_likelihood(&mut flow, &data, None, &fit, &mut seeded(73)).unwrap();
         let test = normal(&mut seeded(74), [256, 2], &device);
         let lp = to_host1(&flow.valid().log_prob(test, None).unwrap());
         losses.push((report.losses, lp));
     }
     let ((fl, flp), (bl, blp)) = (&losses[0], &losses[1]);
-    assert!((fl[0] - bl[0]).abs() < 1e-5, "first loss {} vs {}", fl[0], bl[0]);
+    assert!(
+        (fl[0] - bl[0]).abs() < 1e-5,
+        "first loss {} vs {}",
+        fl[0],
+        bl[0]
+    );
     for (i, (a, b)) in fl.iter().zip(bl).enumerate() {
         assert!((a - b).abs() < 1e-3, "step {i}: fused {a} vs autodiff {b}");
     }
     assert!(fl[39] < fl[0] - 0.05, "it trained: {} -> {}", fl[0], fl[39]);
     for (a, b) in flp.iter().zip(blp) {
-        assert!((a - b).abs() < 1e-3, "log q after training: fused {a} vs autodiff {b}");
+        assert!(
+            (a - b).abs() < 1e-3,
+            "log q after training: fused {a} vs autodiff {b}"
+        );
     }
 }
 
@@ -519,8 +894,8 @@ fn fused_and_autodiff_training_agree() {
 /// (mean error over 3 seeds within 4 standard errors, each seed within 0.1).
 #[test]
 fn nce_uses_a_flow_as_its_noise() {
-    use ebm_zoo::ebm::objective::Nce;
     use ebm_zoo::ebm::model::GaussianModel;
+    use ebm_zoo::ebm::objective::Nce;
     use ebm_zoo::ebm::{Dataset, TrainConfig, Trainer};
     let device = cpu_device();
     let ad = device.clone().autodiff();
@@ -529,23 +904,51 @@ fn nce_uses_a_flow_as_its_noise() {
     for seed in 0..3u64 {
         let mut rng = seeded(200 + seed);
         let z = ebm_zoo::energy::rng::normal_vec(&mut rng, 2 * 20_000);
-        let values: Vec<f32> = z.chunks(2).flat_map(|p| [mean[0] + std * p[0], mean[1] + std * p[1]]).collect();
+        let values: Vec<f32> = z
+            .chunks(2)
+            .flat_map(|p| [mean[0] + std * p[0], mean[1] + std * p[1]])
+            .collect();
         let data = Dataset::new(values.clone(), 2).unwrap();
         // The noise: a RealNVP fitted to the data for 300 steps (close to, not equal to, the data).
-        let mut flow = FlowConfig { layers: 4, hidden: vec![32, 32], ..FlowConfig::new(FlowKind::RealNvp, 2) }.init(&ad, &mut rng).unwrap();
+        let mut flow = FlowConfig {
+            layers: 4,
+            hidden: vec![32, 32],
+            ..FlowConfig::new(FlowKind::RealNvp, 2)
+        }
+        .init(&ad, &mut rng)
+        .unwrap();
         let x = ebm_zoo::energy::tensor::from_host2(values, [20_000, 2], &device);
-        let fit = FitConfig { iterations: 300, batch_size: 512, learning_rate: 3e-3, ..FitConfig::default() };
+        let fit = FitConfig {
+            iterations: 300,
+            batch_size: 512,
+            learning_rate: 3e-3,
+            ..FitConfig::default()
+        };
         fit_max_likelihood(&mut flow, &x, None, &fit, &mut rng).unwrap();
         let mut objective = Nce::new(Box::new(FlowEnergy::new(&flow).unwrap()), 4).unwrap();
         let model = GaussianModel::new(&[0.0, 0.0], 1.0, &ad).unwrap();
-        let config = TrainConfig { iterations: 1500, batch_size: 512, learning_rate: 0.01, ..TrainConfig::default() };
+        let config = TrainConfig {
+            iterations: 1500,
+            batch_size: 512,
+            learning_rate: 0.01,
+            ..TrainConfig::default()
+        };
         let mut trainer = Trainer::new(model, config).unwrap();
-        trainer.run(&mut objective, &data, &mut rng, &device).unwrap();
+        trainer
+            .run(&mut objective, &data, &mut rng, &device)
+            .unwrap();
         let exact = trainer.model().log_normalizer().unwrap();
         errors.push(objective.log_z() - exact);
-        assert!((trainer.model().std() - f64::from(std)).abs() < 0.05, "sigma {}", trainer.model().std());
+        assert!(
+            (trainer.model().std() - f64::from(std)).abs() < 0.05,
+            "sigma {}",
+            trainer.model().std()
+        );
     }
     let (m, se) = ebm_zoo::data::grid::mean_and_se(&errors);
     println!("NCE with flow noise, log Z error {m:.4} ± {se:.4}: {errors:?}");
-    assert!(m.abs() <= 4.0 * se.max(1e-3) && errors.iter().all(|e| e.abs() < 0.1), "{errors:?}");
+    assert!(
+        m.abs() <= 4.0 * se.max(1e-3) && errors.iter().all(|e| e.abs() < 0.1),
+        "{errors:?}"
+    );
 }

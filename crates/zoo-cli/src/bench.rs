@@ -3,12 +3,12 @@
 //! h = 0.01, 200 steps, particles from N(0, I)). Prints one JSON line in the peers' shape.
 
 use anyhow::{Result, bail};
+use burn::module::Module;
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::json;
 use std::time::Instant;
 use zoo_energy::energy::{Activation, Energy, MlpEnergyConfig};
 use zoo_energy::sampler::{Sampler, Ula};
-use burn::module::Module;
 use zoo_energy::{BackendKind, ChainState, rng, tensor};
 
 #[derive(Debug, Subcommand)]
@@ -213,7 +213,12 @@ fn run_realnvp(args: RealNvpBench) -> Result<()> {
         let start = Instant::now();
         let report = fit_max_likelihood(&mut flow, &data, None, &fit, &mut r)?;
         let secs = start.elapsed().as_secs_f64();
-        let nll = flow.valid().log_prob(eval.clone(), None)?.mean().neg().into_scalar::<f32>();
+        let nll = flow
+            .valid()
+            .log_prob(eval.clone(), None)?
+            .mean()
+            .neg()
+            .into_scalar::<f32>();
         Ok((secs, report.final_loss(50), f64::from(nll)))
     };
     let (first_s, _, _) = once()?;

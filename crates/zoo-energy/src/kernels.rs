@@ -188,11 +188,18 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + ra.iter().zip(rb).map(|(x, y)| x * y).sum::<f32>()
 }
 
-
 /// Accumulates the weight and bias gradients of a layer over `m` rows:
 /// `gw += input^T delta` (`[k, m] x [m, n]`) and `gb += column sums of delta`.
 #[inline(always)]
-pub fn weight_grad(input: &[f32], delta: &[f32], gw: &mut [f32], gb: &mut [f32], m: usize, k: usize, n: usize) {
+pub fn weight_grad(
+    input: &[f32],
+    delta: &[f32],
+    gw: &mut [f32],
+    gb: &mut [f32],
+    m: usize,
+    k: usize,
+    n: usize,
+) {
     for r in 0..m {
         for (g, d) in gb.iter_mut().zip(&delta[r * n..(r + 1) * n]) {
             *g += d;

@@ -15,9 +15,8 @@ use rand::RngExt;
 /// from `rng` (not burn's process-wide generator). Returns `(W [fan_in x fan_out] row-major, b)`.
 pub fn linear_init(fan_in: usize, fan_out: usize, rng: &mut ZooRng) -> (Vec<f32>, Vec<f32>) {
     let k = 1.0 / (fan_in.max(1) as f32).sqrt();
-    let mut draw = |count: usize| -> Vec<f32> {
-        (0..count).map(|_| rng.random_range(-k..k)).collect()
-    };
+    let mut draw =
+        |count: usize| -> Vec<f32> { (0..count).map(|_| rng.random_range(-k..k)).collect() };
     let w = draw(fan_in * fan_out);
     (w, draw(fan_out))
 }
@@ -98,6 +97,10 @@ impl Mlp {
 
     /// Output width.
     pub fn output_width(&self) -> usize {
-        self.layers.last().expect("at least one layer").weight.dims()[1]
+        self.layers
+            .last()
+            .expect("at least one layer")
+            .weight
+            .dims()[1]
     }
 }

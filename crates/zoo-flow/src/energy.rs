@@ -82,7 +82,10 @@ impl<E: Energy> NeuTraEnergy<E> {
     /// Pulls `target` back through an unconditional `flow` of the same dimension.
     pub fn new(flow: &Flow, target: E) -> Result<Self> {
         if flow.context > 0 {
-            return Err(Error::invalid("context", "neural transport needs an unconditional flow"));
+            return Err(Error::invalid(
+                "context",
+                "neural transport needs an unconditional flow",
+            ));
         }
         if target.dim() != flow.dim {
             return Err(Error::Shape {
@@ -132,6 +135,10 @@ impl<E: Energy> Energy for NeuTraEnergy<E> {
         self.target.log_normalizer()
     }
     fn describe(&self) -> String {
-        format!("{} pulled back through a {}", self.target.describe(), self.flow.describe())
+        format!(
+            "{} pulled back through a {}",
+            self.target.describe(),
+            self.flow.describe()
+        )
     }
 }

@@ -139,7 +139,10 @@ impl FlowConfig {
         if self.dim == 0 {
             return Err(Error::invalid("dim", "must be >= 1"));
         }
-        let coupling = matches!(self.kind, FlowKind::RealNvp | FlowKind::Nice | FlowKind::Nsf);
+        let coupling = matches!(
+            self.kind,
+            FlowKind::RealNvp | FlowKind::Nice | FlowKind::Nsf
+        );
         if coupling && self.dim < 2 {
             return Err(Error::invalid(
                 "dim",
@@ -152,7 +155,10 @@ impl FlowConfig {
         if self.hidden.is_empty() || self.hidden.contains(&0) {
             return Err(Error::invalid(
                 "hidden",
-                format!("need at least one hidden width, all >= 1; got {:?}", self.hidden),
+                format!(
+                    "need at least one hidden width, all >= 1; got {:?}",
+                    self.hidden
+                ),
             ));
         }
         self.elementwise().check()
@@ -278,7 +284,12 @@ impl Flow {
 
     /// Validates `x` (`[n >= 1, dim]`, finite) and the context (present iff the flow is
     /// conditional, `[n, context]`, finite).
-    pub fn check_input(&self, what: &str, x: &Tensor<2>, context: Option<&Tensor<2>>) -> Result<()> {
+    pub fn check_input(
+        &self,
+        what: &str,
+        x: &Tensor<2>,
+        context: Option<&Tensor<2>>,
+    ) -> Result<()> {
         let n = check_batch(what, x, self.dim)?;
         check_finite(what, x)?;
         self.check_context(n, context)
@@ -333,7 +344,11 @@ impl Flow {
     }
 
     /// x = f^-1(z) and log q(x) = log N(z) - log|det dx/dz| for given base draws `z`.
-    pub fn sample_from_latent(&self, z: Tensor<2>, context: Option<&Tensor<2>>) -> (Tensor<2>, Tensor<1>) {
+    pub fn sample_from_latent(
+        &self,
+        z: Tensor<2>,
+        context: Option<&Tensor<2>>,
+    ) -> (Tensor<2>, Tensor<1>) {
         let base = standard_normal_log_density(z.clone());
         let (x, log_det) = self.inverse(z, context);
         (x, base - log_det)
@@ -351,18 +366,29 @@ impl Flow {
         }
     }
 
-    /// A one-line description.
+    /// A one-line description: the layer kinds in order (repeats counted), the parameter count.
     pub fn describe(&self) -> String {
-        let mut names: Vec<&str> = Vec::new();
+        let mut runs: Vec<(&str, usize)> = Vec::new();
         for l in &self.layers {
-            if names.last() != Some(&l.name()) || l.name() == "permutation" {
-                names.push(l.name());
+            match runs.last_mut() {
+                Some((name, count)) if *name == l.name() => *count += 1,
+                _ => runs.push((l.name(), 1)),
             }
         }
+        let kinds: Vec<String> = runs
+            .iter()
+            .map(|(n, c)| {
+                if *c > 1 {
+                    format!("{c} x {n}")
+                } else {
+                    n.to_string()
+                }
+            })
+            .collect();
         format!(
-            "flow on R^{} ({} layers, {} parameters{})",
+            "flow on R^{} [{}], {} parameters{}",
             self.dim,
-            self.layers.len(),
+            kinds.join(", "),
             self.num_params(),
             if self.context > 0 {
                 format!(", context {}", self.context)

@@ -1,6 +1,6 @@
 //! A fused host trainer for coupling flows (RealNVP, NICE) with MLP conditioners: the forward
 //! pass, the hand-written backward pass and Adam run on `f32` buffers with the shared `gemm`
-//! kernels, the minibatch split into blocks processed in parallel (rayon), no autodiff tape.
+//! kernels, the minibatch split into blocks of 32 to 256 rows processed in parallel (rayon), no autodiff tape.
 //! Same mathematics as the burn path ([`crate::fit_max_likelihood`] falls back to it for every
 //! other flow, and on GPUs); tests check its loss and gradients against burn's autodiff.
 //!
@@ -16,8 +16,9 @@ use rayon::prelude::*;
 use zoo_energy::energy::Activation;
 use zoo_energy::kernels::{HostLayer, activate, affine, backprop, weight_grad};
 
-/// Rows per parallel block.
-const BLOCK: usize = 256;
+/// Rows per parallel block at most (a block's activations stay in L2) and at least.
+const MAX_BLOCK: usize = 256;
+const MIN_BLOCK: usize = 32;
 
 #[derive(Debug, Clone)]
 struct HostCoupling {
@@ -68,7 +69,9 @@ impl FusedCouplingFlow {
         }
         let mut layers = Vec::new();
         for layer in &flow.layers {
-            let Layer::Coupling(c) = layer else { return None };
+            let Layer::Coupling(c) = layer else {
+                return None;
+            };
             if matches!(c.map, Elementwise::Spline { .. }) {
                 return None;
             }
@@ -82,7 +85,9 @@ impl FusedCouplingFlow {
                         fan_in,
                         fan_out,
                         weight: zoo_energy::tensor::to_host2(&l.weight.val()),
-                        bias: l.bias.as_ref().map_or(vec![0.0; fan_out], |b| zoo_energy::tensor::to_host1(&b.val())),
+                        bias: l.bias.as_ref().map_or(vec![0.0; fan_out], |b| {
+                            zoo_energy::tensor::to_host1(&b.val())
+                        }),
                     }
                 })
                 .collect();
@@ -110,7 +115,9 @@ impl FusedCouplingFlow {
     /// Copies the parameters back into `flow` (on the flow's device).
     pub(crate) fn write_back(&self, flow: &mut Flow) {
         for (layer, host) in flow.layers.iter_mut().zip(&self.layers) {
-            let Layer::Coupling(c) = layer else { unreachable!("checked in from_flow") };
+            let Layer::Coupling(c) = layer else {
+                unreachable!("checked in from_flow")
+            };
             for (lin, h) in c.net.layers.iter_mut().zip(&host.net) {
                 let device = lin.weight.device();
                 *lin = zoo_energy::nn::linear_from_host(h.weight.clone(), h.bias.clone(), &device);
@@ -129,8 +136,11 @@ impl FusedCouplingFlow {
         let d = self.dim;
         let rows = x.len() / d;
         let scale = 1.0 / rows as f32;
+        let block = rows
+            .div_ceil(rayon::current_num_threads())
+            .clamp(MIN_BLOCK, MAX_BLOCK);
         let parts: Vec<(f64, Vec<Vec<f32>>)> = x
-            .par_chunks(BLOCK * d)
+            .par_chunks(block * d)
             .map(|block| self.block(block, scale))
             .collect();
         let mut grads = self.zero_grads();
@@ -173,7 +183,11 @@ impl FusedCouplingFlow {
                 hidden.push(z);
                 deriv.push(dz);
             }
-            let top: &[f32] = if inner.is_empty() { &cond } else { &hidden[inner.len() - 1] };
+            let top: &[f32] = if inner.is_empty() {
+                &cond
+            } else {
+                &hidden[inner.len() - 1]
+            };
             let mut out = vec![0f32; m * last.fan_out];
             affine(last, top, &mut out, m);
             let input = h.clone();
@@ -205,12 +219,22 @@ impl FusedCouplingFlow {
                 }
                 Elementwise::Spline { .. } => unreachable!("checked in from_flow"),
             }
-            tapes.push(Tape { input, cond, hidden, deriv, scale: scale_e, tanh });
+            tapes.push(Tape {
+                input,
+                cond,
+                hidden,
+                deriv,
+                scale: scale_e,
+                tanh,
+            });
         }
         let half_log_2pi = 0.5 * (2.0 * std::f64::consts::PI).ln();
         let mut loss = 0.0f64;
         for r in 0..m {
-            let sq: f64 = h[r * d..(r + 1) * d].iter().map(|v| f64::from(*v).powi(2)).sum();
+            let sq: f64 = h[r * d..(r + 1) * d]
+                .iter()
+                .map(|v| f64::from(*v).powi(2))
+                .sum();
             loss += 0.5 * sq + d as f64 * half_log_2pi - f64::from(log_det[r]);
         }
         // Backward: g = dL/dz = z / B.
@@ -250,9 +274,21 @@ impl FusedCouplingFlow {
             let mut delta = dout;
             for l in (0..nl).rev() {
                 let lin = &layer.net[l];
-                let input: &[f32] = if l == 0 { &tape.cond } else { &tape.hidden[l - 1] };
+                let input: &[f32] = if l == 0 {
+                    &tape.cond
+                } else {
+                    &tape.hidden[l - 1]
+                };
                 let (gw, rest) = grads[offset + 2 * l..].split_at_mut(1);
-                weight_grad(input, &delta, &mut gw[0], &mut rest[0], m, lin.fan_in, lin.fan_out);
+                weight_grad(
+                    input,
+                    &delta,
+                    &mut gw[0],
+                    &mut rest[0],
+                    m,
+                    lin.fan_in,
+                    lin.fan_out,
+                );
                 let mut prev = vec![0f32; m * lin.fan_in];
                 backprop(lin, &delta, &mut prev, m);
                 if l > 0 {
@@ -293,7 +329,12 @@ impl FusedCouplingFlow {
                         g.iter_mut().for_each(|v| *v *= coef);
                     }
                     let (mm, vv) = (&mut self.adam_m[k], &mut self.adam_v[k]);
-                    for (((p, gi), mi), vi) in param.iter_mut().zip(g.iter()).zip(mm.iter_mut()).zip(vv.iter_mut()) {
+                    for (((p, gi), mi), vi) in param
+                        .iter_mut()
+                        .zip(g.iter())
+                        .zip(mm.iter_mut())
+                        .zip(vv.iter_mut())
+                    {
                         *mi = B1 * *mi + (1.0 - B1) * gi;
                         *vi = B2 * *vi + (1.0 - B2) * gi * gi;
                         *p -= factor * *mi / (vi.sqrt() + EPS * c2);
@@ -329,27 +370,59 @@ mod tests {
             (FlowKind::Nice, 2, Activation::Tanh),
             (FlowKind::RealNvp, 2, Activation::Softplus),
         ] {
-            let cfg = FlowConfig { dim, kind, layers: 3, hidden: vec![24, 20], activation, zero_init: false, max_log_scale: 1.5, ..FlowConfig::default() };
+            let cfg = FlowConfig {
+                dim,
+                kind,
+                layers: 3,
+                hidden: vec![24, 20],
+                activation,
+                zero_init: false,
+                max_log_scale: 1.5,
+                ..FlowConfig::default()
+            };
             let flow = cfg.init(&ad, &mut seeded(5)).unwrap();
             let mut rng = seeded(6);
             let rows = 300; // two blocks, the second partial
             let x = zoo_energy::rng::normal(&mut rng, [rows, dim], &device).mul_scalar(1.3);
             let host = FusedCouplingFlow::from_flow(&flow).unwrap();
             let (loss, grads) = host.loss_and_grad(&to_host2(&x));
-            let burn_loss = flow.log_prob_unchecked(x.clone().autodiff(), None).mean().neg();
+            let burn_loss = flow
+                .log_prob_unchecked(x.clone().autodiff(), None)
+                .mean()
+                .neg();
             let reference = f64::from(burn_loss.clone().into_scalar::<f32>());
-            assert!((loss - reference).abs() < 1e-5 * reference.abs().max(1.0), "{kind:?}: loss {loss} vs {reference}");
+            assert!(
+                (loss - reference).abs() < 1e-5 * reference.abs().max(1.0),
+                "{kind:?}: loss {loss} vs {reference}"
+            );
             let tape = burn_loss.backward();
             let mut k = 0;
             for layer in &flow.layers {
-                let Layer::Coupling(c) = layer else { unreachable!() };
+                let Layer::Coupling(c) = layer else {
+                    unreachable!()
+                };
                 for lin in &c.net.layers {
                     let gw = to_host2(&lin.weight.grad(&tape).unwrap().without_autodiff());
-                    let gb = to_host1(&lin.bias.as_ref().unwrap().grad(&tape).unwrap().without_autodiff());
-                    for (name, auto, fused) in [("weight", gw, &grads[k]), ("bias", gb, &grads[k + 1])] {
+                    let gb = to_host1(
+                        &lin.bias
+                            .as_ref()
+                            .unwrap()
+                            .grad(&tape)
+                            .unwrap()
+                            .without_autodiff(),
+                    );
+                    for (name, auto, fused) in
+                        [("weight", gw, &grads[k]), ("bias", gb, &grads[k + 1])]
+                    {
                         let scale = auto.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-3);
-                        let err = auto.iter().zip(fused).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-                        assert!(err <= 2e-4 * scale, "{kind:?}: {name} gradient off by {err} (scale {scale})");
+                        let err = auto
+                            .iter()
+                            .zip(fused)
+                            .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+                        assert!(
+                            err <= 2e-4 * scale,
+                            "{kind:?}: {name} gradient off by {err} (scale {scale})"
+                        );
                     }
                     k += 2;
                 }
@@ -357,7 +430,9 @@ mod tests {
             // Central differences of the fused loss for the largest-gradient entry of each tensor.
             let xs = to_host2(&x);
             for p in [0, 1, grads.len() - 2, grads.len() - 1] {
-                let i = (0..grads[p].len()).max_by(|&a, &b| grads[p][a].abs().total_cmp(&grads[p][b].abs())).unwrap();
+                let i = (0..grads[p].len())
+                    .max_by(|&a, &b| grads[p][a].abs().total_cmp(&grads[p][b].abs()))
+                    .unwrap();
                 let h = 1e-2f32;
                 let shifted = |delta: f32| {
                     let mut h2 = host.clone();
@@ -377,7 +452,10 @@ mod tests {
                 };
                 let fd = (shifted(h) - shifted(-h)) / (2.0 * f64::from(h));
                 let g = f64::from(grads[p][i]);
-                assert!((fd - g).abs() <= 2e-2 * g.abs().max(1e-2), "{kind:?}: parameter {p}[{i}]: fd {fd} vs {g}");
+                assert!(
+                    (fd - g).abs() <= 2e-2 * g.abs().max(1e-2),
+                    "{kind:?}: parameter {p}[{i}]: fd {fd} vs {g}"
+                );
             }
         }
     }

@@ -79,7 +79,12 @@ impl Coupling {
         })
     }
 
-    fn apply(&self, x: Tensor<2>, context: Option<&Tensor<2>>, inverse: bool) -> (Tensor<2>, Tensor<1>) {
+    fn apply(
+        &self,
+        x: Tensor<2>,
+        context: Option<&Tensor<2>>,
+        inverse: bool,
+    ) -> (Tensor<2>, Tensor<1>) {
         let [n, d] = x.dims();
         let first = x.clone().slice([0..n, 0..self.split]);
         let second = x.slice([0..n, self.split..d]);
@@ -89,10 +94,10 @@ impl Coupling {
             (second, first)
         };
         let m = b.dims()[1];
-        let params = self
-            .net
-            .forward(with_context(a.clone(), context))
-            .reshape([n, m, self.map.per_dim()]);
+        let params =
+            self.net
+                .forward(with_context(a.clone(), context))
+                .reshape([n, m, self.map.per_dim()]);
         let (b, log_det) = self.map.apply(b, params, inverse);
         let out = if self.condition_on_first {
             Tensor::cat(vec![a, b], 1)
@@ -209,10 +214,10 @@ impl Autoregressive {
     /// The one-pass direction: every coordinate's parameters from the known input.
     fn parallel(&self, x: Tensor<2>, context: Option<&Tensor<2>>) -> (Tensor<2>, Tensor<1>) {
         let [n, d] = x.dims();
-        let params = self
-            .net
-            .forward(with_context(x.clone(), context))
-            .reshape([n, d, self.map.per_dim()]);
+        let params =
+            self.net
+                .forward(with_context(x.clone(), context))
+                .reshape([n, d, self.map.per_dim()]);
         self.map.apply(x, params, false)
     }
 
@@ -222,10 +227,11 @@ impl Autoregressive {
         let mut x = Tensor::zeros([n, d], &z.device());
         let mut log_det = Tensor::zeros([n], &z.device());
         for _ in 0..d {
-            let params = self
-                .net
-                .forward(with_context(x.clone(), context))
-                .reshape([n, d, self.map.per_dim()]);
+            let params = self.net.forward(with_context(x.clone(), context)).reshape([
+                n,
+                d,
+                self.map.per_dim(),
+            ]);
             let (next, ld) = self.map.apply(z.clone(), params, true);
             x = next;
             log_det = ld;
@@ -342,7 +348,8 @@ impl LuLinear {
 
     fn u(&self) -> Tensor<2> {
         let d = self.perm.len();
-        let diag = Tensor::<2>::eye(d, &self.upper.device()) * self.log_diag.val().exp().unsqueeze_dim(0);
+        let diag =
+            Tensor::<2>::eye(d, &self.upper.device()) * self.log_diag.val().exp().unsqueeze_dim(0);
         self.upper.val().triu(1) + diag
     }
 
@@ -392,7 +399,10 @@ impl Permutation {
         } else {
             self.perm.clone()
         };
-        (x.select(1, index_tensor(&perm, &device)), Tensor::zeros([n], &device))
+        (
+            x.select(1, index_tensor(&perm, &device)),
+            Tensor::zeros([n], &device),
+        )
     }
 }
 

@@ -31,7 +31,10 @@ impl IndependentMh {
     /// A kernel proposing from a snapshot of the unconditional `flow`.
     pub fn new(flow: &Flow) -> Result<Self> {
         if flow.context > 0 {
-            return Err(Error::invalid("context", "the proposal flow must be unconditional"));
+            return Err(Error::invalid(
+                "context",
+                "the proposal flow must be unconditional",
+            ));
         }
         Ok(Self { flow: flow.valid() })
     }
@@ -58,7 +61,12 @@ impl Sampler for IndependentMh {
         })
     }
 
-    fn step(&self, rng: &mut ZooRng, energy: &dyn Energy, state: ImhState) -> Result<(ImhState, StepInfo)> {
+    fn step(
+        &self,
+        rng: &mut ZooRng,
+        energy: &dyn Energy,
+        state: ImhState,
+    ) -> Result<(ImhState, StepInfo)> {
         let [n, d] = state.position.dims();
         let device = state.position.device();
         let (proposal, log_q) = self.flow.sample_with_log_prob(rng, n, None, &device)?;
@@ -71,7 +79,11 @@ impl Sampler for IndependentMh {
             energy: state.energy.mask_where(accept.clone(), e),
             log_q: state.log_q.mask_where(accept, log_q),
         };
-        let p = log_alpha.clone().mask_fill(log_alpha.is_nan(), f32::NEG_INFINITY).clamp_max(0.0).exp();
+        let p = log_alpha
+            .clone()
+            .mask_fill(log_alpha.is_nan(), f32::NEG_INFINITY)
+            .clamp_max(0.0)
+            .exp();
         Ok((
             next,
             StepInfo {

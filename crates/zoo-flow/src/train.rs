@@ -68,7 +68,10 @@ impl FitConfig {
 
     fn optimizer(&self) -> burn::optim::ModuleOptimizer {
         AdamConfig::new()
-            .with_grad_clipping(self.grad_clip.map(|c| GradientClippingConfig::Norm(c as f32)))
+            .with_grad_clipping(
+                self.grad_clip
+                    .map(|c| GradientClippingConfig::Norm(c as f32)),
+            )
             .init()
     }
 }
@@ -98,7 +101,10 @@ fn draw_indices(rng: &mut ZooRng, n: usize, batch: usize) -> Vec<usize> {
 }
 
 fn batch_indices(rng: &mut ZooRng, n: usize, batch: usize, device: &Device) -> Tensor<1, Int> {
-    let idx: Vec<i64> = draw_indices(rng, n, batch).into_iter().map(|i| i as i64).collect();
+    let idx: Vec<i64> = draw_indices(rng, n, batch)
+        .into_iter()
+        .map(|i| i as i64)
+        .collect();
     Tensor::from_data(TensorData::new(idx, [batch]), device)
 }
 
@@ -117,7 +123,24 @@ fn optimise(
     let (mut snapshot, mut snapshot_at) = (flow.clone(), 0);
     let bar = zoo_energy::progress::bar(cfg.progress, cfg.iterations, label);
     for it in 1..=cfg.iterations {
-        let (objective, value) = loss(flow, it)?;
+        let (objective, value) = match loss(flow, it) {
+            Ok(pair) => pair,
+            Err(Error::TrainingDiverged {
+                iteration,
+                what,
+                value,
+                ..
+            }) => {
+                *flow = snapshot;
+                return Err(Error::TrainingDiverged {
+                    iteration,
+                    what,
+                    value,
+                    last_good: snapshot_at,
+                });
+            }
+            Err(other) => return Err(other),
+        };
         if !value.is_finite() || value.abs() > 1e8 {
             *flow = snapshot;
             return Err(Error::TrainingDiverged {
@@ -158,7 +181,12 @@ pub fn fit_max_likelihood(
     flow.check_input("training data", data, context)?;
     let n = data.dims()[0];
     let device = data.device();
-    if cfg.data_init && flow.layers.iter().any(|l| matches!(l, crate::Layer::ActNorm(_))) {
+    if cfg.data_init
+        && flow
+            .layers
+            .iter()
+            .any(|l| matches!(l, crate::Layer::ActNorm(_)))
+    {
         let idx = batch_indices(rng, n, n.min(4096), &device);
         let ctx = context.map(|c| c.clone().select(0, idx.clone()).autodiff());
         flow.initialize_actnorm(data.clone().select(0, idx).autodiff(), ctx.as_ref());
@@ -204,7 +232,11 @@ fn fit_fused(
             snapshot.write_back(flow);
             return Err(Error::TrainingDiverged {
                 iteration: it,
-                what: if finite { "maximum likelihood loss".into() } else { "gradient".into() },
+                what: if finite {
+                    "maximum likelihood loss".into()
+                } else {
+                    "gradient".into()
+                },
                 value,
                 last_good: snapshot_at,
             });
@@ -293,7 +325,7 @@ pub fn fit_reverse_kl(
                 iteration: it,
                 what: format!("target energy of flow sample {i}"),
                 value: f64::from(e_host[i]),
-                last_good: 0,
+                last_good: 0, // filled in (and the flow restored) by `optimise`
             });
         }
         // E(x) + log q(x), log q(x) = log N(z) - log|det dx/dz|.
@@ -340,7 +372,10 @@ pub fn importance_weights(
     device: &Device,
 ) -> Result<(Vec<f64>, ImportanceReport)> {
     if n < 2 || batch == 0 {
-        return Err(Error::invalid("n", "need at least 2 draws and a batch >= 1"));
+        return Err(Error::invalid(
+            "n",
+            "need at least 2 draws and a batch >= 1",
+        ));
     }
     let flow = flow.valid();
     let mut log_w = Vec::with_capacity(n);
@@ -349,7 +384,13 @@ pub fn importance_weights(
         let (x, log_q) = flow.sample_with_log_prob(rng, m, None, device)?;
         let e = target.energy(x);
         let lw = (e + log_q).neg();
-        log_w.extend(to_host1(&lw).into_iter().map(|v| if v.is_nan() { f64::NEG_INFINITY } else { f64::from(v) }));
+        log_w.extend(to_host1(&lw).into_iter().map(|v| {
+            if v.is_nan() {
+                f64::NEG_INFINITY
+            } else {
+                f64::from(v)
+            }
+        }));
     }
     let report = importance_summary(&log_w);
     Ok((log_w, report))

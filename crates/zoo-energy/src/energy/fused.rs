@@ -13,12 +13,11 @@
 //! would be a round trip: use the tensor path there.
 
 use super::{Activation, Energy};
-use crate::kernels::{HostLayer, activate, affine, backprop, dot};
 use crate::error::{Error, Result};
+use crate::kernels::{HostLayer, activate, affine, backprop, dot};
 use crate::tensor::{from_host1, from_host2, to_host2};
 use burn::prelude::*;
 use rayon::prelude::*;
-
 
 /// An MLP energy evaluated on the host by a fused, cache-blocked kernel (see the module docs).
 #[derive(Debug, Clone)]
