@@ -6,6 +6,7 @@
 //! - [`data`]: 2-D data sets with exact densities, 8×8 digits, exact grid metrics (`zoo-data`).
 //! - [`plot`]: PNG heat maps, scatter plots, image grids and curves (`zoo-plot`).
 //! - [`ebm`]: core EBM training: CD, PCD, short-run, Jarzynski, NCE, score matching, RBMs (`zoo-ebm`).
+//! - [`vae`]: VAEs with Gaussian or latent EBM priors, ELBO and IWAE (`zoo-vae`).
 //! - [`flow`]: normalizing flows; flows as energies, Boltzmann generators and MCMC proposals (`zoo-flow`).
 
 pub use zoo_data as data;
@@ -13,3 +14,4 @@ pub use zoo_ebm as ebm;
 pub use zoo_energy as energy;
 pub use zoo_flow as flow;
 pub use zoo_plot as plot;
+pub use zoo_vae as vae;

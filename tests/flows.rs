@@ -656,10 +656,11 @@ fn bad_input_gives_clear_errors() {
     let e = "glow".parse::<FlowKind>().unwrap_err().to_string();
     assert!(e.contains("unknown flow 'glow'"), "{e}");
     // A target whose energy is NaN: reverse-KL training stops at once and names the step.
-    let nan_energy = ebm_zoo::energy::energy::AutodiffEnergy::new("nan", 2, |x: Tensor<2>| -> Tensor<1> {
-        let n = x.dims()[0];
-        x.sum_dim(1).reshape([n]).mul_scalar(f32::NAN)
-    });
+    let nan_energy =
+        ebm_zoo::energy::energy::AutodiffEnergy::new("nan", 2, |x: Tensor<2>| -> Tensor<1> {
+            let n = x.dims()[0];
+            x.sum_dim(1).reshape([n]).mul_scalar(f32::NAN)
+        });
     let cfg = ebm_zoo::flow::ReverseKlConfig::default();
     let e = ebm_zoo::flow::fit_reverse_kl(&mut ad_flow, &nan_energy, None, &cfg, &mut rng, &device)
         .unwrap_err()

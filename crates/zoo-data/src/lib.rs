@@ -3,12 +3,15 @@
 //! Shared by every ebm-zoo family (a family crate never imports another): the 2-D sets of
 //! [`toy2d`] have closed-form densities, so [`grid::evaluate`] scores any model that defines an
 //! energy exactly (held-out NLL, KL, total variation, mode weights) by quadrature on a grid;
-//! [`digits`] ships the 8×8 UCI digits compiled into the crate.
+//! [`digits`] ships the 8×8 UCI digits compiled into the crate; [`embedded`] puts a 2-D set into a
+//! higher dimension with its exact density.
 
 pub mod digits;
+pub mod embedded;
 pub mod grid;
 pub mod toy2d;
 
 pub use digits::{Digits, Split};
+pub use embedded::Embedded;
 pub use grid::{Grid2d, GridDensity, GridMetrics, evaluate};
 pub use toy2d::{Toy2d, ToyDensity};

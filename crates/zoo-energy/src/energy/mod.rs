@@ -4,6 +4,7 @@
 //! `Tensor<1>` `[n]`. Names: `energy` is E(x); `score` is s(x) = -grad_x E(x) (= grad_x log p).
 
 mod banana;
+mod base;
 mod conv;
 mod double_well;
 mod funnel;
@@ -15,6 +16,7 @@ mod mlp;
 pub mod spec;
 
 pub use banana::Banana;
+pub use base::WithGaussianBase;
 pub use conv::{ConvEnergy, ConvEnergyConfig};
 pub use double_well::DoubleWell;
 pub use funnel::Funnel;

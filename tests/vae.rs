@@ -1,0 +1,241 @@
+//! VAEs with Gaussian and latent EBM priors (issue 8): the IWAE estimate against the exact
+//! log-likelihood of a linear-Gaussian VAE, the prior's AIS log Z against grid quadrature, and
+//! bad input.
+
+mod common;
+
+use common::cpu_device;
+use ebm_zoo::energy::burn::module::Param;
+use ebm_zoo::energy::burn::prelude::*;
+use ebm_zoo::energy::energy::{Covariance, Energy, Gaussian};
+use ebm_zoo::energy::nn::linear_from_host;
+use ebm_zoo::energy::rng::normal;
+use ebm_zoo::energy::seeded;
+use ebm_zoo::vae::{
+    DecoderKind, PriorKind, VaeConfig, VaeTrainConfig, evaluate, fit, prior_log_normalizer,
+};
+
+/// A linear-Gaussian VAE: z ~ N(0, I_2), x = z W + b + sigma eps in R^4, with W's rows orthogonal,
+/// so that the exact posterior is Gaussian with a diagonal covariance and the encoder (linear) can
+/// represent it. Marginal: x ~ N(b, W^T W + sigma^2 I).
+fn linear_gaussian(device: &Device, exact_posterior: bool) -> (ebm_zoo::vae::Vae, Gaussian) {
+    let sigma = 0.5f64;
+    // W [2, 4]: rows (1, 1, 0, 0) * 1.2 and (0, 0, 1, -1) * 0.7 are orthogonal.
+    let w = [[1.2, 1.2, 0.0, 0.0], [0.0, 0.0, 0.7, -0.7]];
+    let b = [0.3, -0.2, 1.0, 0.5];
+    let cfg = VaeConfig {
+        data_dim: 4,
+        latent_dim: 2,
+        hidden: vec![],
+        decoder: DecoderKind::Gaussian,
+        prior: PriorKind::Gaussian,
+        ..VaeConfig::default()
+    };
+    let mut vae = cfg.init(device, &mut seeded(1)).unwrap();
+    let wd: Vec<f32> = w.iter().flatten().map(|v| *v as f32).collect();
+    vae.decoder.layers[0] = linear_from_host(wd, b.iter().map(|v| *v as f32).collect(), device);
+    vae.log_std = Param::from_tensor(Tensor::from_data(
+        TensorData::new(vec![sigma.ln() as f32; 4], [4]),
+        device,
+    ));
+    // Exact posterior: precision M = I + W W^T / sigma^2 (diagonal here), mean M^-1 W (x - b) / sigma^2.
+    let mut enc_w = vec![0f32; 4 * 4]; // [4 inputs, 4 outputs = (mean 2, log var 2)]
+    let mut enc_b = vec![0f32; 4];
+    for k in 0..2 {
+        let norm2: f64 = w[k].iter().map(|v| v * v).sum();
+        let m = 1.0 + norm2 / (sigma * sigma);
+        let (shift, inflate) = if exact_posterior {
+            (0.0, 1.0)
+        } else {
+            (0.3, 2.5)
+        };
+        for j in 0..4 {
+            enc_w[j * 4 + k] = (w[k][j] / (sigma * sigma) / m) as f32;
+        }
+        enc_b[k] =
+            (-(0..4).map(|j| w[k][j] * b[j]).sum::<f64>() / (sigma * sigma) / m + shift) as f32;
+        enc_b[2 + k] = ((inflate / m).ln()) as f32;
+    }
+    vae.encoder.layers[0] = linear_from_host(enc_w, enc_b, device);
+    let mut cov = vec![vec![0.0; 4]; 4];
+    for i in 0..4 {
+        for j in 0..4 {
+            cov[i][j] = (0..2).map(|k| w[k][i] * w[k][j]).sum::<f64>()
+                + if i == j { sigma * sigma } else { 0.0 };
+        }
+    }
+    let marginal = Gaussian::new(b.to_vec(), Covariance::Full(cov), device).unwrap();
+    (vae, marginal)
+}
+
+fn exact_log_likelihood(marginal: &Gaussian, x: &Tensor<2>) -> f64 {
+    let e: Vec<f32> = ebm_zoo::energy::tensor::to_host1(&marginal.energy(x.clone()));
+    let log_z = marginal.log_normalizer().unwrap();
+    e.iter().map(|v| -f64::from(*v) - log_z).sum::<f64>() / e.len() as f64
+}
+
+#[test]
+fn iwae_approaches_the_exact_log_likelihood_of_a_linear_gaussian_vae() {
+    let device = cpu_device();
+    let (vae, marginal) = linear_gaussian(&device, true);
+    let x = marginal.sample(&mut seeded(2), 500, &device);
+    let exact = exact_log_likelihood(&marginal, &x);
+    // With the exact posterior every importance weight is p(x): ELBO = IWAE = log p(x).
+    let log_z = vae.gaussian_log_normalizer();
+    let e = evaluate(&vae, &x, 10, log_z, &mut seeded(3)).unwrap();
+    println!(
+        "exact posterior: ELBO {:.5}, IWAE {:.5}, exact {exact:.5}",
+        e.elbo, -e.iwae_nll
+    );
+    assert!(
+        (e.elbo - exact).abs() < 1e-3 && (-e.iwae_nll - exact).abs() < 1e-3,
+        "{e:?} vs {exact}"
+    );
+    // A wrong posterior (shifted, 2.5x the variance): ELBO below, IWAE rising with K towards exact.
+    let (vae, _) = linear_gaussian(&device, false);
+    let mut previous = f64::NEG_INFINITY;
+    for k in [1usize, 10, 100, 1000] {
+        let e = evaluate(&vae, &x, k, log_z, &mut seeded(4)).unwrap();
+        let iwae = -e.iwae_nll;
+        println!(
+            "K = {k:4}: ELBO {:.4}, IWAE {iwae:.4} ± {:.4}, exact {exact:.4}",
+            e.elbo, e.iwae_se
+        );
+        assert!(
+            e.elbo < exact - 0.05,
+            "the ELBO must be a strict bound here: {} vs {exact}",
+            e.elbo
+        );
+        assert!(
+            iwae > previous,
+            "IWAE must grow with K: {iwae} after {previous}"
+        );
+        // E[IWAE] <= log p(x); one realisation may exceed it by its Monte Carlo error (~1e-3 here).
+        assert!(
+            iwae <= exact + 5e-3,
+            "IWAE above the exact log-likelihood: {iwae} vs {exact}"
+        );
+        previous = iwae;
+    }
+    assert!(
+        exact - previous < 0.01,
+        "IWAE (K = 1000) {previous} vs exact {exact}"
+    );
+}
+
+/// The EBM prior's log Z by the shared SMC and by importance sampling from the aggregate
+/// posterior, both against quadrature on a grid (2-D latent), after a short training on data.
+#[test]
+fn ebm_prior_log_z_by_ais_matches_quadrature() {
+    let device = cpu_device();
+    let ad = device.clone().autodiff();
+    let mut rng = seeded(11);
+    // Data: two clusters in 6-D.
+    let z = normal(&mut rng, [4000, 6], &device).mul_scalar(0.3);
+    let sign: Vec<f32> = (0..4000)
+        .flat_map(|i| [if i % 2 == 0 { 2.0f32 } else { -2.0 }; 6])
+        .collect();
+    let x = z + Tensor::from_data(TensorData::new(sign, [4000, 6]), &device);
+    let cfg = VaeConfig {
+        data_dim: 6,
+        latent_dim: 2,
+        hidden: vec![32],
+        decoder: DecoderKind::Gaussian,
+        prior: PriorKind::Ebm,
+        prior_hidden: vec![32, 32],
+        ..VaeConfig::default()
+    };
+    let mut vae = cfg.init(&ad, &mut rng).unwrap();
+    let train = VaeTrainConfig {
+        iterations: 300,
+        batch_size: 128,
+        langevin_steps: 20,
+        ..VaeTrainConfig::default()
+    };
+    let report = fit(&mut vae, &x, &train, &mut rng).unwrap();
+    assert!(report.losses.iter().all(|l| l.is_finite()));
+    let vae = vae.valid();
+    let energy = vae.prior_as_energy().unwrap();
+    // Quadrature: 400^2 cells on [-8, 8]^2.
+    let (n, lo, hi) = (400usize, -8.0f64, 8.0f64);
+    let h = (hi - lo) / n as f64;
+    let pts: Vec<f32> = (0..n * n)
+        .flat_map(|i| {
+            [
+                (lo + (i % n) as f64 * h + h / 2.0) as f32,
+                (lo + (i / n) as f64 * h + h / 2.0) as f32,
+            ]
+        })
+        .collect();
+    let e = ebm_zoo::energy::tensor::to_host1(
+        &energy.energy(Tensor::from_data(TensorData::new(pts, [n * n, 2]), &device)),
+    );
+    let neg: Vec<f64> = e.iter().map(|v| -f64::from(*v)).collect();
+    let exact = ebm_zoo::energy::estimate::log_sum_exp(&neg) + (h * h).ln();
+    let (ais, se) = prior_log_normalizer(&vae, 4096, 200, &mut seeded(12), &device).unwrap();
+    println!(
+        "prior log Z: SMC {ais:.4} ± {se:.4}, quadrature {exact:.4} (Gaussian part alone {:.4})",
+        vae.gaussian_log_normalizer()
+    );
+    common::assert_within("SMC log Z of the EBM prior", ais, exact, se, 4.0);
+    assert!(se < 0.05);
+    let (is, is_se) =
+        ebm_zoo::vae::aggregate_posterior_log_z(&vae, &x, 4096, &mut seeded(13)).unwrap();
+    println!(
+        "prior log Z by importance sampling from the aggregate posterior: {is:.4} ± {is_se:.4}"
+    );
+    common::assert_within("IS log Z of the EBM prior", is, exact, is_se, 4.0);
+}
+
+#[test]
+fn bad_input_gives_clear_errors() {
+    let device = cpu_device();
+    let mut rng = seeded(21);
+    let e = VaeConfig {
+        latent_dim: 0,
+        ..VaeConfig::default()
+    }
+    .init(&device, &mut rng)
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("invalid latent_dim"), "{e}");
+    let vae = VaeConfig::default().init(&device, &mut rng).unwrap();
+    let x = normal(&mut rng, [10, 64], &device);
+    let e = evaluate(&vae, &x, 0, 0.0, &mut rng)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("invalid k: must be >= 1"), "{e}");
+    // 7x7 images for a VAE of 8x8 images.
+    let small = normal(&mut rng, [10, 49], &device);
+    let e = evaluate(&vae, &small, 10, 0.0, &mut rng)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("wrong shape for evaluation data: expected [n >= 1, 64], got [10, 49]"),
+        "{e}"
+    );
+    let mut ad_vae = VaeConfig::default()
+        .init(&device.clone().autodiff(), &mut rng)
+        .unwrap();
+    let e = fit(&mut ad_vae, &small, &VaeTrainConfig::default(), &mut rng)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("wrong shape for training data"), "{e}");
+    let nan = Tensor::<2>::from_data(TensorData::new(vec![f32::NAN; 64], [1, 64]), &device);
+    let e = fit(&mut ad_vae, &nan, &VaeTrainConfig::default(), &mut rng)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("non-finite"), "{e}");
+    let e = toml::from_str::<VaeConfig>("latent = 3\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("unknown field `latent`"), "{e}");
+    let bad = VaeTrainConfig {
+        learning_rate: -1.0,
+        ..VaeTrainConfig::default()
+    };
+    let e = fit(&mut ad_vae, &x, &bad, &mut rng)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("learning_rate"), "{e}");
+}
