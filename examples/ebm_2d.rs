@@ -115,11 +115,7 @@ fn main() -> anyhow::Result<()> {
             title: format!("{set}: true density"),
             n: grid.n,
             bounds,
-            values: GridDensity::from_energy(&truth, grid, &device)?
-                .log_density
-                .iter()
-                .map(|l| l.exp())
-                .collect(),
+            values: GridDensity::from_energy(&truth, grid, &device)?.densities(),
         }];
         let mut dots = vec![Scatter {
             title: format!("{set}: data"),
@@ -188,7 +184,7 @@ fn main() -> anyhow::Result<()> {
                 title: format!("{method}"),
                 n: grid.n,
                 bounds,
-                values: q.log_density.iter().map(|l| l.exp()).collect(),
+                values: q.densities(),
             });
             // Samples: 500 ULA steps from uniform noise on the trained energy.
             let mut srng = seeded(args.seed + 7);

@@ -104,11 +104,7 @@ fn main() -> anyhow::Result<()> {
             title: format!("{set}: true density"),
             n: grid.n,
             bounds,
-            values: GridDensity::from_energy(&truth, grid, &device)?
-                .log_density
-                .iter()
-                .map(|l| l.exp())
-                .collect(),
+            values: GridDensity::from_energy(&truth, grid, &device)?.densities(),
         }];
         for (k, kind) in kinds.iter().enumerate() {
             let ad = device.clone().autodiff();
@@ -143,7 +139,7 @@ fn main() -> anyhow::Result<()> {
                 title: kind.label().to_string(),
                 n: grid.n,
                 bounds,
-                values: q.log_density.iter().map(|l| l.exp()).collect(),
+                values: q.densities(),
             });
         }
         heat_maps(&args.out.join(format!("{set}_density.png")), &heat)?;

@@ -97,7 +97,7 @@ fn main() -> anyhow::Result<()> {
             title: kind.label().into(),
             n: grid.n,
             bounds: truth.bounds(),
-            values: q.log_density.iter().map(|l| l.exp()).collect(),
+            values: q.densities(),
         });
     }
     heat_maps(&args.out.join("moons.png"), &panels)?;

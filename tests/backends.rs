@@ -153,21 +153,7 @@ fn training_runs_and_agrees_on_every_compiled_backend() {
                 .unwrap();
             losses.extend(trainer.history.iter().map(|r| r.loss));
         }
-        assert!(
-            losses.iter().all(|l| l.is_finite()),
-            "{backend}: {losses:?}"
-        );
-        match &reference {
-            None => reference = Some(losses),
-            Some(l0) => {
-                for (a, b) in losses.iter().zip(l0) {
-                    assert!(
-                        (a - b).abs() < 1e-3 * (1.0 + b.abs()),
-                        "{backend}: loss {a} vs {b}"
-                    );
-                }
-            }
-        }
+        agrees_with_first_backend(&mut reference, losses, backend);
     }
 }
 
@@ -252,19 +238,29 @@ fn flows_agree_on_every_compiled_backend() {
             let r = fit_reverse_kl(&mut trained, &well, None, &rk, &mut seeded(4), &dev).unwrap();
             values.extend(r.losses);
         }
-        assert!(
-            values.iter().all(|v| v.is_finite()),
-            "{backend}: {values:?}"
-        );
-        match &reference {
-            None => reference = Some(values),
-            Some(v0) => {
-                for (a, b) in values.iter().zip(v0) {
-                    assert!(
-                        (a - b).abs() < 1e-3 * (1.0 + b.abs()),
-                        "{backend}: {a} vs {b}"
-                    );
-                }
+        agrees_with_first_backend(&mut reference, values, backend);
+    }
+}
+
+/// The first backend's numbers become the reference; every later backend's must be finite and
+/// agree with them to 1e-3 relative.
+fn agrees_with_first_backend(
+    reference: &mut Option<Vec<f64>>,
+    values: Vec<f64>,
+    backend: BackendKind,
+) {
+    assert!(
+        values.iter().all(|v| v.is_finite()),
+        "{backend}: {values:?}"
+    );
+    match reference {
+        None => *reference = Some(values),
+        Some(v0) => {
+            for (a, b) in values.iter().zip(v0.iter()) {
+                assert!(
+                    (a - b).abs() < 1e-3 * (1.0 + b.abs()),
+                    "{backend}: {a} vs {b}"
+                );
             }
         }
     }

@@ -299,20 +299,11 @@ fn trainable_energy_scores_match_autodiff_and_finite_differences() {
 fn nce_recovers_log_z_of_a_gaussian_within_its_standard_error() {
     let device = cpu_device();
     let ad = device.clone().autodiff();
-    let (mean, std) = ([1.0, -0.5], 0.7);
+    let (mean, std) = ([1.0f32, -0.5], 0.7f32);
     let mut errors = Vec::new();
     for seed in 0..6u64 {
         let mut rng = seeded(100 + seed);
-        let z = ebm_zoo::energy::rng::normal_vec(&mut rng, 2 * 20_000);
-        let values: Vec<f32> = z
-            .chunks(2)
-            .flat_map(|p| {
-                [
-                    mean[0] as f32 + std as f32 * p[0],
-                    mean[1] as f32 + std as f32 * p[1],
-                ]
-            })
-            .collect();
+        let values = common::gaussian_points(&mut rng, 20_000, mean, std);
         let data = Dataset::new(values, 2).unwrap();
         let model = GaussianModel::new(&[0.0, 0.0], 1.0, &ad).unwrap();
         let mut objective = Nce::fitted(&data, 4, 1.5, &device).unwrap();
@@ -330,7 +321,7 @@ fn nce_recovers_log_z_of_a_gaussian_within_its_standard_error() {
         errors.push(objective.log_z() - exact);
         // The model itself is learned too.
         assert!(
-            (trainer.model().std() - std).abs() < 0.05,
+            (trainer.model().std() - f64::from(std)).abs() < 0.05,
             "sigma {}",
             trainer.model().std()
         );

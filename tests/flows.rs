@@ -505,30 +505,7 @@ fn a_flow_is_a_normalised_energy_for_the_shared_samplers_and_estimators() {
     let energy = FlowEnergy::new(&Flow::from_layers(layers, 2, 0)).unwrap();
     // Score against central differences of the energy.
     let x = normal(&mut rng, [16, 2], &device);
-    let (_, s) = energy.energy_and_score(x.clone());
-    let f = |t: Tensor<2>| -> Tensor<1> { energy.energy(t) };
-    let xr = rows(&x);
-    for j in 0..2 {
-        let h = 1e-2f32;
-        let shift = |sign: f32| {
-            let v: Vec<f32> = xr
-                .iter()
-                .flat_map(|r| {
-                    (0..2).map(move |k| r[k] as f32 + if k == j { sign * h } else { 0.0 })
-                })
-                .collect();
-            to_host1(&f(Tensor::from_data(TensorData::new(v, [16, 2]), &device)))
-        };
-        let (p, m) = (shift(1.0), shift(-1.0));
-        for (r, srow) in rows(&s).iter().enumerate() {
-            let fd = -(f64::from(p[r]) - f64::from(m[r])) / (2.0 * f64::from(h));
-            assert!(
-                (srow[j] - fd).abs() < 2e-2 * fd.abs().max(1.0),
-                "score {} vs fd {fd}",
-                srow[j]
-            );
-        }
-    }
+    common::assert_score_matches_fd("flow energy", &energy, &x, 1e-2, 2e-2);
     // MALA on a spline flow's energy against exact flow samples.
     let cfg = FlowConfig {
         zero_init: false,
@@ -806,29 +783,7 @@ fn flow_mcmc_leaves_the_target_invariant() {
     // NeuTra HMC.
     let pulled = NeuTraEnergy::new(&flow, target.clone()).unwrap();
     let z = normal(&mut rng, [8, 2], &device);
-    let (_, s) = pulled.energy_and_score(z.clone());
-    let zr = rows(&z);
-    let h = 1e-2;
-    for j in 0..2 {
-        let shift = |sign: f64| {
-            let v: Vec<f32> = zr
-                .iter()
-                .flat_map(|r| {
-                    (0..2).map(move |k| (r[k] + if k == j { sign * h } else { 0.0 }) as f32)
-                })
-                .collect();
-            to_host1(&pulled.energy(Tensor::from_data(TensorData::new(v, [8, 2]), &device)))
-        };
-        let (p, m) = (shift(1.0), shift(-1.0));
-        for (r, srow) in rows(&s).iter().enumerate() {
-            let fd = -(f64::from(p[r]) - f64::from(m[r])) / (2.0 * h);
-            assert!(
-                (srow[j] - fd).abs() < 1e-2 * fd.abs().max(1.0),
-                "NeuTra score {} vs fd {fd}",
-                srow[j]
-            );
-        }
-    }
+    common::assert_score_matches_fd("NeuTra energy", &pulled, &z, 1e-2, 1e-2);
     let hmc = Hmc::new(0.3, 5).unwrap();
     let mut state = hmc
         .init(&pulled, normal(&mut rng, [chains, 2], &device))
@@ -904,11 +859,7 @@ fn nce_uses_a_flow_as_its_noise() {
     let mut errors = Vec::new();
     for seed in 0..3u64 {
         let mut rng = seeded(200 + seed);
-        let z = ebm_zoo::energy::rng::normal_vec(&mut rng, 2 * 20_000);
-        let values: Vec<f32> = z
-            .chunks(2)
-            .flat_map(|p| [mean[0] + std * p[0], mean[1] + std * p[1]])
-            .collect();
+        let values = common::gaussian_points(&mut rng, 20_000, mean, std);
         let data = Dataset::new(values.clone(), 2).unwrap();
         // The noise: a RealNVP fitted to the data for 300 steps (close to, not equal to, the data).
         let mut flow = FlowConfig {

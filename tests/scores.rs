@@ -13,39 +13,7 @@ use ebm_zoo::energy::energy::{
 use ebm_zoo::energy::rng::{normal, seeded};
 use ebm_zoo::energy::tensor::{from_host2, to_host1, to_host2};
 
-fn rel_err(a: &[f32], b: &[f32]) -> f64 {
-    assert_eq!(a.len(), b.len(), "compared tensors differ in size");
-    let num: f64 = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| ((*x - *y) as f64).powi(2))
-        .sum::<f64>()
-        .sqrt();
-    let den: f64 = b.iter().map(|y| (*y as f64).powi(2)).sum::<f64>().sqrt();
-    num / den.max(1e-12)
-}
-
-/// Central differences of the energy, coordinate by coordinate, with step `eps`.
-fn finite_difference_score(energy: &dyn Energy, x: &Tensor<2>, eps: f32) -> Vec<f32> {
-    let [n, d] = x.dims();
-    let host = to_host2(x);
-    let device = x.device();
-    let mut out = vec![0f32; n * d];
-    for j in 0..d {
-        let shift = |s: f32| {
-            let mut v = host.clone();
-            for r in 0..n {
-                v[r * d + j] += s;
-            }
-            to_host1(&energy.energy(from_host2(v, [n, d], &device)))
-        };
-        let (plus, minus) = (shift(eps), shift(-eps));
-        for r in 0..n {
-            out[r * d + j] = -(plus[r] - minus[r]) / (2.0 * eps);
-        }
-    }
-    out
-}
+use common::{finite_difference_score, rel_err};
 
 /// Score against autodiff (when the energy is a tensor expression) and finite differences.
 fn check(name: &str, energy: &dyn Energy, x: Tensor<2>, eps: f32, with_autodiff: bool) {

@@ -119,6 +119,11 @@ pub fn energies(energy: &dyn Energy, points: &[f32], device: &Device) -> Result<
 pub use zoo_energy::estimate::log_sum_exp;
 
 impl GridDensity {
+    /// The normalised density exp(log_density) per cell (what a heat map shows).
+    pub fn densities(&self) -> Vec<f64> {
+        self.log_density.iter().map(|l| l.exp()).collect()
+    }
+
     /// Normalises exp(-E) on `grid`.
     pub fn from_energy(energy: &dyn Energy, grid: Grid2d, device: &Device) -> Result<Self> {
         let e = energies(energy, &grid.centres(), device)?;

@@ -51,9 +51,16 @@ pub fn first_non_finite(values: &[f32], d: usize) -> Option<(usize, usize, f32)>
 
 /// Checks that every entry of `x` is finite (one host copy).
 pub fn check_finite(what: &str, x: &Tensor<2>) -> Result<()> {
+    host_checked(what, x).map(|_| ())
+}
+
+/// The host copy of `x` (row-major), after checking that every entry is finite: for callers that
+/// need both the check and the values.
+pub fn host_checked(what: &str, x: &Tensor<2>) -> Result<Vec<f32>> {
     let [_, d] = x.dims();
-    match first_non_finite(&to_host2(x), d) {
-        None => Ok(()),
+    let host = to_host2(x);
+    match first_non_finite(&host, d) {
+        None => Ok(host),
         Some((row, column, value)) => Err(Error::NonFinite {
             what: what.to_string(),
             row,

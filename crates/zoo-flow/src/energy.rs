@@ -14,7 +14,7 @@ use crate::flow::Flow;
 use burn::prelude::*;
 use zoo_energy::energy::ExactSample;
 use zoo_energy::tensor::row_dot;
-use zoo_energy::{Energy, Error, Result, ZooRng};
+use zoo_energy::{Energy, Result, ZooRng};
 
 /// An unconditional flow as a normalised energy.
 #[derive(Debug, Clone)]
@@ -25,12 +25,7 @@ pub struct FlowEnergy {
 impl FlowEnergy {
     /// A snapshot of `flow` without autodiff; the flow must be unconditional.
     pub fn new(flow: &Flow) -> Result<Self> {
-        if flow.context > 0 {
-            return Err(Error::invalid(
-                "context",
-                "only an unconditional flow is an energy; fix the context first",
-            ));
-        }
+        flow.check_unconditional("a flow energy", None)?;
         Ok(Self { flow: flow.valid() })
     }
 
@@ -81,19 +76,7 @@ pub struct NeuTraEnergy<E> {
 impl<E: Energy> NeuTraEnergy<E> {
     /// Pulls `target` back through an unconditional `flow` of the same dimension.
     pub fn new(flow: &Flow, target: E) -> Result<Self> {
-        if flow.context > 0 {
-            return Err(Error::invalid(
-                "context",
-                "neural transport needs an unconditional flow",
-            ));
-        }
-        if target.dim() != flow.dim {
-            return Err(Error::Shape {
-                what: "target energy".into(),
-                expected: format!("dimension {}", flow.dim),
-                got: vec![target.dim()],
-            });
-        }
+        flow.check_unconditional("neural transport", Some(&target))?;
         Ok(Self {
             flow: flow.valid(),
             target,

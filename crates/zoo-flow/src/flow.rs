@@ -295,6 +295,33 @@ impl Flow {
         self.check_context(n, context)
     }
 
+    /// Checks that the flow is unconditional (needed to be a density, a proposal or a transport
+    /// on its own) and, with `target`, that the target energy has the flow's dimension; `role`
+    /// names the use in the error.
+    pub fn check_unconditional(
+        &self,
+        role: &str,
+        target: Option<&dyn zoo_energy::Energy>,
+    ) -> Result<()> {
+        if self.context > 0 {
+            return Err(Error::invalid(
+                "context",
+                format!(
+                    "{role} needs an unconditional flow; this one takes a context of {}",
+                    self.context
+                ),
+            ));
+        }
+        match target {
+            Some(t) if t.dim() != self.dim => Err(Error::Shape {
+                what: "target energy".into(),
+                expected: format!("dimension {}", self.dim),
+                got: vec![t.dim()],
+            }),
+            _ => Ok(()),
+        }
+    }
+
     /// Checks that a context of `n` rows is present iff the flow is conditional.
     pub fn check_context(&self, n: usize, context: Option<&Tensor<2>>) -> Result<()> {
         match (self.context, context) {

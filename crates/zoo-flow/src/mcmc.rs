@@ -5,8 +5,7 @@
 
 use crate::flow::Flow;
 use burn::prelude::*;
-use zoo_energy::rng::log_uniform;
-use zoo_energy::sampler::{Sampler, StepInfo};
+use zoo_energy::sampler::{Sampler, StepInfo, accept_test, select_rows};
 use zoo_energy::tensor::{check_batch, check_finite};
 use zoo_energy::{Energy, Error, Result, ZooRng};
 
@@ -30,12 +29,7 @@ pub struct ImhState {
 impl IndependentMh {
     /// A kernel proposing from a snapshot of the unconditional `flow`.
     pub fn new(flow: &Flow) -> Result<Self> {
-        if flow.context > 0 {
-            return Err(Error::invalid(
-                "context",
-                "the proposal flow must be unconditional",
-            ));
-        }
+        flow.check_unconditional("the independent MH proposal", None)?;
         Ok(Self { flow: flow.valid() })
     }
 }
@@ -45,15 +39,10 @@ impl Sampler for IndependentMh {
     type Info = StepInfo;
 
     fn init(&self, energy: &dyn Energy, position: Tensor<2>) -> Result<ImhState> {
+        self.flow
+            .check_unconditional("the independent MH proposal", Some(energy))?;
         check_batch("initial position", &position, energy.dim())?;
         check_finite("initial position", &position)?;
-        if energy.dim() != self.flow.dim {
-            return Err(Error::Shape {
-                what: "target energy".into(),
-                expected: format!("dimension {}", self.flow.dim),
-                got: vec![energy.dim()],
-            });
-        }
         Ok(ImhState {
             energy: energy.energy(position.clone()),
             log_q: self.flow.log_prob_unchecked(position.clone(), None),
@@ -67,23 +56,17 @@ impl Sampler for IndependentMh {
         energy: &dyn Energy,
         state: ImhState,
     ) -> Result<(ImhState, StepInfo)> {
-        let [n, d] = state.position.dims();
+        let n = state.position.dims()[0];
         let device = state.position.device();
         let (proposal, log_q) = self.flow.sample_with_log_prob(rng, n, None, &device)?;
         let e = energy.energy(proposal.clone());
         let log_alpha = (state.energy.clone() + state.log_q.clone()) - (e.clone() + log_q.clone());
-        let accept = log_uniform(rng, n, &device).lower(log_alpha.clone()); // NaN never accepts
-        let rows = accept.clone().unsqueeze_dim::<2>(1).expand([n, d]);
+        let (accept, p) = accept_test(rng, log_alpha);
         let next = ImhState {
-            position: state.position.mask_where(rows, proposal),
+            position: select_rows(accept.clone(), state.position, proposal),
             energy: state.energy.mask_where(accept.clone(), e),
             log_q: state.log_q.mask_where(accept, log_q),
         };
-        let p = log_alpha
-            .clone()
-            .mask_fill(log_alpha.is_nan(), f32::NEG_INFINITY)
-            .clamp_max(0.0)
-            .exp();
         Ok((
             next,
             StepInfo {

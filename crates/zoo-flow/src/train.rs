@@ -108,30 +108,46 @@ fn batch_indices(rng: &mut ZooRng, n: usize, batch: usize, device: &Device) -> T
     Tensor::from_data(TensorData::new(idx, [batch]), device)
 }
 
-/// The loop both trainers share: loss -> backward -> Adam, with divergence detection that
-/// restores the last snapshot and a progress bar.
-fn optimise(
-    flow: &mut Flow,
+/// A non-finite or exploding loss at iteration `it` as a divergence error (its `last_good` is
+/// filled in by [`run_loop`]).
+fn check_loss(it: usize, what: &str, value: f64) -> Result<()> {
+    if value.is_finite() && value.abs() <= 1e8 {
+        return Ok(());
+    }
+    Err(Error::TrainingDiverged {
+        iteration: it,
+        what: what.to_string(),
+        value,
+        last_good: 0,
+    })
+}
+
+/// The loop every trainer here shares, whatever holds the parameters (a burn `Flow` or the fused
+/// host copy): `step` computes the loss, returns a divergence error before touching the
+/// parameters, or applies the update; the loop records the loss, keeps a snapshot every
+/// `snapshot_every` steps, restores it on divergence (naming the step it came from), and shows
+/// the progress bar.
+fn run_loop<S: Clone>(
+    state: &mut S,
     cfg: &FitConfig,
     label: &str,
-    mut loss: impl FnMut(&Flow, usize) -> Result<(Tensor<1>, f64)>,
+    mut step: impl FnMut(&mut S, usize) -> Result<f64>,
 ) -> Result<FitReport> {
     cfg.check()?;
-    let mut optim = cfg.optimizer();
     let started = Instant::now();
     let mut report = FitReport::default();
-    let (mut snapshot, mut snapshot_at) = (flow.clone(), 0);
+    let (mut snapshot, mut snapshot_at) = (state.clone(), 0);
     let bar = zoo_energy::progress::bar(cfg.progress, cfg.iterations, label);
     for it in 1..=cfg.iterations {
-        let (objective, value) = match loss(flow, it) {
-            Ok(pair) => pair,
+        let value = match step(state, it) {
+            Ok(value) => value,
             Err(Error::TrainingDiverged {
                 iteration,
                 what,
                 value,
                 ..
             }) => {
-                *flow = snapshot;
+                *state = snapshot;
                 return Err(Error::TrainingDiverged {
                     iteration,
                     what,
@@ -141,20 +157,9 @@ fn optimise(
             }
             Err(other) => return Err(other),
         };
-        if !value.is_finite() || value.abs() > 1e8 {
-            *flow = snapshot;
-            return Err(Error::TrainingDiverged {
-                iteration: it,
-                what: format!("{label} loss"),
-                value,
-                last_good: snapshot_at,
-            });
-        }
-        let grads = GradientsParams::from_grads(objective.backward(), &*flow);
-        *flow = optim.step(cfg.learning_rate, flow.clone(), grads);
         report.losses.push(value);
         if it % cfg.snapshot_every == 0 {
-            snapshot = flow.clone();
+            snapshot = state.clone();
             snapshot_at = it;
         }
         bar.inc(1);
@@ -165,6 +170,24 @@ fn optimise(
     bar.finish_and_clear();
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// [`run_loop`] with burn's autodiff and Adam: `loss` gives the objective and its value.
+fn optimise(
+    flow: &mut Flow,
+    cfg: &FitConfig,
+    label: &str,
+    mut loss: impl FnMut(&Flow, usize) -> Result<(Tensor<1>, f64)>,
+) -> Result<FitReport> {
+    let mut optim = cfg.optimizer();
+    let what = format!("{label} loss");
+    run_loop(flow, cfg, label, |flow, it| {
+        let (objective, value) = loss(flow, it)?;
+        check_loss(it, &what, value)?;
+        let grads = GradientsParams::from_grads(objective.backward(), &*flow);
+        *flow = optim.step(cfg.learning_rate, flow.clone(), grads);
+        Ok(value)
+    })
 }
 
 /// Maximum likelihood: minimise -mean log q(x) over minibatches of `data` (`[n, dim]` on the
@@ -178,8 +201,10 @@ pub fn fit_max_likelihood(
     rng: &mut ZooRng,
 ) -> Result<FitReport> {
     cfg.check()?;
-    flow.check_input("training data", data, context)?;
-    let n = data.dims()[0];
+    let n = zoo_energy::tensor::check_batch("training data", data, flow.dim)?;
+    // One host copy serves the finiteness check and, on CPU, the fused trainer.
+    let host = zoo_energy::tensor::host_checked("training data", data)?;
+    flow.check_context(n, context)?;
     let device = data.device();
     if cfg.data_init
         && flow
@@ -192,8 +217,8 @@ pub fn fit_max_likelihood(
         flow.initialize_actnorm(data.clone().select(0, idx).autodiff(), ctx.as_ref());
     }
     if cfg.fused && context.is_none() && zoo_energy::BackendKind::is_host_device(&device) {
-        if let Some(host) = crate::fused::FusedCouplingFlow::from_flow(flow) {
-            return fit_fused(flow, host, &zoo_energy::tensor::to_host2(data), cfg, rng);
+        if let Some(fused) = crate::fused::FusedCouplingFlow::from_flow(flow) {
+            return fit_fused(flow, fused, &host, cfg, rng);
         }
     }
     optimise(flow, cfg, "maximum likelihood", |flow, _| {
@@ -207,7 +232,8 @@ pub fn fit_max_likelihood(
 }
 
 /// [`fit_max_likelihood`] on the fused host kernel: the same minibatches, loss, Adam, snapshots
-/// and divergence handling as [`optimise`], without autodiff.
+/// and divergence handling ([`run_loop`]), without autodiff; the parameters (restored ones after
+/// a divergence) are written back into `flow` at the end.
 fn fit_fused(
     flow: &mut Flow,
     mut host: crate::fused::FusedCouplingFlow,
@@ -217,45 +243,21 @@ fn fit_fused(
 ) -> Result<FitReport> {
     let d = flow.dim;
     let n = data.len() / d;
-    let started = Instant::now();
-    let mut report = FitReport::default();
-    let (mut snapshot, mut snapshot_at) = (host.clone(), 0);
-    let bar = zoo_energy::progress::bar(cfg.progress, cfg.iterations, "maximum likelihood (fused)");
     let mut batch = vec![0f32; cfg.batch_size * d];
-    for it in 1..=cfg.iterations {
+    let result = run_loop(&mut host, cfg, "maximum likelihood (fused)", |host, it| {
         for (row, i) in draw_indices(rng, n, cfg.batch_size).into_iter().enumerate() {
             batch[row * d..(row + 1) * d].copy_from_slice(&data[i * d..(i + 1) * d]);
         }
         let (value, grads) = host.loss_and_grad(&batch);
-        let finite = grads.iter().flatten().all(|g| g.is_finite());
-        if !value.is_finite() || value.abs() > 1e8 || !finite {
-            snapshot.write_back(flow);
-            return Err(Error::TrainingDiverged {
-                iteration: it,
-                what: if finite {
-                    "maximum likelihood loss".into()
-                } else {
-                    "gradient".into()
-                },
-                value,
-                last_good: snapshot_at,
-            });
+        check_loss(it, "maximum likelihood loss", value)?;
+        if let Some(g) = grads.iter().flatten().find(|g| !g.is_finite()) {
+            check_loss(it, "gradient", f64::from(*g))?;
         }
         host.adam_step(grads, cfg.learning_rate, cfg.grad_clip);
-        report.losses.push(value);
-        if it % cfg.snapshot_every == 0 {
-            snapshot = host.clone();
-            snapshot_at = it;
-        }
-        bar.inc(1);
-        if it % 20 == 0 {
-            bar.set_message(format!("loss {value:.4}"));
-        }
-    }
-    bar.finish_and_clear();
+        Ok(value)
+    });
     host.write_back(flow);
-    report.seconds = started.elapsed().as_secs_f64();
-    Ok(report)
+    result
 }
 
 /// Settings of the Boltzmann-generator trainer.
@@ -293,19 +295,7 @@ pub fn fit_reverse_kl(
     rng: &mut ZooRng,
     device: &Device,
 ) -> Result<FitReport> {
-    if flow.context > 0 {
-        return Err(Error::invalid(
-            "context",
-            "a Boltzmann generator is unconditional (the flow has a context)",
-        ));
-    }
-    if target.dim() != flow.dim {
-        return Err(Error::Shape {
-            what: "target energy".into(),
-            expected: format!("dimension {}", flow.dim),
-            got: vec![target.dim()],
-        });
-    }
+    flow.check_unconditional("a Boltzmann generator", Some(target))?;
     if !(cfg.forward_weight.is_finite() && cfg.forward_weight >= 0.0) {
         return Err(Error::invalid("forward_weight", "must be finite and >= 0"));
     }
@@ -319,19 +309,22 @@ pub fn fit_reverse_kl(
         let base = standard_normal_log_density(z.clone().without_autodiff());
         let (x, log_det) = flow.inverse(z, None);
         let (energy, score) = target.energy_and_score(x.clone().without_autodiff());
-        let e_host = to_host1(&energy);
-        if let Some(i) = e_host.iter().position(|e| !e.is_finite()) {
-            return Err(Error::TrainingDiverged {
-                iteration: it,
-                what: format!("target energy of flow sample {i}"),
-                value: f64::from(e_host[i]),
-                last_good: 0, // filled in (and the flow restored) by `optimise`
-            });
-        }
-        // E(x) + log q(x), log q(x) = log N(z) - log|det dx/dz|.
-        let value = (energy + base - log_det.clone().without_autodiff())
+        // E(x) + log q(x), log q(x) = log N(z) - log|det dx/dz|: one read of the device per step.
+        let value = (energy.clone() + base - log_det.clone().without_autodiff())
             .mean()
             .into_scalar::<f32>();
+        if !value.is_finite() {
+            // Only now look for the sample whose target energy broke, to name it.
+            let e_host = to_host1(&energy);
+            if let Some(i) = e_host.iter().position(|e| !e.is_finite()) {
+                return Err(Error::TrainingDiverged {
+                    iteration: it,
+                    what: format!("target energy of flow sample {i}"),
+                    value: f64::from(e_host[i]),
+                    last_good: 0, // filled in (and the flow restored) by `run_loop`
+                });
+            }
+        }
         let mut objective = (row_dot(x, score.neg().autodiff()) - log_det).mean();
         if let (Some(s), true) = (samples, cfg.forward_weight > 0.0) {
             let idx = batch_indices(rng, s.dims()[0], batch, device);

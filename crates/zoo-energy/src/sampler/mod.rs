@@ -36,6 +36,7 @@ mod integrator;
 mod mala;
 mod ula;
 
+pub use accept::{accept_test, select_rows};
 pub use adapt::DualAveraging;
 pub use anneal::{AnnealedLangevin, LevelInfo, check_schedule, geometric_schedule};
 pub use buffer::{InitDistribution, ReplayBuffer};
