@@ -13,5 +13,6 @@ pub use zoo_data as data;
 pub use zoo_ebm as ebm;
 pub use zoo_energy as energy;
 pub use zoo_flow as flow;
+pub use zoo_gan as gan;
 pub use zoo_plot as plot;
 pub use zoo_vae as vae;

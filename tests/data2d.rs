@@ -144,3 +144,59 @@ fn digits_load_with_the_documented_split() {
         "fraction of on pixels {mean_on}"
     );
 }
+
+#[test]
+fn sample_metrics_score_exact_samples_and_a_collapsed_sample_as_theory_says() {
+    use ebm_zoo::data::grid::{sample_metrics, true_cell_masses};
+    let device = cpu_device();
+    let truth = Toy2d::EightGaussians.density();
+    let masses = true_cell_masses(&truth, 32, &device).unwrap();
+    assert!((masses.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+    let mut rng = seeded(31);
+    let n = 20_000;
+    let exact = truth.sample_host(&mut rng, n);
+    let m = sample_metrics(&truth, &exact, 32, &masses).unwrap();
+    assert_eq!((m.modes_covered, m.modes), (8, 8));
+    // Within 3 sigma of its own centre (the modes are 1.5 apart, so the nearest centre is its
+    // own): P(|N(0, I_2)| <= 3) = 1 - exp(-9/2).
+    let p = 1.0 - (-4.5f64).exp();
+    common::assert_within(
+        "high-quality share",
+        m.high_quality,
+        p,
+        (p * (1.0 - p) / n as f64).sqrt(),
+        4.0,
+    );
+    // Mode shares: multinomial, TV to the weights of order sqrt(8 / (2 pi n)).
+    assert!(
+        m.mode_weight_error < 4.0 * (8.0 / n as f64).sqrt(),
+        "{}",
+        m.mode_weight_error
+    );
+    // Histogram TV of exact samples: E|c/n - p| <= sqrt(p / n) per cell, summed.
+    let bound: f64 = masses.iter().map(|p| (p / n as f64).sqrt()).sum::<f64>() * 0.5;
+    assert!(
+        m.tv <= bound,
+        "exact-sample TV {} above its bound {bound}",
+        m.tv
+    );
+    // Every sample on one mode centre: one mode covered, mode-weight error 7/8, TV = 1 - the
+    // true mass of that cell.
+    let centre = [2.0f32, 0.0];
+    let collapsed: Vec<f32> = (0..1000).flat_map(|_| centre).collect();
+    let c = sample_metrics(&truth, &collapsed, 32, &masses).unwrap();
+    assert_eq!(c.modes_covered, 1);
+    assert!((c.high_quality - 1.0).abs() < 1e-12);
+    assert!((c.mode_weight_error - 7.0 / 8.0).abs() < 1e-9);
+    let cell = (((0.0f64 + 4.0) / 0.25) as usize) * 32 + ((2.0f64 + 4.0) / 0.25) as usize;
+    assert!(
+        (c.tv - (1.0 - masses[cell])).abs() < 1e-9,
+        "TV {} vs {}",
+        c.tv,
+        1.0 - masses[cell]
+    );
+    // Bad input.
+    assert!(sample_metrics(&truth, &[1.0, f32::NAN], 32, &masses).is_err());
+    assert!(sample_metrics(&truth, &[1.0, 2.0, 3.0], 32, &masses).is_err());
+    assert!(sample_metrics(&truth, &exact, 16, &masses).is_err());
+}

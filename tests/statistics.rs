@@ -505,3 +505,30 @@ fn annealed_langevin_over_noise_levels_reaches_the_smoothed_target() {
         4.0,
     );
 }
+
+#[test]
+fn mmd_matches_its_closed_form_for_shifted_gaussians() {
+    // N(0, I) against N(mu, I) in d = 2 with the kernel exp(-|x - y|^2 / (2 h^2)):
+    // MMD^2 = 2 (h^2 / (h^2 + 2))^{d/2} (1 - exp(-|mu|^2 / (2 (h^2 + 2)))).
+    use ebm_zoo::energy::diagnostics::mmd2_rbf;
+    let mut rng = seeded(41);
+    let (n, reps, h) = (400, 12, 1.0f64);
+    for mu in [0.0f32, 1.0] {
+        let exact = 2.0
+            * (h * h / (h * h + 2.0))
+            * (1.0 - (-(mu * mu) as f64 / (2.0 * (h * h + 2.0))).exp());
+        let values: Vec<f64> = (0..reps)
+            .map(|_| {
+                let a = normal_vec(&mut rng, 2 * n);
+                let mut b = normal_vec(&mut rng, 2 * n);
+                b.iter_mut().step_by(2).for_each(|v| *v += mu);
+                mmd2_rbf(&a, &b, 2, Some(h)).0
+            })
+            .collect();
+        let mean = values.iter().sum::<f64>() / reps as f64;
+        let se = (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>()
+            / ((reps - 1) * reps) as f64)
+            .sqrt();
+        assert_within(&format!("MMD^2 at shift {mu}"), mean, exact, se, 4.0);
+    }
+}

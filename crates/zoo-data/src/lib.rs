@@ -13,5 +13,5 @@ pub mod toy2d;
 
 pub use digits::{Digits, Split};
 pub use embedded::Embedded;
-pub use grid::{Grid2d, GridDensity, GridMetrics, evaluate};
+pub use grid::{Grid2d, GridDensity, GridMetrics, SampleMetrics, evaluate, sample_metrics};
 pub use toy2d::{Toy2d, ToyDensity};

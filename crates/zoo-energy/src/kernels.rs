@@ -135,6 +135,13 @@ pub fn activate(activation: Activation, z: &mut [f32], deriv: &mut [f32]) {
                 *zi = t;
             }
         }
+        Activation::LeakyRelu => {
+            const SLOPE: f32 = crate::energy::LEAKY_SLOPE as f32;
+            for (zi, di) in z.iter_mut().zip(deriv.iter_mut()) {
+                *di = if *zi > 0.0 { 1.0 } else { SLOPE };
+                *zi *= *di;
+            }
+        }
     }
 }
 

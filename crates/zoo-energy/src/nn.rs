@@ -90,6 +90,33 @@ impl Mlp {
         last.forward(h)
     }
 
+    /// The forward pass keeping what its vector-Jacobian product needs: the output
+    /// `[n, widths[last]]` and a [`MlpTape`]. The product is written out as plain tensor
+    /// operations, so it runs without autodiff (samplers) and is itself differentiable by burn's
+    /// first-order autodiff with respect to the weights (penalties on input gradients).
+    pub fn forward_tape(&self, x: Tensor<2>) -> (Tensor<2>, MlpTape) {
+        let (last, hidden) = self.layers.split_last().expect("at least one layer");
+        let mut h = x;
+        let mut derivs = Vec::with_capacity(hidden.len());
+        for layer in hidden {
+            let (a, d) = self.activation.value_and_derivative(layer.forward(h));
+            derivs.push(d);
+            h = a;
+        }
+        (last.forward(h), MlpTape { derivs })
+    }
+
+    /// v^T J(x) for the Jacobian J of the map at the `x` the tape was recorded at: `upstream`
+    /// `[n, widths[last]]` -> `[n, widths[0]]` (backpropagation, Rumelhart et al. 1986).
+    pub fn vjp(&self, tape: MlpTape, upstream: Tensor<2>) -> Tensor<2> {
+        let (last, hidden) = self.layers.split_last().expect("at least one layer");
+        let mut delta = upstream.matmul(last.weight.val().transpose());
+        for (layer, d) in hidden.iter().zip(tape.derivs).rev() {
+            delta = (d * delta).matmul(layer.weight.val().transpose());
+        }
+        delta
+    }
+
     /// Input width.
     pub fn input_width(&self) -> usize {
         self.layers[0].weight.dims()[0]
@@ -103,4 +130,10 @@ impl Mlp {
             .weight
             .dims()[1]
     }
+}
+
+/// What [`Mlp::vjp`] needs from a forward pass: the activation derivatives of every hidden layer.
+#[derive(Debug, Clone)]
+pub struct MlpTape {
+    derivs: Vec<Tensor<2>>,
 }

@@ -105,18 +105,22 @@ type Chart<'a, 'b> = ChartContext<
     Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
 >;
 
-/// One row of square panels on [lo, hi]^2, 400 px each, each drawn by `draw`.
+/// Square panels on [lo, hi]^2, 400 px each, `cols` per row (all in one row when `cols` is
+/// `None`), each drawn by `draw`.
 fn panel_row<T>(
     path: &Path,
     panels: &[T],
+    cols: Option<usize>,
     title: impl Fn(&T) -> (&str, (f64, f64)),
     draw: impl Fn(&mut Chart<'_, '_>, &T) -> Result<()>,
 ) -> Result<()> {
     if panels.is_empty() {
         return Err(Error::invalid("panels", "nothing to plot"));
     }
-    atomic_png(path, (400 * panels.len() as u32, 420), |root| {
-        for (area, panel) in root.split_evenly((1, panels.len())).iter().zip(panels) {
+    let cols = cols.unwrap_or(panels.len()).clamp(1, panels.len());
+    let rows = panels.len().div_ceil(cols);
+    atomic_png(path, (400 * cols as u32, 420 * rows as u32), |root| {
+        for (area, panel) in root.split_evenly((rows, cols)).iter().zip(panels) {
             let (caption, (lo, hi)) = title(panel);
             let mut chart = ChartBuilder::on(area)
                 .caption(caption, ("sans-serif", 18))
@@ -134,6 +138,7 @@ pub fn heat_maps(path: &Path, panels: &[HeatMap]) -> Result<()> {
     panel_row(
         path,
         panels,
+        None,
         |p| (&p.title, p.bounds),
         |chart, panel| {
             let (lo, hi) = panel.bounds;
@@ -153,9 +158,15 @@ pub fn heat_maps(path: &Path, panels: &[HeatMap]) -> Result<()> {
 
 /// One row of scatter plots, 400 px per panel.
 pub fn scatters(path: &Path, panels: &[Scatter]) -> Result<()> {
+    scatter_grid(path, panels, None)
+}
+
+/// Scatter plots, 400 px per panel, `cols` per row (`None`: one row).
+pub fn scatter_grid(path: &Path, panels: &[Scatter], cols: Option<usize>) -> Result<()> {
     panel_row(
         path,
         panels,
+        cols,
         |p| (&p.title, p.bounds),
         |chart, panel| {
             chart

@@ -13,7 +13,9 @@ use burn::prelude::*;
 use burn::tensor::activation;
 use serde::{Deserialize, Serialize};
 
-/// Smooth activations (ReLU has a zero second derivative, which score matching cannot use).
+/// Activations with their derivatives. The smooth ones are for energies trained by score
+/// matching (ReLU-like units have a zero second derivative, which score matching cannot use);
+/// leaky ReLU is the GAN literature's unit (DCGAN's slope 0.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum Activation {
@@ -24,11 +26,16 @@ pub enum Activation {
     Softplus,
     /// tanh; derivative 1 - tanh(z)^2.
     Tanh,
+    /// max(z, 0.2 z); derivative 1 for z > 0, 0.2 otherwise.
+    LeakyRelu,
 }
+
+/// The negative slope of [`Activation::LeakyRelu`].
+pub const LEAKY_SLOPE: f64 = 0.2;
 
 impl Activation {
     /// All names, for error messages.
-    pub const NAMES: &'static str = "silu, softplus, tanh";
+    pub const NAMES: &'static str = "silu, softplus, tanh, leaky_relu";
 
     /// (activation(z), activation'(z)) in one pass.
     pub fn value_and_derivative<const D: usize>(self, z: Tensor<D>) -> (Tensor<D>, Tensor<D>) {
@@ -45,6 +52,15 @@ impl Activation {
                 let t = z.tanh();
                 (t.clone(), t.square().neg().add_scalar(1.0))
             }
+            Activation::LeakyRelu => {
+                let d = z
+                    .clone()
+                    .greater_elem(0.0)
+                    .float()
+                    .mul_scalar(1.0 - LEAKY_SLOPE)
+                    .add_scalar(LEAKY_SLOPE);
+                (z * d.clone(), d)
+            }
         }
     }
 
@@ -54,6 +70,7 @@ impl Activation {
             Activation::Silu => activation::silu(z),
             Activation::Softplus => activation::softplus(z, 1.0),
             Activation::Tanh => z.tanh(),
+            Activation::LeakyRelu => activation::leaky_relu(z, LEAKY_SLOPE),
         }
     }
 }

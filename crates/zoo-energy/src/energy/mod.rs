@@ -24,7 +24,7 @@ pub use fused::FusedMlpEnergy;
 pub use gaussian::{Covariance, Gaussian};
 pub use interpolated::Interpolated;
 pub use mixture::GaussianMixture;
-pub use mlp::{Activation, MlpEnergy, MlpEnergyConfig};
+pub use mlp::{Activation, LEAKY_SLOPE, MlpEnergy, MlpEnergyConfig};
 pub use spec::EnergySpec;
 
 use burn::prelude::*;
