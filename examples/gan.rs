@@ -133,8 +133,10 @@ fn main() -> anyhow::Result<()> {
             cells,
             &masses,
         )?;
+        let true_nll =
+            evaluate(&truth, &truth, &test, Grid2d::for_density(&truth), &device)?.true_nll;
         println!(
-            "\n## {set}: {} samples, TV on a {cells}x{cells} histogram of [-4, 4]^2; exact samples score modes {}/{}, high-quality {:.3}, TV {:.3} (the finite-sample floor)\n",
+            "\n## {set}: {} samples, TV on a {cells}x{cells} histogram of [-4, 4]^2; exact samples score modes {}/{}, high-quality {:.3}, TV {:.3} (the finite-sample floor); true density's NLL on the test points {true_nll:.3} nats\n",
             args.samples,
             reference.modes_covered,
             reference.modes,
@@ -174,6 +176,16 @@ fn main() -> anyhow::Result<()> {
                     ..GanTrainConfig::default()
                 };
                 let report = fit(&mut gan, &data, &train, &mut rng, true)?;
+                if let (Some(sigma), Some(eta)) = (
+                    gan.generator.valid().sigma(),
+                    report.posterior_scales.last(),
+                ) {
+                    eprintln!(
+                        "{} seed {seed}: generator noise sigma {:.3}, proposal eta {eta:.3}",
+                        loss.name(),
+                        sigma.into_scalar::<f32>()
+                    );
+                }
                 let nll = evaluate(
                     &*gan.energy(),
                     &truth,
