@@ -92,8 +92,39 @@ struct Row {
     acceptance: Vec<f64>,
 }
 
-fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+fn main() {
+    if let Err(e) = run(Args::parse()) {
+        eprintln!("gan: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+/// The 2-D game settings of `args` (checked before anything runs).
+fn settings(
+    args: &Args,
+    loss: GanLoss,
+    activation: Activation,
+) -> anyhow::Result<(GanConfig, GanTrainConfig)> {
+    let cfg = GanConfig {
+        latent_dim: args.latent_dim,
+        activation,
+        loss,
+        ..GanConfig::default()
+    };
+    cfg.check()?;
+    let train = GanTrainConfig {
+        iterations: args.iterations,
+        generator_learning_rate: args.lr,
+        discriminator_learning_rate: args.d_lr.unwrap_or(args.lr),
+        beta_1: args.betas[0],
+        beta_2: args.betas[1],
+        ..GanTrainConfig::default()
+    };
+    train.check()?;
+    Ok((cfg, train))
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
     let device = args.backend.device()?;
     let losses: Vec<GanLoss> = args
         .losses
@@ -116,6 +147,14 @@ fn main() -> anyhow::Result<()> {
             Activation::NAMES
         )
     })?;
+    for &loss in &losses {
+        settings(&args, loss, activation)?;
+    }
+    for set in args.sets.split(',') {
+        if set != "digits" {
+            set.parse::<Toy2d>()?;
+        }
+    }
     for set in args.sets.split(',') {
         if set == "digits" {
             digits(&args, &losses, &device)?;
@@ -160,21 +199,8 @@ fn main() -> anyhow::Result<()> {
                 let mut rng = seeded(seed);
                 let data = truth.sample_host(&mut rng, 20_000);
                 let data = from_host2(data, [20_000, 2], &device);
-                let cfg = GanConfig {
-                    latent_dim: args.latent_dim,
-                    activation,
-                    loss,
-                    ..GanConfig::default()
-                };
+                let (cfg, train) = settings(&args, loss, activation)?;
                 let mut gan = cfg.init(&device.clone().autodiff(), &mut rng)?;
-                let train = GanTrainConfig {
-                    iterations: args.iterations,
-                    generator_learning_rate: args.lr,
-                    discriminator_learning_rate: args.d_lr.unwrap_or(args.lr),
-                    beta_1: args.betas[0],
-                    beta_2: args.betas[1],
-                    ..GanTrainConfig::default()
-                };
                 let report = fit(&mut gan, &data, &train, &mut rng, true)?;
                 if let (Some(sigma), Some(eta)) = (
                     gan.generator.valid().sigma(),
