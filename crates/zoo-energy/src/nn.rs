@@ -37,6 +37,28 @@ pub fn linear_from_host(w: Vec<f32>, b: Vec<f32>, device: &Device) -> Linear {
     }
 }
 
+/// `[input, hidden..., output]`: the widths of an MLP.
+pub fn layer_widths(input: usize, hidden: &[usize], output: usize) -> Vec<usize> {
+    let mut w = Vec::with_capacity(hidden.len() + 2);
+    w.push(input);
+    w.extend_from_slice(hidden);
+    w.push(output);
+    w
+}
+
+/// Checks every `(name, hidden widths)` pair of a config: none may be zero.
+pub fn check_hidden(pairs: &[(&str, &[usize])]) -> Result<()> {
+    for (name, widths) in pairs {
+        if widths.contains(&0) {
+            return Err(Error::invalid(
+                *name,
+                format!("widths must be >= 1, got {widths:?}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// A multilayer perceptron `widths[0] -> ... -> widths[last]`, activation between layers, linear
 /// output.
 #[derive(Module, Debug)]

@@ -7,9 +7,9 @@ use burn::prelude::*;
 use burn::tensor::activation::sigmoid;
 use serde::{Deserialize, Serialize};
 use zoo_energy::energy::{Activation, Energy, MlpEnergy, MlpEnergyConfig};
-use zoo_energy::nn::{Mlp, MlpTape};
+use zoo_energy::nn::{Mlp, MlpTape, check_hidden, layer_widths};
 use zoo_energy::tensor::{check_batch, row_sq_norm, to_host1, to_host2};
-use zoo_energy::{Error, Result, ZooRng};
+use zoo_energy::{Error, Result, ZooRng, check_count};
 
 /// The game the two players play.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -129,47 +129,28 @@ impl Default for GanConfig {
     }
 }
 
-fn widths(input: usize, hidden: &[usize], output: usize) -> Vec<usize> {
-    let mut w = vec![input];
-    w.extend_from_slice(hidden);
-    w.push(output);
-    w
-}
-
 impl GanConfig {
     /// Validates every field.
     pub fn check(&self) -> Result<()> {
-        if self.data_dim == 0 {
-            return Err(Error::invalid("data_dim", "must be >= 1"));
-        }
+        check_count("data_dim", self.data_dim)?;
         if self.latent_dim == 0 {
             return Err(Error::invalid(
                 "latent_dim",
                 "must be >= 1 (the generator maps a latent space)",
             ));
         }
-        if self.code_dim == 0 {
-            return Err(Error::invalid("code_dim", "must be >= 1"));
-        }
-        for (name, w) in [
+        check_count("code_dim", self.code_dim)?;
+        check_hidden(&[
             ("generator_hidden", &self.generator_hidden),
             ("discriminator_hidden", &self.discriminator_hidden),
-        ] {
-            if w.contains(&0) {
-                return Err(Error::invalid(
-                    name,
-                    format!("widths must be >= 1, got {w:?}"),
-                ));
-            }
-        }
-        Ok(())
+        ])
     }
 
     /// Builds both players on `device` (use `device.clone().autodiff()` to train them).
     pub fn init(&self, device: &Device, rng: &mut ZooRng) -> Result<Gan> {
         self.check()?;
         let net = Mlp::new(
-            &widths(self.latent_dim, &self.generator_hidden, self.data_dim),
+            &layer_widths(self.latent_dim, &self.generator_hidden, self.data_dim),
             self.activation,
             false,
             device,
@@ -190,14 +171,14 @@ impl GanConfig {
                 Discriminator {
                     critic: None,
                     encoder: Some(Mlp::new(
-                        &widths(self.data_dim, &self.discriminator_hidden, self.code_dim),
+                        &layer_widths(self.data_dim, &self.discriminator_hidden, self.code_dim),
                         self.activation,
                         false,
                         device,
                         rng,
                     )?),
                     decoder: Some(Mlp::new(
-                        &widths(self.code_dim, &back, self.data_dim),
+                        &layer_widths(self.code_dim, &back, self.data_dim),
                         self.activation,
                         false,
                         device,
@@ -208,7 +189,7 @@ impl GanConfig {
             }
             loss => {
                 let critic = MlpEnergyConfig::new(
-                    widths(self.data_dim, &self.discriminator_hidden, 1),
+                    layer_widths(self.data_dim, &self.discriminator_hidden, 1),
                     self.activation,
                 )
                 .init(device, rng)?;

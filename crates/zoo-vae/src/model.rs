@@ -6,9 +6,9 @@ use burn::prelude::*;
 use burn::tensor::activation::{sigmoid, softplus};
 use serde::{Deserialize, Serialize};
 use zoo_energy::energy::{Activation, Energy, MlpEnergy, MlpEnergyConfig, WithGaussianBase};
-use zoo_energy::nn::Mlp;
+use zoo_energy::nn::{Mlp, check_hidden, layer_widths};
 use zoo_energy::tensor::{check_batch, row_sq_norm};
-use zoo_energy::{Error, Result, ZooRng};
+use zoo_energy::{Error, Result, ZooRng, check_count};
 
 /// The likelihood p(x | z).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,47 +67,31 @@ impl Default for VaeConfig {
 impl VaeConfig {
     /// Validates every field.
     pub fn check(&self) -> Result<()> {
-        if self.data_dim == 0 {
-            return Err(Error::invalid("data_dim", "must be >= 1"));
-        }
+        check_count("data_dim", self.data_dim)?;
         if self.latent_dim == 0 {
             return Err(Error::invalid(
                 "latent_dim",
                 "must be >= 1 (a VAE needs a latent space)",
             ));
         }
-        for (name, widths) in [
+        check_hidden(&[
             ("hidden", &self.hidden),
             ("prior_hidden", &self.prior_hidden),
-        ] {
-            if widths.contains(&0) {
-                return Err(Error::invalid(
-                    name,
-                    format!("widths must be >= 1, got {widths:?}"),
-                ));
-            }
-        }
-        Ok(())
+        ])
     }
 
     /// Builds the VAE on `device` (use `device.clone().autodiff()` to train it).
     pub fn init(&self, device: &Device, rng: &mut ZooRng) -> Result<Vae> {
         self.check()?;
-        let widths = |input: usize, output: usize| {
-            let mut w = vec![input];
-            w.extend_from_slice(&self.hidden);
-            w.push(output);
-            w
-        };
         let encoder = Mlp::new(
-            &widths(self.data_dim, 2 * self.latent_dim),
+            &layer_widths(self.data_dim, &self.hidden, 2 * self.latent_dim),
             self.activation,
             false,
             device,
             rng,
         )?;
         let decoder = Mlp::new(
-            &widths(self.latent_dim, self.data_dim),
+            &layer_widths(self.latent_dim, &self.hidden, self.data_dim),
             self.activation,
             false,
             device,
@@ -116,9 +100,7 @@ impl VaeConfig {
         let prior = match self.prior {
             PriorKind::Gaussian => None,
             PriorKind::Ebm => {
-                let mut w = vec![self.latent_dim];
-                w.extend_from_slice(&self.prior_hidden);
-                w.push(1);
+                let w = layer_widths(self.latent_dim, &self.prior_hidden, 1);
                 Some(MlpEnergyConfig::new(w, self.activation).init(device, rng)?)
             }
         };
