@@ -10,6 +10,7 @@
 //! - [`flow`]: normalizing flows; flows as energies, Boltzmann generators and MCMC proposals (`zoo-flow`).
 
 pub use zoo_data as data;
+pub use zoo_diffusion as diffusion;
 pub use zoo_ebm as ebm;
 pub use zoo_energy as energy;
 pub use zoo_flow as flow;
