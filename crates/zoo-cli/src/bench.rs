@@ -17,6 +17,8 @@ pub enum BenchCommand {
     Sample(SampleBench),
     /// RealNVP maximum-likelihood training on two moons: steps per second (the peers' workload 3).
     Realnvp(RealNvpBench),
+    /// Denoising score matching on 8 Gaussians: steps per second (the peers' workload 4).
+    Dsm(DsmBench),
 }
 
 /// How the energy is evaluated.
@@ -60,6 +62,7 @@ pub fn run(command: BenchCommand) -> Result<()> {
     match command {
         BenchCommand::Sample(args) => run_sample(args),
         BenchCommand::Realnvp(args) => run_realnvp(args),
+        BenchCommand::Dsm(args) => run_dsm(args),
     }
 }
 
@@ -252,6 +255,112 @@ fn run_realnvp(args: RealNvpBench) -> Result<()> {
         "flops_per_step": flops_per_step,
         "batch": BATCH,
         "layers": LAYERS,
+    });
+    println!("{line}");
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+pub struct DsmBench {
+    /// Adam steps per run.
+    #[arg(long, default_value_t = 1000)]
+    steps: usize,
+    /// flex, ndarray or wgpu.
+    #[arg(long, default_value = "flex")]
+    backend: String,
+    /// fused (default on CPU backends) or tensor (burn autodiff; default on wgpu).
+    #[arg(long, value_enum)]
+    path: Option<EnergyPath>,
+    /// Timed repeats after one untimed warm-up run; the median is reported.
+    #[arg(long, default_value_t = 5)]
+    repeats: usize,
+    /// Seed of the weights and the data.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+/// The peers' DSM workload: score net 3 -> 128 -> 128 -> 2 (SiLU) on [x~, noise level], sigma
+/// log-uniform on [0.01, 2] per sample (our VE SDE with sigma_min 0.01, sigma_max 2 and t
+/// uniform), x~ = x + sigma z, loss mean |sigma s + z|^2 / 2, batch 512, Adam lr 1e-3, 8
+/// Gaussians. Ours conditions on log sigma and predicts the noise (s = -net / sigma), so the
+/// loss is |z - net|^2 / 2: the same network, batch and FLOPs.
+fn run_dsm(args: DsmBench) -> Result<()> {
+    use zoo_diffusion::{DsmConfig, ScoreNetConfig, Sde, fit_dsm, fit_dsm_fused};
+    const BATCH: usize = 512;
+    if args.steps == 0 || args.repeats == 0 {
+        bail!("invalid bench size: steps and repeats must be >= 1");
+    }
+    let backend: BackendKind = args.backend.parse()?;
+    let device = backend.device()?;
+    let path = args.path.unwrap_or(if backend == BackendKind::Wgpu {
+        EnergyPath::Tensor
+    } else {
+        EnergyPath::Fused
+    });
+    if path == EnergyPath::Fused && backend == BackendKind::Wgpu {
+        bail!("the fused trainer runs on CPU backends only; use --path tensor on wgpu");
+    }
+    let ad = device.clone().autodiff();
+    let sde = Sde::Ve {
+        sigma_min: 0.01,
+        sigma_max: 2.0,
+    };
+    let mut r = rng::seeded(args.seed);
+    let truth = zoo_data::Toy2d::EightGaussians.density();
+    let n = args.steps * BATCH;
+    let data = tensor::from_host2(truth.sample_host(&mut r, n), [n, 2], &device);
+    let cfg = DsmConfig {
+        iterations: args.steps,
+        batch_size: BATCH,
+        learning_rate: 1e-3,
+        grad_clip: None,
+    };
+    let net_cfg = ScoreNetConfig::default();
+    let once = || -> Result<(f64, f64)> {
+        let mut r = rng::seeded(args.seed + 1);
+        let mut net = net_cfg.mlp(&ad, &mut r)?;
+        let start = Instant::now();
+        let report = match path {
+            EnergyPath::Fused => fit_dsm_fused(&mut net, &sde, &data, &cfg, &mut r)?,
+            EnergyPath::Tensor => fit_dsm(&mut net, &sde, &data, &cfg, &mut r, false)?,
+        };
+        let secs = start.elapsed().as_secs_f64();
+        let tail = &report.losses[report.losses.len().saturating_sub(50)..];
+        Ok((secs, tail.iter().sum::<f64>() / tail.len() as f64))
+    };
+    let (first_s, _) = once()?;
+    let mut times = Vec::with_capacity(args.repeats);
+    let mut last50 = f64::NAN;
+    for _ in 0..args.repeats {
+        let (t, l) = once()?;
+        times.push(t);
+        last50 = l;
+    }
+    times.sort_by(f64::total_cmp);
+    let median = times[times.len() / 2];
+    let flops_per_step = 3 * BATCH * 2 * (3 * 128 + 128 * 128 + 128 * 2);
+    let sps = args.steps as f64 / median;
+    let framework = match path {
+        EnergyPath::Fused => format!("burn-{}-fused", backend.name()),
+        EnergyPath::Tensor => format!("burn-{}", backend.name()),
+    };
+    let line = json!({
+        "workload": "dsm",
+        "threads": rayon_threads(),
+        "results": [{
+            "framework": framework,
+            "steps": args.steps,
+            "steps_per_s": (sps * 100.0).round() / 100.0,
+            "gflops": (sps * flops_per_step as f64 / 1e9 * 100.0).round() / 100.0,
+            "median_s": median,
+            "min_s": times[0],
+            "max_s": times[times.len() - 1],
+            "first_s": first_s,
+            "loss_last50": (last50 * 1e4).round() / 1e4,
+        }],
+        "versions": {"ebm-zoo": env!("CARGO_PKG_VERSION"), "burn": "0.22.0"},
+        "flops_per_step": flops_per_step,
+        "batch": BATCH,
     });
     println!("{line}");
     Ok(())

@@ -1,7 +1,8 @@
 //! Host (CPU) building blocks of the fused kernels: one dense layer as plain `f32` buffers, its
 //! forward pass, its backward passes (to the input and to the weights) through the `gemm` crate,
-//! and vectorisable activations. Used by the fused MLP energy (`energy::FusedMlpEnergy`) and the
-//! fused flow trainer of `zoo-flow`.
+//! vectorisable activations, a host MLP and Adam. Used by the fused MLP energy
+//! (`energy::FusedMlpEnergy`), the fused flow trainer of `zoo-flow` and the fused denoising
+//! score-matching trainer of `zoo-diffusion`.
 
 use crate::energy::Activation;
 
@@ -231,6 +232,151 @@ pub fn weight_grad(
         (input, k as isize, 1),
         (delta, 1, n as isize),
     );
+}
+
+/// Adam on host buffers with burn's formula (bias-corrected moments, epsilon 1e-5 scaled as
+/// burn does, betas 0.9 / 0.999), after clipping each parameter tensor's gradient to norm `clip`
+/// as burn's norm clipping does. Shared by the fused trainers.
+#[derive(Debug, Clone)]
+pub struct HostAdam {
+    m: Vec<Vec<f32>>,
+    v: Vec<Vec<f32>>,
+    step: i32,
+}
+
+impl HostAdam {
+    /// State for parameter tensors of the given sizes, in the order `step` will visit them.
+    pub fn new(sizes: impl IntoIterator<Item = usize>) -> Self {
+        let (m, v) = sizes
+            .into_iter()
+            .map(|n| (vec![0.0; n], vec![0.0; n]))
+            .unzip();
+        Self { m, v, step: 0 }
+    }
+
+    /// Zeroed gradient buffers, one per parameter tensor.
+    pub fn zero_grads(&self) -> Vec<Vec<f32>> {
+        self.m.iter().map(|m| vec![0.0; m.len()]).collect()
+    }
+
+    /// One step on `params` (the tensors in the order given to [`HostAdam::new`]).
+    pub fn step<'a>(
+        &mut self,
+        params: impl IntoIterator<Item = &'a mut Vec<f32>>,
+        grads: &mut [Vec<f32>],
+        lr: f64,
+        clip: Option<f64>,
+    ) {
+        const B1: f32 = 0.9;
+        const B2: f32 = 0.999;
+        const EPS: f32 = 1e-5;
+        self.step += 1;
+        let t = self.step;
+        let c1 = 1.0 - B1.powi(t);
+        let c2 = (1.0 - B2.powi(t)).sqrt();
+        let factor = lr as f32 * c2 / c1;
+        for (k, param) in params.into_iter().enumerate() {
+            let g = &mut grads[k];
+            if let Some(c) = clip {
+                let norm = g.iter().map(|v| v * v).sum::<f32>().sqrt();
+                let coef = (c as f32 / (norm + f32::MIN_POSITIVE)).min(1.0);
+                g.iter_mut().for_each(|v| *v *= coef);
+            }
+            let (mm, vv) = (&mut self.m[k], &mut self.v[k]);
+            for (((p, gi), mi), vi) in param
+                .iter_mut()
+                .zip(g.iter())
+                .zip(mm.iter_mut())
+                .zip(vv.iter_mut())
+            {
+                *mi = B1 * *mi + (1.0 - B1) * gi;
+                *vi = B2 * *vi + (1.0 - B2) * gi * gi;
+                *p -= factor * *mi / (vi.sqrt() + EPS * c2);
+            }
+        }
+    }
+}
+
+/// An MLP on the host (activation between layers, linear output) with a forward pass that keeps
+/// its tape and a backward pass to the weights.
+#[derive(Debug, Clone)]
+pub struct HostMlp {
+    /// The layers, input to output.
+    pub layers: Vec<HostLayer>,
+    /// Activation after every layer but the last.
+    pub activation: Activation,
+}
+
+/// What [`HostMlp::backward`] needs from [`HostMlp::forward`]: every layer's input and the
+/// activation derivatives.
+#[derive(Debug)]
+pub struct HostTape {
+    inputs: Vec<Vec<f32>>,
+    derivs: Vec<Vec<f32>>,
+}
+
+impl HostMlp {
+    /// Sizes of the parameter tensors, weight then bias of every layer.
+    pub fn parameter_sizes(&self) -> Vec<usize> {
+        self.layers
+            .iter()
+            .flat_map(|l| [l.weight.len(), l.bias.len()])
+            .collect()
+    }
+
+    /// The parameter tensors in [`HostMlp::parameter_sizes`] order.
+    pub fn parameters_mut(&mut self) -> impl Iterator<Item = &mut Vec<f32>> {
+        self.layers
+            .iter_mut()
+            .flat_map(|l| [&mut l.weight, &mut l.bias])
+    }
+
+    /// The output for `m` rows of `x`, and the tape.
+    pub fn forward(&self, x: &[f32], m: usize) -> (Vec<f32>, HostTape) {
+        let mut inputs = Vec::with_capacity(self.layers.len());
+        let mut derivs = Vec::with_capacity(self.layers.len().saturating_sub(1));
+        let mut h = x.to_vec();
+        let last = self.layers.len() - 1;
+        for (l, lin) in self.layers.iter().enumerate() {
+            let mut z = vec![0f32; m * lin.fan_out];
+            affine(lin, &h, &mut z, m);
+            inputs.push(std::mem::take(&mut h));
+            if l < last {
+                let mut dz = vec![0f32; m * lin.fan_out];
+                activate(self.activation, &mut z, &mut dz);
+                derivs.push(dz);
+            }
+            h = z;
+        }
+        (h, HostTape { inputs, derivs })
+    }
+
+    /// Accumulates the weight and bias gradients (in [`HostMlp::parameter_sizes`] order) of
+    /// sum_rows <delta_out, output> into `grads`, for the rows the tape was recorded on.
+    pub fn backward(&self, tape: &HostTape, delta_out: Vec<f32>, grads: &mut [Vec<f32>], m: usize) {
+        let mut delta = delta_out;
+        for l in (0..self.layers.len()).rev() {
+            let lin = &self.layers[l];
+            let (gw, rest) = grads[2 * l..].split_at_mut(1);
+            weight_grad(
+                &tape.inputs[l],
+                &delta,
+                &mut gw[0],
+                &mut rest[0],
+                m,
+                lin.fan_in,
+                lin.fan_out,
+            );
+            if l > 0 {
+                let mut prev = vec![0f32; m * lin.fan_in];
+                backprop(lin, &delta, &mut prev, m);
+                for (p, dv) in prev.iter_mut().zip(&tape.derivs[l - 1]) {
+                    *p *= dv;
+                }
+                delta = prev;
+            }
+        }
+    }
 }
 
 #[cfg(test)]

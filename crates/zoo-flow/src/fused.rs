@@ -14,7 +14,7 @@ use crate::flow::Flow;
 use crate::layers::Layer;
 use rayon::prelude::*;
 use zoo_energy::energy::Activation;
-use zoo_energy::kernels::{HostLayer, activate, affine, backprop, weight_grad};
+use zoo_energy::kernels::{HostAdam, HostLayer, activate, affine, backprop, weight_grad};
 
 /// Rows per parallel block at most (a block's activations stay in L2) and at least.
 const MAX_BLOCK: usize = 256;
@@ -45,9 +45,7 @@ impl HostCoupling {
 pub(crate) struct FusedCouplingFlow {
     layers: Vec<HostCoupling>,
     dim: usize,
-    adam_m: Vec<Vec<f32>>,
-    adam_v: Vec<Vec<f32>>,
-    step: i32,
+    adam: HostAdam,
 }
 
 /// Per-block buffers of one coupling layer's forward pass.
@@ -106,9 +104,7 @@ impl FusedCouplingFlow {
         Some(Self {
             layers,
             dim: flow.dim,
-            adam_m: sizes.iter().map(|&n| vec![0.0; n]).collect(),
-            adam_v: sizes.iter().map(|&n| vec![0.0; n]).collect(),
-            step: 0,
+            adam: HostAdam::new(sizes),
         })
     }
 
@@ -127,7 +123,7 @@ impl FusedCouplingFlow {
 
     /// Zeroed gradient buffers in parameter order.
     fn zero_grads(&self) -> Vec<Vec<f32>> {
-        self.adam_m.iter().map(|m| vec![0.0; m.len()]).collect()
+        self.adam.zero_grads()
     }
 
     /// Loss mean(-log q(x)) over the `rows x dim` batch `x` and its gradient (parameter order:
@@ -307,42 +303,14 @@ impl FusedCouplingFlow {
         (loss * f64::from(scale), grads)
     }
 
-    /// One Adam step (burn's formula: bias-corrected moments, epsilon 1e-5, betas 0.9 / 0.999),
-    /// after clipping each parameter tensor's gradient to norm `clip` as burn's norm clipping does.
+    /// One Adam step ([`HostAdam`], burn's formula and norm clipping).
     pub(crate) fn adam_step(&mut self, mut grads: Vec<Vec<f32>>, lr: f64, clip: Option<f64>) {
-        const B1: f32 = 0.9;
-        const B2: f32 = 0.999;
-        const EPS: f32 = 1e-5;
-        self.step += 1;
-        let t = self.step;
-        let c1 = 1.0 - B1.powi(t);
-        let c2 = (1.0 - B2.powi(t)).sqrt();
-        let factor = lr as f32 * c2 / c1;
-        let mut k = 0;
-        for layer in self.layers.iter_mut() {
-            for lin in layer.net.iter_mut() {
-                for param in [&mut lin.weight, &mut lin.bias] {
-                    let g = &mut grads[k];
-                    if let Some(c) = clip {
-                        let norm = g.iter().map(|v| v * v).sum::<f32>().sqrt();
-                        let coef = (c as f32 / (norm + f32::MIN_POSITIVE)).min(1.0);
-                        g.iter_mut().for_each(|v| *v *= coef);
-                    }
-                    let (mm, vv) = (&mut self.adam_m[k], &mut self.adam_v[k]);
-                    for (((p, gi), mi), vi) in param
-                        .iter_mut()
-                        .zip(g.iter())
-                        .zip(mm.iter_mut())
-                        .zip(vv.iter_mut())
-                    {
-                        *mi = B1 * *mi + (1.0 - B1) * gi;
-                        *vi = B2 * *vi + (1.0 - B2) * gi * gi;
-                        *p -= factor * *mi / (vi.sqrt() + EPS * c2);
-                    }
-                    k += 1;
-                }
-            }
-        }
+        let params = self.layers.iter_mut().flat_map(|l| {
+            l.net
+                .iter_mut()
+                .flat_map(|lin| [&mut lin.weight, &mut lin.bias])
+        });
+        self.adam.step(params, &mut grads, lr, clip);
     }
 }
 

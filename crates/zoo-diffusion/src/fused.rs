@@ -1,0 +1,158 @@
+//! A fused host trainer for [`MlpScore`] by denoising score matching: the same minibatches,
+//! noise and loss as [`crate::fit_dsm`], with the forward pass, the hand-written backward pass and
+//! Adam on `f32` buffers ([`zoo_energy::kernels::HostMlp`], [`HostAdam`]), blocks of rows in
+//! parallel (rayon), no autodiff tape. With s = -net([x, log sigma]) / sigma the loss
+//! |sigma s + eps|^2 / 2 is |eps - net|^2 / 2, whose gradient in the output is (net - eps) / B.
+
+use crate::net::{DsmConfig, DsmReport, MlpScore};
+use crate::sde::Sde;
+use burn::prelude::*;
+use rand::RngExt;
+use rayon::prelude::*;
+use std::time::Instant;
+use zoo_energy::kernels::{HostAdam, HostLayer, HostMlp};
+use zoo_energy::rng::normal_vec;
+use zoo_energy::tensor::{check_batch, host_checked, to_host1, to_host2};
+use zoo_energy::{Error, Result, ZooRng};
+
+fn to_host(net: &MlpScore) -> HostMlp {
+    HostMlp {
+        layers: net
+            .net
+            .layers
+            .iter()
+            .map(|l| {
+                let [fan_in, fan_out] = l.weight.dims();
+                HostLayer {
+                    fan_in,
+                    fan_out,
+                    weight: to_host2(&l.weight.val()),
+                    bias: l
+                        .bias
+                        .as_ref()
+                        .map_or(vec![0.0; fan_out], |b| to_host1(&b.val())),
+                }
+            })
+            .collect(),
+        activation: net.net.activation,
+    }
+}
+
+fn write_back(host: &HostMlp, net: &mut MlpScore) {
+    for (lin, h) in net.net.layers.iter_mut().zip(&host.layers) {
+        let device = lin.weight.device();
+        *lin = zoo_energy::nn::linear_from_host(h.weight.clone(), h.bias.clone(), &device);
+    }
+}
+
+/// Loss and gradients of one block: `input` rows [x~, log sigma], `eps` the noise.
+fn block(mlp: &HostMlp, input: &[f32], eps: &[f32], d: usize, scale: f32) -> (f64, Vec<Vec<f32>>) {
+    let m = eps.len() / d;
+    let (out, tape) = mlp.forward(input, m);
+    let mut loss = 0.0f64;
+    let delta: Vec<f32> = out
+        .iter()
+        .zip(eps)
+        .map(|(o, e)| {
+            loss += 0.5 * f64::from(o - e).powi(2);
+            (o - e) * scale
+        })
+        .collect();
+    let mut grads: Vec<Vec<f32>> = mlp
+        .parameter_sizes()
+        .into_iter()
+        .map(|n| vec![0.0; n])
+        .collect();
+    mlp.backward(&tape, delta, &mut grads, m);
+    (loss * f64::from(scale), grads)
+}
+
+/// The training loop shared by [`fit_dsm_fused`] and the benchmark: `noise` gives (alpha,
+/// sigma) for one row.
+pub fn train_fused_with(
+    net: &mut MlpScore,
+    data: &[f32],
+    d: usize,
+    cfg: &DsmConfig,
+    rng: &mut ZooRng,
+    mut noise: impl FnMut(&mut ZooRng) -> (f64, f64),
+) -> Result<DsmReport> {
+    cfg.check()?;
+    let n = data.len() / d;
+    let mut mlp = to_host(net);
+    let mut adam = HostAdam::new(mlp.parameter_sizes());
+    let b = cfg.batch_size;
+    let scale = 1.0 / b as f32;
+    let rows = b.div_ceil(rayon::current_num_threads()).clamp(32, 256);
+    let started = Instant::now();
+    let mut report = DsmReport::default();
+    let mut input = vec![0f32; b * (d + 1)];
+    for it in 1..=cfg.iterations {
+        let idx: Vec<usize> = (0..b).map(|_| rng.random_range(0..n)).collect();
+        let coefs: Vec<(f64, f64)> = (0..b).map(|_| noise(rng)).collect();
+        let eps = normal_vec(rng, b * d);
+        for r in 0..b {
+            let (alpha, sigma) = coefs[r];
+            let row = &mut input[r * (d + 1)..(r + 1) * (d + 1)];
+            for j in 0..d {
+                row[j] = (alpha * f64::from(data[idx[r] * d + j])
+                    + sigma * f64::from(eps[r * d + j])) as f32;
+            }
+            row[d] = sigma.ln() as f32;
+        }
+        let parts: Vec<(f64, Vec<Vec<f32>>)> = input
+            .par_chunks(rows * (d + 1))
+            .zip(eps.par_chunks(rows * d))
+            .map(|(x, e)| block(&mlp, x, e, d, scale))
+            .collect();
+        let mut grads = adam.zero_grads();
+        let mut loss = 0.0;
+        for (l, g) in parts {
+            loss += l;
+            for (acc, part) in grads.iter_mut().zip(g) {
+                for (a, p) in acc.iter_mut().zip(part) {
+                    *a += p;
+                }
+            }
+        }
+        if !loss.is_finite() {
+            write_back(&mlp, net);
+            return Err(Error::TrainingDiverged {
+                iteration: it,
+                what: "denoising score-matching loss".into(),
+                value: loss,
+                last_good: it - 1,
+            });
+        }
+        report.losses.push(loss);
+        adam.step(
+            mlp.parameters_mut(),
+            &mut grads,
+            cfg.learning_rate,
+            cfg.grad_clip,
+        );
+    }
+    write_back(&mlp, net);
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// [`crate::fit_dsm`] for the noise-predicting MLP on a CPU backend, fused: the same draws from
+/// `rng` (rows, times, noise) in the same order, so the two agree to rounding.
+pub fn fit_dsm_fused(
+    net: &mut MlpScore,
+    sde: &Sde,
+    data: &Tensor<2>,
+    cfg: &DsmConfig,
+    rng: &mut ZooRng,
+) -> Result<DsmReport> {
+    sde.check()?;
+    let d = net.net.output_width();
+    check_batch("training data", data, d)?;
+    let host = host_checked("training data", data)?;
+    let t_min = sde.t_min();
+    let sde = *sde;
+    train_fused_with(net, &host, d, cfg, rng, move |rng| {
+        sde.marginal(rng.random_range(t_min..1.0))
+    })
+}

@@ -1,0 +1,403 @@
+//! Score networks over noise levels, conditioned on c = log sigma(t) (the noise-conditional
+//! input of NCSN, Song & Ermon 2019), and their training by denoising score matching
+//! (Vincent 2011) with the weighting lambda(t) = sigma(t)^2 (Song et al. 2021, eq. 7):
+//! loss = E_t E_{x0, eps} |sigma(t) s(alpha x0 + sigma eps, t) + eps|^2 / 2.
+//!
+//! Two parameterisations:
+//! * [`MlpScore`]: s(x, t) = -net([x, c]) / sigma(t) (the network predicts the noise, Ho et
+//!   al. 2020);
+//! * [`EnergyScore`]: every level is an EBM, E_t(x) = U([x, c]) / sigma(t) with U an MLP energy
+//!   from `zoo-energy`, s = -grad_x E_t. The input gradient is U's written-out score, so training
+//!   needs one backward pass, and E_t is a shared [`Energy`] that MCMC can correct
+//!   ([`EnergyScore::energy_at`]).
+
+use crate::score::ScoreModel;
+use crate::sde::Sde;
+use burn::grad_clipping::GradientClippingConfig;
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::prelude::*;
+use rand::RngExt;
+use serde::{Deserialize, Serialize};
+use std::time::Instant;
+use zoo_energy::energy::{Activation, Energy, MlpEnergy, MlpEnergyConfig};
+use zoo_energy::nn::{Mlp, layer_widths};
+use zoo_energy::rng::normal;
+use zoo_energy::tensor::{check_batch, check_finite, from_host2, row_sq_norm};
+use zoo_energy::{Error, Result, ZooRng, check_count, check_positive};
+
+/// A network that scores every row at its own noise level.
+pub trait ScoreNet: Module + Clone {
+    /// Data dimension.
+    fn data_dim(&self) -> usize;
+    /// s for `x: [n, d]` with per-row `log_sigma` and `sigma` columns `[n, 1]`.
+    fn score_rows(&self, x: Tensor<2>, log_sigma: Tensor<2>, sigma: Tensor<2>) -> Tensor<2>;
+    /// A one-line description.
+    fn describe(&self) -> String;
+}
+
+/// s(x, t) = -net([x, log sigma]) / sigma.
+#[derive(Module, Debug)]
+pub struct MlpScore {
+    /// [x, c] -> predicted noise.
+    pub net: Mlp,
+}
+
+/// Architecture of a score network (a TOML table; unknown keys are errors).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScoreNetConfig {
+    /// Data dimension.
+    pub data_dim: usize,
+    /// Hidden widths.
+    pub hidden: Vec<usize>,
+    /// Activation (smooth: the energy parameterisation differentiates it twice).
+    pub activation: Activation,
+}
+
+impl Default for ScoreNetConfig {
+    fn default() -> Self {
+        Self {
+            data_dim: 2,
+            hidden: vec![128, 128],
+            activation: Activation::Silu,
+        }
+    }
+}
+
+impl ScoreNetConfig {
+    /// Validates the fields.
+    pub fn check(&self) -> Result<()> {
+        check_count("data_dim", self.data_dim)?;
+        zoo_energy::nn::check_hidden(&[("hidden", &self.hidden)])
+    }
+
+    /// The noise-predicting MLP.
+    pub fn mlp(&self, device: &Device, rng: &mut ZooRng) -> Result<MlpScore> {
+        self.check()?;
+        let w = layer_widths(self.data_dim + 1, &self.hidden, self.data_dim);
+        Ok(MlpScore {
+            net: Mlp::new(&w, self.activation, false, device, rng)?,
+        })
+    }
+
+    /// The energy-parameterised model.
+    pub fn energy(&self, device: &Device, rng: &mut ZooRng) -> Result<EnergyScore> {
+        self.check()?;
+        if self.activation == Activation::LeakyRelu {
+            return Err(Error::invalid(
+                "activation",
+                "the energy parameterisation needs a smooth activation (silu, softplus, tanh)",
+            ));
+        }
+        let w = layer_widths(self.data_dim + 1, &self.hidden, 1);
+        Ok(EnergyScore {
+            energy: MlpEnergyConfig::new(w, self.activation).init(device, rng)?,
+        })
+    }
+}
+
+impl ScoreNet for MlpScore {
+    fn data_dim(&self) -> usize {
+        self.net.output_width()
+    }
+    fn score_rows(&self, x: Tensor<2>, log_sigma: Tensor<2>, sigma: Tensor<2>) -> Tensor<2> {
+        self.net.forward(Tensor::cat(vec![x, log_sigma], 1)).neg() / sigma
+    }
+    fn describe(&self) -> String {
+        format!(
+            "noise-predicting MLP score, input width {}",
+            self.net.input_width()
+        )
+    }
+}
+
+/// Every noise level an EBM: E_t(x) = U([x, log sigma(t)]) / sigma(t).
+#[derive(Module, Debug)]
+pub struct EnergyScore {
+    /// U over [x, c].
+    pub energy: MlpEnergy,
+}
+
+impl ScoreNet for EnergyScore {
+    fn data_dim(&self) -> usize {
+        self.energy.dim() - 1
+    }
+    fn score_rows(&self, x: Tensor<2>, log_sigma: Tensor<2>, sigma: Tensor<2>) -> Tensor<2> {
+        let [n, d] = x.dims();
+        let s = self.energy.score(Tensor::cat(vec![x, log_sigma], 1));
+        s.slice([0..n, 0..d]) / sigma
+    }
+    fn describe(&self) -> String {
+        format!("energy-parameterised score, {}", self.energy.describe())
+    }
+}
+
+/// The energy of one noise level, E_t(x) = U([x, c(t)]) / sigma(t), for the shared samplers.
+#[derive(Debug, Clone)]
+pub struct LevelEnergy {
+    energy: MlpEnergy,
+    log_sigma: f64,
+    sigma: f64,
+}
+
+impl EnergyScore {
+    /// E_t as a shared [`Energy`] (call on a non-autodiff copy).
+    pub fn energy_at(&self, sde: &Sde, t: f64) -> LevelEnergy {
+        let sigma = sde.marginal(t).1;
+        LevelEnergy {
+            energy: self.energy.clone(),
+            log_sigma: sigma.ln(),
+            sigma,
+        }
+    }
+}
+
+impl LevelEnergy {
+    fn input(&self, x: Tensor<2>) -> Tensor<2> {
+        let n = x.dims()[0];
+        let c = Tensor::full([n, 1], self.log_sigma, &x.device());
+        Tensor::cat(vec![x, c], 1)
+    }
+}
+
+impl Energy for LevelEnergy {
+    fn dim(&self) -> usize {
+        self.energy.dim() - 1
+    }
+    fn energy(&self, x: Tensor<2>) -> Tensor<1> {
+        self.energy.energy(self.input(x)).div_scalar(self.sigma)
+    }
+    fn energy_and_score(&self, x: Tensor<2>) -> (Tensor<1>, Tensor<2>) {
+        let [n, d] = x.dims();
+        let (e, s) = self.energy.energy_and_score(self.input(x));
+        (
+            e.div_scalar(self.sigma),
+            s.slice([0..n, 0..d]).div_scalar(self.sigma),
+        )
+    }
+    fn describe(&self) -> String {
+        format!(
+            "diffusion level energy at sigma = {:.4} ({})",
+            self.sigma,
+            self.energy.describe()
+        )
+    }
+}
+
+/// A trained network as a [`ScoreModel`]: a plain copy scores, an autodiff copy gives the exact
+/// divergence (one backward pass per dimension) and Hutchinson's estimate.
+#[derive(Debug, Clone)]
+pub struct NetScore<M: ScoreNet> {
+    plain: M,
+    tracked: M,
+    sde: Sde,
+}
+
+impl<M: ScoreNet> NetScore<M> {
+    /// Wraps a network trained on an autodiff device under `sde`.
+    pub fn new(trained: &M, sde: Sde) -> Self {
+        Self {
+            plain: trained.valid(),
+            tracked: trained.clone(),
+            sde,
+        }
+    }
+
+    /// The network's plain copy.
+    pub fn net(&self) -> &M {
+        &self.plain
+    }
+
+    fn columns(&self, n: usize, t: f64, device: &Device) -> (Tensor<2>, Tensor<2>) {
+        let sigma = self.sde.marginal(t).1;
+        (
+            Tensor::full([n, 1], sigma.ln(), device),
+            Tensor::full([n, 1], sigma, device),
+        )
+    }
+
+    /// v^T J(x) v per row, J the Jacobian of s(., t), by one backward pass through the tracked copy.
+    fn vjv(&self, x: &Tensor<2>, t: f64, v: Tensor<2>) -> Tensor<1> {
+        let n = x.dims()[0];
+        let ad = x.device().autodiff();
+        let leaf = x.clone().autodiff().detach().require_grad();
+        let (c, s) = self.columns(n, t, &ad);
+        let out = self.tracked.score_rows(leaf.clone(), c, s);
+        let grads = (out * v.clone().autodiff()).sum().backward();
+        let g = leaf
+            .grad(&grads)
+            .expect("the input requires a gradient")
+            .without_autodiff();
+        (g * v).sum_dim(1).squeeze_dim(1)
+    }
+
+    /// Hutchinson's estimate of div s (Hutchinson 1989; Grathwohl et al. 2019): the mean of
+    /// v^T J v over `probes` Rademacher vectors.
+    pub fn divergence_hutchinson(
+        &self,
+        x: Tensor<2>,
+        t: f64,
+        probes: usize,
+        rng: &mut ZooRng,
+    ) -> Tensor<1> {
+        let [n, d] = x.dims();
+        let device = x.device();
+        let mut total = Tensor::<1>::zeros([n], &device);
+        for _ in 0..probes.max(1) {
+            let signs: Vec<f32> = (0..n * d)
+                .map(|_| if rng.random_bool(0.5) { 1.0 } else { -1.0 })
+                .collect();
+            total = total + self.vjv(&x, t, from_host2(signs, [n, d], &device));
+        }
+        total.div_scalar(probes.max(1) as f64)
+    }
+}
+
+impl<M: ScoreNet> ScoreModel for NetScore<M> {
+    fn dim(&self) -> usize {
+        self.plain.data_dim()
+    }
+    fn score(&self, x: Tensor<2>, t: f64) -> Tensor<2> {
+        let n = x.dims()[0];
+        let (c, s) = self.columns(n, t, &x.device());
+        self.plain.score_rows(x, c, s)
+    }
+    fn divergence(&self, x: Tensor<2>, t: f64) -> Option<Tensor<1>> {
+        // Exact: sum over the coordinate directions e_i of e_i^T J e_i.
+        let [n, d] = x.dims();
+        let device = x.device();
+        let mut total = Tensor::<1>::zeros([n], &device);
+        for i in 0..d {
+            let e: Vec<f32> = (0..n * d)
+                .map(|k| if k % d == i { 1.0 } else { 0.0 })
+                .collect();
+            total = total + self.vjv(&x, t, from_host2(e, [n, d], &device));
+        }
+        Some(total)
+    }
+    fn describe(&self) -> String {
+        self.plain.describe()
+    }
+}
+
+/// Settings of [`fit_dsm`] (a TOML table; unknown keys are errors).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DsmConfig {
+    /// Adam steps.
+    pub iterations: usize,
+    /// Data points per step.
+    pub batch_size: usize,
+    /// Adam's learning rate.
+    pub learning_rate: f64,
+    /// Clip the gradient to this norm.
+    pub grad_clip: Option<f64>,
+}
+
+impl Default for DsmConfig {
+    fn default() -> Self {
+        Self {
+            iterations: 3000,
+            batch_size: 512,
+            learning_rate: 1e-3,
+            grad_clip: Some(10.0),
+        }
+    }
+}
+
+impl DsmConfig {
+    /// Validates the fields.
+    pub fn check(&self) -> Result<()> {
+        check_count("iterations", self.iterations)?;
+        check_count("batch_size", self.batch_size)?;
+        check_positive("learning_rate", self.learning_rate)?;
+        if let Some(c) = self.grad_clip {
+            check_positive("grad_clip", c)?;
+        }
+        Ok(())
+    }
+}
+
+/// The loss per step and the wall time.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DsmReport {
+    /// The weighted DSM loss per step.
+    pub losses: Vec<f64>,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+}
+
+/// Trains `net` (on an autodiff device) by denoising score matching under `sde` on `data`
+/// (`[n, d]`, plain device): t ~ U(t_min, 1) per row.
+pub fn fit_dsm<M: ScoreNet>(
+    net: &mut M,
+    sde: &Sde,
+    data: &Tensor<2>,
+    cfg: &DsmConfig,
+    rng: &mut ZooRng,
+    show_progress: bool,
+) -> Result<DsmReport> {
+    sde.check()?;
+    cfg.check()?;
+    let n = check_batch("training data", data, net.data_dim())?;
+    check_finite("training data", data)?;
+    let device = data.device();
+    let mut optim = AdamConfig::new()
+        .with_grad_clipping(
+            cfg.grad_clip
+                .map(|c| GradientClippingConfig::Norm(c as f32)),
+        )
+        .init();
+    let (b, d) = (cfg.batch_size, net.data_dim());
+    let t_min = sde.t_min();
+    let bar = zoo_energy::progress::bar(show_progress, cfg.iterations, "dsm");
+    let started = Instant::now();
+    let mut report = DsmReport::default();
+    for it in 1..=cfg.iterations {
+        let idx: Vec<i64> = (0..b).map(|_| rng.random_range(0..n) as i64).collect();
+        let x0 = data.clone().select(
+            0,
+            Tensor::<1, Int>::from_data(TensorData::new(idx, [b]), &device),
+        );
+        let ts: Vec<f64> = (0..b).map(|_| rng.random_range(t_min..1.0)).collect();
+        let (alpha, sigma): (Vec<f32>, Vec<f32>) = ts
+            .iter()
+            .map(|&t| {
+                let (a, s) = sde.marginal(t);
+                (a as f32, s as f32)
+            })
+            .unzip();
+        let column = |v: &[f32]| from_host2(v.to_vec(), [b, 1], &device);
+        let (alpha, sigma) = (column(&alpha), column(&sigma));
+        let eps = normal(rng, [b, d], &device);
+        let xt = x0 * alpha + eps.clone() * sigma.clone();
+        let s = net.score_rows(
+            xt.autodiff(),
+            sigma.clone().log().autodiff(),
+            sigma.clone().autodiff(),
+        );
+        let loss = row_sq_norm(s * sigma.autodiff() + eps.autodiff())
+            .mean()
+            .mul_scalar(0.5);
+        let value = f64::from(loss.clone().into_scalar::<f32>());
+        if !value.is_finite() {
+            return Err(Error::TrainingDiverged {
+                iteration: it,
+                what: "denoising score-matching loss".into(),
+                value,
+                last_good: it - 1,
+            });
+        }
+        report.losses.push(value);
+        let mut grads = loss.backward();
+        let g = GradientsParams::from_module(&mut grads, &*net);
+        *net = optim.step(cfg.learning_rate, net.clone(), g);
+        bar.inc(1);
+        if it % 100 == 0 {
+            bar.set_message(format!("loss {value:.4}"));
+        }
+    }
+    bar.finish_and_clear();
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
