@@ -7,7 +7,8 @@ mod common;
 
 use common::{assert_within, cpu_device, rows};
 use ebm_zoo::diffusion::{
-    GaussianDataScore, NoiseLadder, Sde, Solver, annealed_langevin, pf_ode_log_likelihood, sample,
+    Divergence, GaussianDataScore, NoiseLadder, Sde, Solver, annealed_langevin,
+    pf_ode_log_likelihood, sample,
 };
 use ebm_zoo::energy::rng::{normal, seeded};
 use ebm_zoo::energy::tensor::to_host1;
@@ -55,6 +56,7 @@ fn every_sampler_reproduces_gaussian_data_with_the_exact_score() {
         let model = gaussian_score(sde);
         for (solver, steps) in [
             (Solver::EulerMaruyama, 1000),
+            (Solver::Ancestral, 1000),
             (
                 Solver::PredictorCorrector {
                     snr: 0.16,
@@ -102,7 +104,16 @@ fn probability_flow_likelihood_is_the_exact_gaussian_log_density() {
     for sde in [Sde::vp(), Sde::ve(10.0)] {
         let model = gaussian_score(sde);
         let t_min = sde.t_min();
-        let r = pf_ode_log_likelihood(&model, &sde, x.clone(), 200, t_min).unwrap();
+        let r = pf_ode_log_likelihood(
+            &model,
+            &sde,
+            x.clone(),
+            200,
+            t_min,
+            Divergence::Exact,
+            &mut seeded(0),
+        )
+        .unwrap();
         // The data density itself (t = 0): what a user compares with.
         let exact = to_host1(&model.log_density(x.clone(), 0.0).unwrap());
         // 1. The ODE and its divergence integral: with the true marginal p_1 as the prior, the
@@ -244,7 +255,7 @@ mod networks {
         let exact = to_host1(&energy.divergence(x.clone(), t).unwrap());
         let mut rng = seeded(23);
         let draws: Vec<Vec<f32>> = (0..400)
-            .map(|_| to_host1(&energy.divergence_hutchinson(x.clone(), t, 1, &mut rng)))
+            .map(|_| to_host1(&energy.hutchinson(x.clone(), t, 1, &mut rng)))
             .collect();
         for r in 0..5 {
             let v: Vec<f64> = draws.iter().map(|d| f64::from(d[r])).collect();
@@ -298,7 +309,16 @@ mod networks {
             ("mlp", &NetScore::new(&mlp, sde) as &dyn ScoreModel),
             ("energy", &NetScore::new(&en, sde) as &dyn ScoreModel),
         ] {
-            let r = pf_ode_log_likelihood(model, &sde, test.clone(), 100, sde.t_min()).unwrap();
+            let r = pf_ode_log_likelihood(
+                model,
+                &sde,
+                test.clone(),
+                100,
+                sde.t_min(),
+                Divergence::Exact,
+                &mut seeded(0),
+            )
+            .unwrap();
             let nll = -to_host1(&r.log_likelihood)
                 .iter()
                 .map(|v| f64::from(*v))

@@ -17,6 +17,7 @@
 //! | DDIM (Song, Meng & Ermon 2021) | [`Solver::Ddim`] |
 //! | likelihood by the instantaneous change of variables (Chen et al. 2018) | [`pf_ode_log_likelihood`] |
 
+mod correct;
 mod fused;
 mod likelihood;
 mod net;
@@ -24,12 +25,15 @@ mod sample;
 mod score;
 mod sde;
 
+pub use correct::{CorrectedReport, MalaCorrection, sample_corrected};
 pub use fused::{fit_dsm_fused, train_fused_with};
-pub use likelihood::{PfOdeLikelihood, pf_ode_log_likelihood};
+pub use likelihood::{Divergence, PfOdeLikelihood, pf_ode_log_likelihood};
 pub use net::{
-    DsmConfig, DsmReport, EnergyScore, LevelEnergy, MlpScore, NetScore, ScoreNet, ScoreNetConfig,
-    fit_dsm,
+    ConvScore, DsmConfig, DsmReport, EnergyScore, LevelEnergy, MlpScore, NetScore, ScoreNet,
+    ScoreNetConfig, fit_dsm,
 };
-pub use sample::{SampleReport, Solver, annealed_langevin, pf_ode_velocity, sample, time_grid};
+pub use sample::{
+    SampleReport, Solver, annealed_langevin, pf_ode_velocity, sample, step, time_grid,
+};
 pub use score::{GaussianDataScore, ScoreModel};
 pub use sde::{NoiseLadder, Sde};

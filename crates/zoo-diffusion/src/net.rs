@@ -233,7 +233,7 @@ impl<M: ScoreNet> NetScore<M> {
 
     /// Hutchinson's estimate of div s (Hutchinson 1989; Grathwohl et al. 2019): the mean of
     /// v^T J v over `probes` Rademacher vectors.
-    pub fn divergence_hutchinson(
+    pub fn hutchinson(
         &self,
         x: Tensor<2>,
         t: f64,
@@ -274,6 +274,15 @@ impl<M: ScoreNet> ScoreModel for NetScore<M> {
             total = total + self.vjv(&x, t, from_host2(e, [n, d], &device));
         }
         Some(total)
+    }
+    fn divergence_hutchinson(
+        &self,
+        x: Tensor<2>,
+        t: f64,
+        probes: usize,
+        rng: &mut ZooRng,
+    ) -> Option<Tensor<1>> {
+        Some(self.hutchinson(x, t, probes, rng))
     }
     fn describe(&self) -> String {
         self.plain.describe()
@@ -400,4 +409,95 @@ pub fn fit_dsm<M: ScoreNet>(
     bar.finish_and_clear();
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// A small convolutional noise predictor for square single-channel images: the image and a
+/// constant log-sigma channel, three 3x3 convolutions (padding 1, activation between), output
+/// the predicted noise; s = -out / sigma.
+#[derive(Module, Debug)]
+pub struct ConvScore {
+    /// Convolution weights `[out, in, 3, 3]`, input to output.
+    pub weights: Vec<burn::module::Param<Tensor<4>>>,
+    /// Their biases.
+    pub biases: Vec<burn::module::Param<Tensor<1>>>,
+    /// Activation between convolutions.
+    #[module(skip)]
+    pub activation: Activation,
+    /// Image side.
+    #[module(skip)]
+    pub side: usize,
+}
+
+impl ConvScore {
+    /// `channels` hidden channels per layer (two hidden layers), PyTorch-default initialisation
+    /// drawn from `rng`.
+    pub fn new(
+        side: usize,
+        channels: usize,
+        activation: Activation,
+        device: &Device,
+        rng: &mut ZooRng,
+    ) -> Result<Self> {
+        check_count("side", side)?;
+        check_count("channels", channels)?;
+        let shapes = [[channels, 2], [channels, channels], [1, channels]];
+        let (mut weights, mut biases) = (Vec::new(), Vec::new());
+        for [out, inp] in shapes {
+            let k = 1.0 / ((inp * 9) as f32).sqrt();
+            let w: Vec<f32> = (0..out * inp * 9)
+                .map(|_| rng.random_range(-k..k))
+                .collect();
+            let b: Vec<f32> = (0..out).map(|_| rng.random_range(-k..k)).collect();
+            weights.push(burn::module::Param::from_tensor(Tensor::<4>::from_data(
+                TensorData::new(w, [out, inp, 3, 3]),
+                device,
+            )));
+            biases.push(burn::module::Param::from_tensor(Tensor::<1>::from_data(
+                TensorData::new(b, [out]),
+                device,
+            )));
+        }
+        Ok(Self {
+            weights,
+            biases,
+            activation,
+            side,
+        })
+    }
+}
+
+impl ScoreNet for ConvScore {
+    fn data_dim(&self) -> usize {
+        self.side * self.side
+    }
+    fn score_rows(&self, x: Tensor<2>, log_sigma: Tensor<2>, sigma: Tensor<2>) -> Tensor<2> {
+        use burn::tensor::module::conv2d;
+        use burn::tensor::ops::ConvOptions;
+        let [n, d] = x.dims();
+        let side = self.side;
+        let image = x.reshape([n, 1, side, side]);
+        let level = log_sigma.reshape([n, 1, 1, 1]).expand([n, 1, side, side]);
+        let mut h = Tensor::cat(vec![image, level], 1);
+        let last = self.weights.len() - 1;
+        for (l, (w, b)) in self.weights.iter().zip(&self.biases).enumerate() {
+            h = conv2d(
+                h,
+                w.val(),
+                Some(b.val()),
+                ConvOptions::new([1, 1], [1, 1], [1, 1], 1),
+            );
+            if l < last {
+                h = self.activation.value(h);
+            }
+        }
+        h.reshape([n, d]).neg() / sigma
+    }
+    fn describe(&self) -> String {
+        format!(
+            "convolutional noise predictor, {} channels, {}x{} images",
+            self.weights[0].dims()[0],
+            self.side,
+            self.side
+        )
+    }
 }

@@ -20,6 +20,11 @@ use zoo_energy::{Error, Result, ZooRng, check_count, check_positive};
 pub enum Solver {
     /// Reverse-SDE Euler-Maruyama; the last step adds no noise (the usual denoising step).
     EulerMaruyama,
+    /// Ancestral sampling of the discretised chain (Ho et al. 2020's DDPM sampler on the VP SDE:
+    /// x' = (x + beta s) / sqrt(1 - beta) + sqrt(beta) z with 1 - beta = alpha(t)^2 /
+    /// alpha(t')^2; on the VE SDE x' = x + (sigma^2 - sigma'^2) s + sqrt(sigma^2 - sigma'^2) z,
+    /// NCSN's reverse diffusion). The last step adds no noise.
+    Ancestral,
     /// Euler-Maruyama predictor + `corrector_steps` Langevin corrector steps per level with step
     /// 2 a_i (snr |z| / |s|)^2 (a_i = 1 for VE, 1 - beta_i for VP).
     PredictorCorrector {
@@ -43,6 +48,7 @@ impl Solver {
     pub fn name(&self) -> &'static str {
         match self {
             Solver::EulerMaruyama => "euler_maruyama",
+            Solver::Ancestral => "ancestral",
             Solver::PredictorCorrector { .. } => "predictor_corrector",
             Solver::Heun => "pf_ode_heun",
             Solver::Rk4 => "pf_ode_rk4",
@@ -53,7 +59,7 @@ impl Solver {
     /// Score evaluations per sample for `steps` steps.
     pub fn nfe(&self, steps: usize) -> usize {
         match self {
-            Solver::EulerMaruyama | Solver::Ddim => steps,
+            Solver::EulerMaruyama | Solver::Ancestral | Solver::Ddim => steps,
             Solver::PredictorCorrector {
                 corrector_steps, ..
             } => steps * (1 + corrector_steps),
@@ -123,49 +129,7 @@ pub fn sample(
         let (t, t_next) = (grid[k], grid[k + 1]);
         let h = t - t_next;
         let last = k + 1 == steps;
-        x = match solver {
-            Solver::EulerMaruyama => em_step(model, sde, x, t, h, !last, rng),
-            Solver::PredictorCorrector {
-                snr,
-                corrector_steps,
-            } => {
-                let mut x = em_step(model, sde, x, t, h, !last, rng);
-                for _ in 0..corrector_steps {
-                    x = langevin_corrector(model, sde, x, t_next, h, snr, rng);
-                }
-                x
-            }
-            Solver::Heun => {
-                let k1 = pf_ode_velocity(model, sde, x.clone(), t);
-                let x_euler = x.clone() - k1.clone().mul_scalar(h);
-                let k2 = pf_ode_velocity(model, sde, x_euler, t_next);
-                x - (k1 + k2).mul_scalar(0.5 * h)
-            }
-            Solver::Rk4 => {
-                let k1 = pf_ode_velocity(model, sde, x.clone(), t);
-                let k2 = pf_ode_velocity(
-                    model,
-                    sde,
-                    x.clone() - k1.clone().mul_scalar(0.5 * h),
-                    t - 0.5 * h,
-                );
-                let k3 = pf_ode_velocity(
-                    model,
-                    sde,
-                    x.clone() - k2.clone().mul_scalar(0.5 * h),
-                    t - 0.5 * h,
-                );
-                let k4 = pf_ode_velocity(model, sde, x.clone() - k3.clone().mul_scalar(h), t_next);
-                x - (k1 + k2.mul_scalar(2.0) + k3.mul_scalar(2.0) + k4).mul_scalar(h / 6.0)
-            }
-            Solver::Ddim => {
-                let (alpha, sigma) = sde.marginal(t);
-                let (alpha_next, sigma_next) = sde.marginal(t_next);
-                let eps = model.score(x.clone(), t).mul_scalar(-sigma);
-                let x0 = (x - eps.clone().mul_scalar(sigma)).div_scalar(alpha);
-                x0.mul_scalar(alpha_next) + eps.mul_scalar(sigma_next)
-            }
-        };
+        x = step(model, sde, solver, x, t, t_next, last, rng);
         if (k + 1) % 50 == 0 || last {
             check_state(&x, k + 1, h)?;
         }
@@ -177,6 +141,84 @@ pub fn sample(
             seconds: started.elapsed().as_secs_f64(),
         },
     ))
+}
+
+/// One step of `solver` from t down to t_next (`last`: the final, noise-free step).
+pub fn step(
+    model: &dyn ScoreModel,
+    sde: &Sde,
+    solver: Solver,
+    x: Tensor<2>,
+    t: f64,
+    t_next: f64,
+    last: bool,
+    rng: &mut ZooRng,
+) -> Tensor<2> {
+    let h = t - t_next;
+    match solver {
+        Solver::EulerMaruyama => em_step(model, sde, x, t, h, !last, rng),
+        Solver::Ancestral => {
+            let s = model.score(x.clone(), t);
+            let dims = x.dims();
+            let device = x.device();
+            let (x, var) = match sde {
+                Sde::Vp { .. } => {
+                    let ratio = sde.marginal(t).0 / sde.marginal(t_next).0;
+                    let beta = 1.0 - ratio * ratio;
+                    ((x + s.mul_scalar(beta)).div_scalar(ratio), beta)
+                }
+                Sde::Ve { .. } => {
+                    let var = sde.marginal(t).1.powi(2) - sde.marginal(t_next).1.powi(2);
+                    (x + s.mul_scalar(var), var)
+                }
+            };
+            if last {
+                x
+            } else {
+                x + normal(rng, dims, &device).mul_scalar(var.sqrt())
+            }
+        }
+        Solver::PredictorCorrector {
+            snr,
+            corrector_steps,
+        } => {
+            let mut x = em_step(model, sde, x, t, h, !last, rng);
+            for _ in 0..corrector_steps {
+                x = langevin_corrector(model, sde, x, t_next, h, snr, rng);
+            }
+            x
+        }
+        Solver::Heun => {
+            let k1 = pf_ode_velocity(model, sde, x.clone(), t);
+            let x_euler = x.clone() - k1.clone().mul_scalar(h);
+            let k2 = pf_ode_velocity(model, sde, x_euler, t_next);
+            x - (k1 + k2).mul_scalar(0.5 * h)
+        }
+        Solver::Rk4 => {
+            let k1 = pf_ode_velocity(model, sde, x.clone(), t);
+            let k2 = pf_ode_velocity(
+                model,
+                sde,
+                x.clone() - k1.clone().mul_scalar(0.5 * h),
+                t - 0.5 * h,
+            );
+            let k3 = pf_ode_velocity(
+                model,
+                sde,
+                x.clone() - k2.clone().mul_scalar(0.5 * h),
+                t - 0.5 * h,
+            );
+            let k4 = pf_ode_velocity(model, sde, x.clone() - k3.clone().mul_scalar(h), t_next);
+            x - (k1 + k2.mul_scalar(2.0) + k3.mul_scalar(2.0) + k4).mul_scalar(h / 6.0)
+        }
+        Solver::Ddim => {
+            let (alpha, sigma) = sde.marginal(t);
+            let (alpha_next, sigma_next) = sde.marginal(t_next);
+            let eps = model.score(x.clone(), t).mul_scalar(-sigma);
+            let x0 = (x - eps.clone().mul_scalar(sigma)).div_scalar(alpha);
+            x0.mul_scalar(alpha_next) + eps.mul_scalar(sigma_next)
+        }
+    }
 }
 
 /// A non-finite sampler state is a [`Error::Divergence`] naming the step, the first row and the

@@ -23,6 +23,18 @@ pub trait ScoreModel {
         None
     }
 
+    /// Hutchinson's unbiased estimate of div_x s(x, t) with `probes` Rademacher vectors, when
+    /// the model can give vector-Jacobian products; `None` otherwise.
+    fn divergence_hutchinson(
+        &self,
+        _x: Tensor<2>,
+        _t: f64,
+        _probes: usize,
+        _rng: &mut zoo_energy::ZooRng,
+    ) -> Option<Tensor<1>> {
+        None
+    }
+
     /// A one-line description.
     fn describe(&self) -> String;
 }
