@@ -7,7 +7,8 @@
 //! bits per dimension on the test split.
 //!
 //! Run: `cargo run --release --example diffusion` (8 Gaussians, under a minute on 2 cores); the
-//! table of `docs/diffusion.md`: `-- --sets 8gaussians,moons,rings,checkerboard --iterations 4000`;
+//! table of `docs/diffusion.md`: `-- --sets 8gaussians,moons,rings,checkerboard,digits --iterations 20000
+//! --samples 4000 --test-points 1000`;
 //! digits: `-- --sets digits`. A custom NCSN ladder: `--sigmas 3,1,0.3,0.1,0.03`.
 
 use burn::prelude::*;
@@ -34,6 +35,9 @@ struct Args {
     /// DSM steps per model.
     #[arg(long, default_value_t = 1500)]
     iterations: usize,
+    /// DSM steps of the digits model.
+    #[arg(long, default_value_t = 3000)]
+    digits_iterations: usize,
     /// Samples scored per sampler.
     #[arg(long, default_value_t = 2000)]
     samples: usize,
@@ -66,7 +70,13 @@ fn solvers() -> Vec<(Solver, usize)> {
     vec![
         (Solver::EulerMaruyama, 500),
         (Solver::Ancestral, 500),
-        (Solver::PredictorCorrector { snr: 0.16, corrector_steps: 1 }, 250),
+        (
+            Solver::PredictorCorrector {
+                snr: 0.16,
+                corrector_steps: 1,
+            },
+            250,
+        ),
         (Solver::Heun, 100),
         (Solver::Rk4, 50),
         (Solver::Ddim, 100),
@@ -76,16 +86,24 @@ fn solvers() -> Vec<(Solver, usize)> {
 fn run(args: Args) -> anyhow::Result<()> {
     let device = args.backend.device()?;
     let ladder = match &args.sigmas {
+        Some(list) if list.trim().is_empty() => NoiseLadder::new(Vec::new())?,
         Some(list) => {
             let sigmas = list
                 .split(',')
-                .map(|s| s.trim().parse::<f64>().map_err(|_| anyhow::anyhow!("--sigmas: {s:?} is not a number")))
+                .map(|s| {
+                    s.trim()
+                        .parse::<f64>()
+                        .map_err(|_| anyhow::anyhow!("--sigmas: {s:?} is not a number"))
+                })
                 .collect::<anyhow::Result<Vec<f64>>>()?;
             NoiseLadder::new(sigmas)?
         }
         None => NoiseLadder::geometric(4.0, 0.01, 50)?,
     };
-    let dsm = DsmConfig { iterations: args.iterations, ..DsmConfig::default() };
+    let dsm = DsmConfig {
+        iterations: args.iterations,
+        ..DsmConfig::default()
+    };
     dsm.check()?;
     for set in args.sets.split(',') {
         if set == "digits" {
@@ -98,7 +116,13 @@ fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn two_d(args: &Args, set: Toy2d, ladder: &NoiseLadder, dsm: &DsmConfig, device: &Device) -> anyhow::Result<()> {
+fn two_d(
+    args: &Args,
+    set: Toy2d,
+    ladder: &NoiseLadder,
+    dsm: &DsmConfig,
+    device: &Device,
+) -> anyhow::Result<()> {
     let truth = set.density();
     let cells = 64;
     let masses = true_cell_masses(&truth, cells, device)?;
@@ -107,60 +131,156 @@ fn two_d(args: &Args, set: Toy2d, ladder: &NoiseLadder, dsm: &DsmConfig, device:
     let test = truth.sample_host(&mut rng, args.test_points);
     let test_t = from_host2(test.clone(), [args.test_points, 2], device);
     let true_nll = evaluate(&truth, &truth, &test, Grid2d::for_density(&truth), device)?.true_nll;
-    let floor = sample_metrics(&truth, &truth.sample_host(&mut rng, args.samples), cells, &masses)?;
+    let floor = sample_metrics(
+        &truth,
+        &truth.sample_host(&mut rng, args.samples),
+        cells,
+        &masses,
+    )?;
     println!(
         "\n## {set}: {} samples, TV on a {cells}x{cells} histogram of [-4, 4]^2 (exact samples: {:.3}); held-out NLL of the true density {true_nll:.3} nats\n",
         args.samples, floor.tv
     );
-    println!("| model | sampler | NFE | TV | modes (of {}) | PF-ODE NLL (nats) | train s | ms / 1000 samples |", truth.modes());
+    println!(
+        "| model | sampler | NFE | TV | modes (of {}) | PF-ODE NLL (nats) | train s | ms / 1000 samples |",
+        truth.modes()
+    );
     println!("|---|---|---|---|---|---|---|---|");
     let ad = device.clone().autodiff();
     let net_cfg = ScoreNetConfig::default();
     let vp = Sde::vp();
-    let ve = Sde::Ve { sigma_min: ladder.sigmas()[ladder.sigmas().len() - 1], sigma_max: ladder.sigmas()[0] };
+    let ve = Sde::Ve {
+        sigma_min: ladder.sigmas()[ladder.sigmas().len() - 1],
+        sigma_max: ladder.sigmas()[0],
+    };
     let mut panels = Vec::new();
-    let data_panel = Scatter { title: "data".into(), bounds: truth.bounds(), points: truth.sample_host(&mut rng, 3000) };
+    let data_panel = Scatter {
+        title: "data".into(),
+        bounds: truth.bounds(),
+        points: truth.sample_host(&mut rng, 3000),
+    };
     let nll_of = |model: &dyn ScoreModel, sde: &Sde| -> anyhow::Result<(f64, f64)> {
-        let r = pf_ode_log_likelihood(model, sde, test_t.clone(), 100, sde.t_min(), Divergence::Exact, &mut seeded(0))?;
-        let v: Vec<f64> = to_host1(&r.log_likelihood).iter().map(|l| -f64::from(*l)).collect();
+        let r = pf_ode_log_likelihood(
+            model,
+            sde,
+            test_t.clone(),
+            100,
+            sde.t_min(),
+            Divergence::Exact,
+            &mut seeded(0),
+        )?;
+        let v: Vec<f64> = to_host1(&r.log_likelihood)
+            .iter()
+            .map(|l| -f64::from(*l))
+            .collect();
         Ok(mean_and_se(&v))
     };
-    let row = |model: &str, sampler: &str, nfe: usize, x: &Tensor<2>, nll: (f64, f64), train_s: f64, secs: f64, panels: &mut Vec<Scatter>| -> anyhow::Result<()> {
+    let row = |model: &str,
+               sampler: &str,
+               nfe: usize,
+               x: &Tensor<2>,
+               nll: (f64, f64),
+               train_s: f64,
+               secs: f64,
+               panels: &mut Vec<Scatter>|
+     -> anyhow::Result<()> {
         let pts = to_host2(x);
         let m = sample_metrics(&truth, &pts, cells, &masses)?;
         println!(
             "| {model} | {sampler} | {nfe} | {:.3} | {} | {:.3} ± {:.3} | {train_s:.1} | {:.1} |",
-            m.tv, m.modes_covered, nll.0, nll.1, secs * 1e6 / args.samples as f64
+            m.tv,
+            m.modes_covered,
+            nll.0,
+            nll.1,
+            secs * 1e6 / args.samples as f64
         );
-        panels.push(Scatter { title: format!("{model}, {sampler}"), bounds: truth.bounds(), points: pts[..3000.min(pts.len())].to_vec() });
+        panels.push(Scatter {
+            title: format!("{model}, {sampler}"),
+            bounds: truth.bounds(),
+            points: pts[..3000.min(pts.len())].to_vec(),
+        });
         Ok(())
+    };
+    // Every sampler on one model: a row each, a panel each after the data panel.
+    let all_solvers = |label: &str,
+                       model: &dyn ScoreModel,
+                       sde: &Sde,
+                       train_s: f64,
+                       panels: &mut Vec<Scatter>|
+     -> anyhow::Result<(f64, f64)> {
+        let nll = nll_of(model, sde)?;
+        panels.push(data_panel.clone());
+        for (solver, steps) in solvers() {
+            let (x, r) = sample(
+                model,
+                sde,
+                solver,
+                args.samples,
+                steps,
+                sde.t_min(),
+                &mut seeded(args.seed + 2),
+                device,
+            )?;
+            row(
+                label,
+                solver.name(),
+                r.nfe,
+                &x,
+                nll,
+                train_s,
+                r.seconds,
+                panels,
+            )?;
+        }
+        Ok(nll)
     };
     // The noise-predicting MLP (VP SDE), trained by the fused DSM trainer.
     let mut mlp = net_cfg.mlp(&ad, &mut seeded(args.seed))?;
     let report = fit_dsm_fused(&mut mlp, &vp, &data, dsm, &mut seeded(args.seed + 1))?;
-    let mlp = NetScore::new(&mlp, vp);
-    let nll = nll_of(&mlp, &vp)?;
-    panels.push(data_panel.clone());
-    for (solver, steps) in solvers() {
-        let (x, r) = sample(&mlp, &vp, solver, args.samples, steps, vp.t_min(), &mut seeded(args.seed + 2), device)?;
-        row("mlp (VP)", solver.name(), r.nfe, &x, nll, report.seconds, r.seconds, &mut panels)?;
-    }
+    all_solvers(
+        "mlp (VP)",
+        &NetScore::new(&mlp, vp),
+        &vp,
+        report.seconds,
+        &mut panels,
+    )?;
     // The energy-parameterised model (VP SDE), trained through its written-out score.
     let mut energy = net_cfg.energy(&ad, &mut seeded(args.seed))?;
-    let report = fit_dsm(&mut energy, &vp, &data, dsm, &mut seeded(args.seed + 1), true)?;
+    let report = fit_dsm(
+        &mut energy,
+        &vp,
+        &data,
+        dsm,
+        &mut seeded(args.seed + 1),
+        true,
+    )?;
     let energy = NetScore::new(&energy, vp);
-    let nll = nll_of(&energy, &vp)?;
-    panels.push(data_panel.clone());
-    for (solver, steps) in solvers() {
-        let (x, r) = sample(&energy, &vp, solver, args.samples, steps, vp.t_min(), &mut seeded(args.seed + 2), device)?;
-        row("energy (VP)", solver.name(), r.nfe, &x, nll, report.seconds, r.seconds, &mut panels)?;
-    }
+    let nll = all_solvers("energy (VP)", &energy, &vp, report.seconds, &mut panels)?;
     // The same energy model, MALA-corrected at the last levels of the two cheapest samplers.
     let correction = MalaCorrection::default();
     for (solver, steps) in [(Solver::EulerMaruyama, 500), (Solver::Ddim, 100)] {
-        let (x, r) = sample_corrected(&energy, &vp, solver, args.samples, steps, vp.t_min(), &correction, &mut seeded(args.seed + 2), device)?;
+        let (x, r) = sample_corrected(
+            &energy,
+            &vp,
+            solver,
+            args.samples,
+            steps,
+            vp.t_min(),
+            &correction,
+            &mut seeded(args.seed + 2),
+            device,
+        )?;
         let name = format!("{} + MALA (acc. {:.2})", solver.name(), r.acceptance);
-        row("energy (VP)", &name, r.sampling.nfe, &x, nll, report.seconds, r.sampling.seconds, &mut panels)?;
+        row(
+            "energy (VP)",
+            &name,
+            r.sampling.nfe,
+            &x,
+            nll,
+            report.seconds,
+            r.sampling.seconds,
+            &mut panels,
+        )?;
     }
     // NCSN: the noise-predicting MLP under the VE SDE of the ladder, annealed Langevin.
     let mut ncsn = net_cfg.mlp(&ad, &mut seeded(args.seed))?;
@@ -168,13 +288,52 @@ fn two_d(args: &Args, set: Toy2d, ladder: &NoiseLadder, dsm: &DsmConfig, device:
     let ncsn = NetScore::new(&ncsn, ve);
     let nll = nll_of(&ncsn, &ve)?;
     panels.push(data_panel.clone());
-    let (x, r) = annealed_langevin(&ncsn, &ve, ladder, 20, 2e-5, args.samples, &mut seeded(args.seed + 2), device)?;
-    row("ncsn (VE)", "annealed_langevin", r.nfe, &x, nll, report.seconds, r.seconds, &mut panels)?;
-    let (x, r) = sample(&ncsn, &ve, Solver::Rk4, args.samples, 50, ve.t_min(), &mut seeded(args.seed + 2), device)?;
-    row("ncsn (VE)", "pf_ode_rk4", r.nfe, &x, nll, report.seconds, r.seconds, &mut panels)?;
-    let path = args.out.join(format!("{set}_samples.png"));
-    scatter_grid(&path, &panels, Some(9))?;
-    println!("\nwrote {}", path.display());
+    let (x, r) = annealed_langevin(
+        &ncsn,
+        &ve,
+        ladder,
+        20,
+        2e-5,
+        args.samples,
+        &mut seeded(args.seed + 2),
+        device,
+    )?;
+    row(
+        "ncsn (VE)",
+        "annealed_langevin",
+        r.nfe,
+        &x,
+        nll,
+        report.seconds,
+        r.seconds,
+        &mut panels,
+    )?;
+    let (x, r) = sample(
+        &ncsn,
+        &ve,
+        Solver::Rk4,
+        args.samples,
+        50,
+        ve.t_min(),
+        &mut seeded(args.seed + 2),
+        device,
+    )?;
+    row(
+        "ncsn (VE)",
+        "pf_ode_rk4",
+        r.nfe,
+        &x,
+        nll,
+        report.seconds,
+        r.seconds,
+        &mut panels,
+    )?;
+    // One picture per model: data, then its samplers.
+    for (name, range) in [("mlp", 0..7), ("energy", 7..16), ("ncsn", 16..19)] {
+        let path = args.out.join(format!("{set}_{name}.png"));
+        scatter_grid(&path, &panels[range], Some(5))?;
+        println!("wrote {}", path.display());
+    }
     Ok(())
 }
 
@@ -187,7 +346,12 @@ fn digits(args: &Args, device: &Device) -> anyhow::Result<()> {
     let mut rng = seeded(args.seed + 7);
     let deq = |pixels: &[f32], copies: usize, rng: &mut ebm_zoo::energy::ZooRng| -> Vec<f32> {
         (0..copies)
-            .flat_map(|_| pixels.iter().map(|p| 2.0 * (p * 16.0 + rng.random::<f32>()) / 17.0 - 1.0).collect::<Vec<_>>())
+            .flat_map(|_| {
+                pixels
+                    .iter()
+                    .map(|p| 2.0 * (p * 16.0 + rng.random::<f32>()) / 17.0 - 1.0)
+                    .collect::<Vec<_>>()
+            })
             .collect()
     };
     let train = Digits::load(Split::Train)?;
@@ -199,22 +363,54 @@ fn digits(args: &Args, device: &Device) -> anyhow::Result<()> {
     let ad = device.clone().autodiff();
     let vp = Sde::vp();
     let mut net = ConvScore::new(8, 64, Activation::Silu, &ad, &mut seeded(args.seed))?;
-    let cfg = DsmConfig { iterations: args.iterations, batch_size: 128, learning_rate: 2e-3, ..DsmConfig::default() };
+    let cfg = DsmConfig {
+        iterations: args.digits_iterations,
+        batch_size: 128,
+        learning_rate: 2e-3,
+        ..DsmConfig::default()
+    };
     let report = fit_dsm(&mut net, &vp, &data, &cfg, &mut seeded(args.seed + 1), true)?;
     let model = NetScore::new(&net, vp);
-    let (x, r) = sample(&model, &vp, Solver::Ancestral, 64, 500, vp.t_min(), &mut seeded(args.seed + 2), device)?;
-    let images: Vec<Vec<f32>> = to_host2(&x).chunks(64).map(|c| c.iter().map(|v| (v + 1.0) / 2.0).collect()).collect();
+    let (x, r) = sample(
+        &model,
+        &vp,
+        Solver::Ancestral,
+        64,
+        500,
+        vp.t_min(),
+        &mut seeded(args.seed + 2),
+        device,
+    )?;
+    let images: Vec<Vec<f32>> = to_host2(&x)
+        .chunks(64)
+        .map(|c| c.iter().map(|v| (v + 1.0) / 2.0).collect())
+        .collect();
     let path = args.out.join("digits_samples.png");
     image_grid(&path, &images, 8, 8)?;
     let m = test.len();
     let y = from_host2(deq(&test.scaled(), 1, &mut rng), [m, 64], device);
-    let lik = pf_ode_log_likelihood(&model, &vp, y, 100, vp.t_min(), Divergence::Hutchinson { probes: 1 }, &mut seeded(args.seed + 3))?;
+    let lik = pf_ode_log_likelihood(
+        &model,
+        &vp,
+        y,
+        100,
+        vp.t_min(),
+        Divergence::Hutchinson { probes: 1 },
+        &mut seeded(args.seed + 3),
+    )?;
     let jac = 64.0 * (2.0f64 / 17.0).ln();
-    let bpd: Vec<f64> = to_host1(&lik.log_likelihood).iter().map(|l| -(f64::from(*l) + jac) / (64.0 * std::f64::consts::LN_2)).collect();
+    let bpd: Vec<f64> = to_host1(&lik.log_likelihood)
+        .iter()
+        .map(|l| -(f64::from(*l) + jac) / (64.0 * std::f64::consts::LN_2))
+        .collect();
     let (b, se) = mean_and_se(&bpd);
     println!(
         "\n## digits: conv score network ({} parameters), {} DSM steps in {:.1} s; {m} test images: {b:.3} ± {se:.3} bits/dim (uniform dequantisation, PF-ODE with Hutchinson's estimator, 100 RK4 steps); samples: ancestral, {} NFE, {}",
-        net.num_params(), cfg.iterations, report.seconds, r.nfe, path.display()
+        net.num_params(),
+        cfg.iterations,
+        report.seconds,
+        r.nfe,
+        path.display()
     );
     Ok(())
 }

@@ -374,3 +374,91 @@ fn fused_dsm_trainer_agrees_with_autodiff() {
         common::rel_err(&sa, &sb)
     );
 }
+
+#[test]
+fn mala_correction_of_the_energy_model_is_accounted_and_zero_levels_change_nothing() {
+    use ebm_zoo::diffusion::{MalaCorrection, NetScore, ScoreNetConfig, sample_corrected};
+    use ebm_zoo::energy::tensor::to_host2;
+    let device = cpu_device();
+    let ad = device.clone().autodiff();
+    let sde = Sde::vp();
+    let net = ScoreNetConfig {
+        hidden: vec![16],
+        ..ScoreNetConfig::default()
+    }
+    .energy(&ad, &mut seeded(50))
+    .unwrap();
+    let model = NetScore::new(&net, sde);
+    let none = MalaCorrection {
+        levels: 0,
+        ..MalaCorrection::default()
+    };
+    let (a, ra) = sample_corrected(
+        &model,
+        &sde,
+        Solver::Ddim,
+        50,
+        20,
+        sde.t_min(),
+        &none,
+        &mut seeded(51),
+        &device,
+    )
+    .unwrap();
+    let (b, rb) = sample(
+        &model,
+        &sde,
+        Solver::Ddim,
+        50,
+        20,
+        sde.t_min(),
+        &mut seeded(51),
+        &device,
+    )
+    .unwrap();
+    assert_eq!(to_host2(&a), to_host2(&b));
+    assert_eq!(ra.sampling.nfe, rb.nfe);
+    assert!(ra.acceptance.is_nan());
+    let some = MalaCorrection {
+        levels: 3,
+        steps_per_level: 4,
+        relative_step: 1.0,
+    };
+    let (c, rc) = sample_corrected(
+        &model,
+        &sde,
+        Solver::Ddim,
+        50,
+        20,
+        sde.t_min(),
+        &some,
+        &mut seeded(51),
+        &device,
+    )
+    .unwrap();
+    assert_eq!(rc.sampling.nfe, 20 + 12);
+    assert!(
+        rc.acceptance > 0.0 && rc.acceptance <= 1.0,
+        "{}",
+        rc.acceptance
+    );
+    assert!(to_host2(&c).iter().all(|v| v.is_finite()));
+    let bad = MalaCorrection {
+        relative_step: -1.0,
+        ..MalaCorrection::default()
+    };
+    assert!(
+        sample_corrected(
+            &model,
+            &sde,
+            Solver::Ddim,
+            5,
+            5,
+            sde.t_min(),
+            &bad,
+            &mut seeded(0),
+            &device
+        )
+        .is_err()
+    );
+}

@@ -108,16 +108,12 @@ fn run_sample(args: SampleBench) -> Result<()> {
             e.iter().map(|&v| v as f64).sum::<f64>() / e.len() as f64,
         ))
     };
-    let (first_s, _) = once()?;
-    let mut times = Vec::with_capacity(args.repeats);
-    let mut final_mean_energy = f64::NAN;
-    for _ in 0..args.repeats {
-        let (t, e) = once()?;
-        times.push(t);
-        final_mean_energy = e;
-    }
-    times.sort_by(f64::total_cmp);
-    let median = times[times.len() / 2];
+    let Timed {
+        first_s,
+        times,
+        median,
+        last: final_mean_energy,
+    } = timed(args.repeats, once)?;
     let flops_per_particle_step: usize =
         2 * 2 * widths.windows(2).map(|w| w[0] * w[1]).sum::<usize>();
     let rate = (args.particles * args.steps) as f64 / median;
@@ -152,6 +148,37 @@ fn run_sample(args: SampleBench) -> Result<()> {
     });
     println!("{line}");
     Ok(())
+}
+
+/// One untimed run, then `repeats` timed ones.
+struct Timed<T> {
+    /// Seconds of the first (warm-up) run.
+    first_s: f64,
+    /// The timed runs' seconds, sorted.
+    times: Vec<f64>,
+    /// Their median.
+    median: f64,
+    /// What the last run returned.
+    last: T,
+}
+
+/// Runs `once` (returning seconds and a result) once untimed and `repeats` times timed.
+fn timed<T>(repeats: usize, once: impl Fn() -> Result<(f64, T)>) -> Result<Timed<T>> {
+    let (first_s, mut last) = once()?;
+    let mut times = Vec::with_capacity(repeats);
+    for _ in 0..repeats {
+        let (t, v) = once()?;
+        times.push(t);
+        last = v;
+    }
+    times.sort_by(f64::total_cmp);
+    let median = times[times.len() / 2];
+    Ok(Timed {
+        first_s,
+        times,
+        median,
+        last,
+    })
 }
 
 fn rayon_threads() -> usize {
@@ -224,16 +251,12 @@ fn run_realnvp(args: RealNvpBench) -> Result<()> {
             .into_scalar::<f32>();
         Ok((secs, report.final_loss(50), f64::from(nll)))
     };
-    let (first_s, _, _) = once()?;
-    let mut times = Vec::with_capacity(args.repeats);
-    let (mut last50, mut final_nll) = (f64::NAN, f64::NAN);
-    for _ in 0..args.repeats {
-        let (t, l, n) = once()?;
-        times.push(t);
-        (last50, final_nll) = (l, n);
-    }
-    times.sort_by(f64::total_cmp);
-    let median = times[times.len() / 2];
+    let Timed {
+        first_s,
+        times,
+        median,
+        last: (last50, final_nll),
+    } = timed(args.repeats, || once().map(|(t, l, n)| (t, (l, n))))?;
     let flops_per_step = 3 * BATCH * LAYERS * 2 * (128 + 128 * 128 + 128 * 2);
     let sps = args.steps as f64 / median;
     let line = json!({
@@ -328,16 +351,12 @@ fn run_dsm(args: DsmBench) -> Result<()> {
         let tail = &report.losses[report.losses.len().saturating_sub(50)..];
         Ok((secs, tail.iter().sum::<f64>() / tail.len() as f64))
     };
-    let (first_s, _) = once()?;
-    let mut times = Vec::with_capacity(args.repeats);
-    let mut last50 = f64::NAN;
-    for _ in 0..args.repeats {
-        let (t, l) = once()?;
-        times.push(t);
-        last50 = l;
-    }
-    times.sort_by(f64::total_cmp);
-    let median = times[times.len() / 2];
+    let Timed {
+        first_s,
+        times,
+        median,
+        last: last50,
+    } = timed(args.repeats, once)?;
     let flops_per_step = 3 * BATCH * 2 * (3 * 128 + 128 * 128 + 128 * 2);
     let sps = args.steps as f64 / median;
     let framework = match path {

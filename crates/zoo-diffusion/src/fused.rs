@@ -10,40 +10,10 @@ use burn::prelude::*;
 use rand::RngExt;
 use rayon::prelude::*;
 use std::time::Instant;
-use zoo_energy::kernels::{HostAdam, HostLayer, HostMlp};
+use zoo_energy::kernels::{HostAdam, HostMlp};
 use zoo_energy::rng::normal_vec;
-use zoo_energy::tensor::{check_batch, host_checked, to_host1, to_host2};
+use zoo_energy::tensor::{check_batch, host_checked};
 use zoo_energy::{Error, Result, ZooRng};
-
-fn to_host(net: &MlpScore) -> HostMlp {
-    HostMlp {
-        layers: net
-            .net
-            .layers
-            .iter()
-            .map(|l| {
-                let [fan_in, fan_out] = l.weight.dims();
-                HostLayer {
-                    fan_in,
-                    fan_out,
-                    weight: to_host2(&l.weight.val()),
-                    bias: l
-                        .bias
-                        .as_ref()
-                        .map_or(vec![0.0; fan_out], |b| to_host1(&b.val())),
-                }
-            })
-            .collect(),
-        activation: net.net.activation,
-    }
-}
-
-fn write_back(host: &HostMlp, net: &mut MlpScore) {
-    for (lin, h) in net.net.layers.iter_mut().zip(&host.layers) {
-        let device = lin.weight.device();
-        *lin = zoo_energy::nn::linear_from_host(h.weight.clone(), h.bias.clone(), &device);
-    }
-}
 
 /// Loss and gradients of one block: `input` rows [x~, log sigma], `eps` the noise.
 fn block(mlp: &HostMlp, input: &[f32], eps: &[f32], d: usize, scale: f32) -> (f64, Vec<Vec<f32>>) {
@@ -79,7 +49,7 @@ pub fn train_fused_with(
 ) -> Result<DsmReport> {
     cfg.check()?;
     let n = data.len() / d;
-    let mut mlp = to_host(net);
+    let mut mlp = HostMlp::from_mlp(&net.net);
     let mut adam = HostAdam::new(mlp.parameter_sizes());
     let b = cfg.batch_size;
     let scale = 1.0 / b as f32;
@@ -116,7 +86,7 @@ pub fn train_fused_with(
             }
         }
         if !loss.is_finite() {
-            write_back(&mlp, net);
+            mlp.write_into(&mut net.net.layers);
             return Err(Error::TrainingDiverged {
                 iteration: it,
                 what: "denoising score-matching loss".into(),
@@ -132,7 +102,7 @@ pub fn train_fused_with(
             cfg.grad_clip,
         );
     }
-    write_back(&mlp, net);
+    mlp.write_into(&mut net.net.layers);
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
 }

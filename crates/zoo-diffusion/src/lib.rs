@@ -1,13 +1,13 @@
-//! # zoo-diffusion: diffusion and score-based models (work in progress)
+//! # zoo-diffusion: diffusion and score-based models, and diffusion models that are energies
 //!
 //! The review (Carbone 2024, §7) ties EBMs to diffusion through the score: a diffusion model is a
 //! family of EBMs p_t(x) ∝ exp(-E_t(x)) over noise levels, trained by denoising score matching.
-//! Built on `zoo-energy` only. In place: the forward processes (VE and VP SDEs, NCSN noise
-//! ladders), the score seam ([`ScoreModel`]) with the exact score of Gaussian data, every
-//! sampler (reverse-SDE Euler-Maruyama, predictor-corrector, probability-flow ODE by Heun and
-//! RK4, DDIM, annealed Langevin) and the probability-flow log-likelihood with an exact
-//! divergence. Not yet: trained score networks and energy-parameterised models, Hutchinson's
-//! divergence, the experiments (issue 6 stays open).
+//! Built on `zoo-energy` only: the energy-parameterised model's levels are shared [`Energy`]s
+//! ([`LevelEnergy`]) that the shared MALA corrects ([`sample_corrected`]), its input gradient is
+//! the MLP energy's written-out score (one backward pass for DSM), the fused trainer uses the
+//! shared host kernels.
+//!
+//! [`Energy`]: zoo_energy::Energy
 //!
 //! | review / paper | here |
 //! |---|---|
@@ -15,7 +15,11 @@
 //! | NCSN noise ladder, annealed Langevin (Song & Ermon 2019) | [`NoiseLadder`], [`annealed_langevin`] |
 //! | reverse SDE, predictor-corrector, probability-flow ODE (Song et al. 2021) | [`sample`], [`Solver`] |
 //! | DDIM (Song, Meng & Ermon 2021) | [`Solver::Ddim`] |
-//! | likelihood by the instantaneous change of variables (Chen et al. 2018) | [`pf_ode_log_likelihood`] |
+//! | likelihood by the instantaneous change of variables (Chen et al. 2018), exact divergence or Hutchinson (Grathwohl et al. 2019) | [`pf_ode_log_likelihood`], [`Divergence`] |
+//! | denoising score matching (Vincent 2011), weighting sigma^2 | [`fit_dsm`], [`fit_dsm_fused`] |
+//! | noise-predicting networks (Ho et al. 2020), MLP and convolutional | [`MlpScore`], [`ConvScore`] |
+//! | energy-parameterised diffusion, MCMC correction (Salimans & Ho 2021; Du et al. 2023) | [`EnergyScore`], [`LevelEnergy`], [`sample_corrected`] |
+//! | DDPM ancestral sampling (Ho et al. 2020) | [`Solver::Ancestral`] |
 
 mod correct;
 mod fused;

@@ -233,13 +233,7 @@ impl<M: ScoreNet> NetScore<M> {
 
     /// Hutchinson's estimate of div s (Hutchinson 1989; Grathwohl et al. 2019): the mean of
     /// v^T J v over `probes` Rademacher vectors.
-    pub fn hutchinson(
-        &self,
-        x: Tensor<2>,
-        t: f64,
-        probes: usize,
-        rng: &mut ZooRng,
-    ) -> Tensor<1> {
+    pub fn hutchinson(&self, x: Tensor<2>, t: f64, probes: usize, rng: &mut ZooRng) -> Tensor<1> {
         let [n, d] = x.dims();
         let device = x.device();
         let mut total = Tensor::<1>::zeros([n], &device);

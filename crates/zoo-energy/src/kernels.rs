@@ -315,7 +315,44 @@ pub struct HostTape {
     derivs: Vec<Vec<f32>>,
 }
 
+/// Writes host layers into burn `Linear`s (each on its own device).
+pub fn write_layers(host: &[HostLayer], layers: &mut [burn::nn::Linear]) {
+    for (lin, h) in layers.iter_mut().zip(host) {
+        let device = lin.weight.device();
+        *lin = crate::nn::linear_from_host(h.weight.clone(), h.bias.clone(), &device);
+    }
+}
+
+impl HostLayer {
+    /// The host copy of a burn `Linear` (weight `[in, out]`; a missing bias is zero).
+    pub fn from_linear(linear: &burn::nn::Linear) -> Self {
+        let [fan_in, fan_out] = linear.weight.dims();
+        Self {
+            fan_in,
+            fan_out,
+            weight: crate::tensor::to_host2(&linear.weight.val()),
+            bias: linear
+                .bias
+                .as_ref()
+                .map_or(vec![0.0; fan_out], |b| crate::tensor::to_host1(&b.val())),
+        }
+    }
+}
+
 impl HostMlp {
+    /// The host copy of an [`crate::nn::Mlp`].
+    pub fn from_mlp(mlp: &crate::nn::Mlp) -> Self {
+        Self {
+            layers: mlp.layers.iter().map(HostLayer::from_linear).collect(),
+            activation: mlp.activation,
+        }
+    }
+
+    /// Writes these weights into `layers` (burn `Linear`s on their own device).
+    pub fn write_into(&self, layers: &mut [burn::nn::Linear]) {
+        write_layers(&self.layers, layers);
+    }
+
     /// Sizes of the parameter tensors, weight then bias of every layer.
     pub fn parameter_sizes(&self) -> Vec<usize> {
         self.layers

@@ -14,7 +14,9 @@ use crate::flow::Flow;
 use crate::layers::Layer;
 use rayon::prelude::*;
 use zoo_energy::energy::Activation;
-use zoo_energy::kernels::{HostAdam, HostLayer, activate, affine, backprop, weight_grad};
+use zoo_energy::kernels::{
+    HostAdam, HostLayer, activate, affine, backprop, weight_grad, write_layers,
+};
 
 /// Rows per parallel block at most (a block's activations stay in L2) and at least.
 const MAX_BLOCK: usize = 256;
@@ -73,22 +75,7 @@ impl FusedCouplingFlow {
             if matches!(c.map, Elementwise::Spline { .. }) {
                 return None;
             }
-            let net = c
-                .net
-                .layers
-                .iter()
-                .map(|l| {
-                    let [fan_in, fan_out] = l.weight.dims();
-                    HostLayer {
-                        fan_in,
-                        fan_out,
-                        weight: zoo_energy::tensor::to_host2(&l.weight.val()),
-                        bias: l.bias.as_ref().map_or(vec![0.0; fan_out], |b| {
-                            zoo_energy::tensor::to_host1(&b.val())
-                        }),
-                    }
-                })
-                .collect();
+            let net = c.net.layers.iter().map(HostLayer::from_linear).collect();
             layers.push(HostCoupling {
                 net,
                 activation: c.net.activation,
@@ -114,10 +101,7 @@ impl FusedCouplingFlow {
             let Layer::Coupling(c) = layer else {
                 unreachable!("checked in from_flow")
             };
-            for (lin, h) in c.net.layers.iter_mut().zip(&host.net) {
-                let device = lin.weight.device();
-                *lin = zoo_energy::nn::linear_from_host(h.weight.clone(), h.bias.clone(), &device);
-            }
+            write_layers(&host.net, &mut c.net.layers);
         }
     }
 
