@@ -337,6 +337,7 @@ fn run_dsm(args: DsmBench) -> Result<()> {
         batch_size: BATCH,
         learning_rate: 1e-3,
         grad_clip: None,
+        ..DsmConfig::default()
     };
     let net_cfg = ScoreNetConfig::default();
     let once = || -> Result<(f64, f64)> {

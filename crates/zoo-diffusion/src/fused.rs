@@ -15,17 +15,27 @@ use zoo_energy::rng::normal_vec;
 use zoo_energy::tensor::{check_batch, host_checked};
 use zoo_energy::{Error, Result, ZooRng};
 
-/// Loss and gradients of one block: `input` rows [x~, log sigma], `eps` the noise.
-fn block(mlp: &HostMlp, input: &[f32], eps: &[f32], d: usize, scale: f32) -> (f64, Vec<Vec<f32>>) {
+/// Loss and gradients of one block: `input` rows [x~, log sigma], `eps` the noise, `weight`
+/// the per-row factor lambda / sigma^2.
+fn block(
+    mlp: &HostMlp,
+    input: &[f32],
+    eps: &[f32],
+    weight: &[f32],
+    d: usize,
+    scale: f32,
+) -> (f64, Vec<Vec<f32>>) {
     let m = eps.len() / d;
     let (out, tape) = mlp.forward(input, m);
     let mut loss = 0.0f64;
     let delta: Vec<f32> = out
         .iter()
         .zip(eps)
-        .map(|(o, e)| {
-            loss += 0.5 * f64::from(o - e).powi(2);
-            (o - e) * scale
+        .enumerate()
+        .map(|(k, (o, e))| {
+            let w = weight[k / d];
+            loss += 0.5 * f64::from(w) * f64::from(o - e).powi(2);
+            (o - e) * scale * w
         })
         .collect();
     let mut grads: Vec<Vec<f32>> = mlp
@@ -37,15 +47,15 @@ fn block(mlp: &HostMlp, input: &[f32], eps: &[f32], d: usize, scale: f32) -> (f6
     (loss * f64::from(scale), grads)
 }
 
-/// The training loop shared by [`fit_dsm_fused`] and the benchmark: `noise` gives (alpha,
-/// sigma) for one row.
+/// The training loop of [`fit_dsm_fused`]: `noise` draws one row's (alpha, sigma, weight
+/// factor lambda / sigma^2).
 pub fn train_fused_with(
     net: &mut MlpScore,
     data: &[f32],
     d: usize,
     cfg: &DsmConfig,
     rng: &mut ZooRng,
-    mut noise: impl FnMut(&mut ZooRng) -> (f64, f64),
+    mut noise: impl FnMut(&mut ZooRng) -> (f64, f64, f64),
 ) -> Result<DsmReport> {
     cfg.check()?;
     let n = data.len() / d;
@@ -59,10 +69,11 @@ pub fn train_fused_with(
     let mut input = vec![0f32; b * (d + 1)];
     for it in 1..=cfg.iterations {
         let idx: Vec<usize> = (0..b).map(|_| rng.random_range(0..n)).collect();
-        let coefs: Vec<(f64, f64)> = (0..b).map(|_| noise(rng)).collect();
+        let coefs: Vec<(f64, f64, f64)> = (0..b).map(|_| noise(rng)).collect();
+        let weight: Vec<f32> = coefs.iter().map(|c| c.2 as f32).collect();
         let eps = normal_vec(rng, b * d);
         for r in 0..b {
-            let (alpha, sigma) = coefs[r];
+            let (alpha, sigma, _) = coefs[r];
             let row = &mut input[r * (d + 1)..(r + 1) * (d + 1)];
             for j in 0..d {
                 row[j] = (alpha * f64::from(data[idx[r] * d + j])
@@ -73,7 +84,8 @@ pub fn train_fused_with(
         let parts: Vec<(f64, Vec<Vec<f32>>)> = input
             .par_chunks(rows * (d + 1))
             .zip(eps.par_chunks(rows * d))
-            .map(|(x, e)| block(&mlp, x, e, d, scale))
+            .zip(weight.par_chunks(rows))
+            .map(|((x, e), w)| block(&mlp, x, e, w, d, scale))
             .collect();
         let mut grads = adam.zero_grads();
         let mut loss = 0.0;
@@ -122,7 +134,10 @@ pub fn fit_dsm_fused(
     let host = host_checked("training data", data)?;
     let t_min = sde.t_min();
     let sde = *sde;
+    let weighting = cfg.weighting;
     train_fused_with(net, &host, d, cfg, rng, move |rng| {
-        sde.marginal(rng.random_range(t_min..1.0))
+        let t = rng.random_range(t_min..1.0);
+        let (alpha, sigma) = sde.marginal(t);
+        (alpha, sigma, weighting.factor(&sde, t))
     })
 }

@@ -16,7 +16,7 @@
 //! | reverse SDE, predictor-corrector, probability-flow ODE (Song et al. 2021) | [`sample`], [`Solver`] |
 //! | DDIM (Song, Meng & Ermon 2021) | [`Solver::Ddim`] |
 //! | likelihood by the instantaneous change of variables (Chen et al. 2018), exact divergence or Hutchinson (Grathwohl et al. 2019) | [`pf_ode_log_likelihood`], [`Divergence`] |
-//! | denoising score matching (Vincent 2011), weighting sigma^2 | [`fit_dsm`], [`fit_dsm_fused`] |
+//! | denoising score matching (Vincent 2011), weighting sigma^2 or the likelihood weighting g^2 (Song et al. 2021b) | [`fit_dsm`], [`fit_dsm_fused`] |
 //! | noise-predicting networks (Ho et al. 2020), MLP and convolutional | [`MlpScore`], [`ConvScore`] |
 //! | energy-parameterised diffusion, MCMC correction (Salimans & Ho 2021; Du et al. 2023) | [`EnergyScore`], [`LevelEnergy`], [`sample_corrected`] |
 //! | DDPM ancestral sampling (Ho et al. 2020) | [`Solver::Ancestral`] |
@@ -33,8 +33,8 @@ pub use correct::{CorrectedReport, MalaCorrection, sample_corrected};
 pub use fused::{fit_dsm_fused, train_fused_with};
 pub use likelihood::{Divergence, PfOdeLikelihood, pf_ode_log_likelihood};
 pub use net::{
-    ConvScore, DsmConfig, DsmReport, EnergyScore, LevelEnergy, MlpScore, NetScore, ScoreNet,
-    ScoreNetConfig, fit_dsm,
+    ConvScore, DsmConfig, DsmReport, DsmWeighting, EnergyScore, LevelEnergy, MlpScore, NetScore,
+    ScoreNet, ScoreNetConfig, fit_dsm,
 };
 pub use sample::{
     SampleReport, Solver, annealed_langevin, pf_ode_velocity, sample, step, time_grid,

@@ -22,7 +22,7 @@ use std::time::Instant;
 use zoo_energy::energy::{Activation, Energy, MlpEnergy, MlpEnergyConfig};
 use zoo_energy::nn::{Mlp, layer_widths};
 use zoo_energy::rng::normal;
-use zoo_energy::tensor::{check_batch, check_finite, from_host2, row_sq_norm};
+use zoo_energy::tensor::{check_batch, check_finite, from_host1, from_host2, row_sq_norm};
 use zoo_energy::{Error, Result, ZooRng, check_count, check_positive};
 
 /// A network that scores every row at its own noise level.
@@ -295,6 +295,36 @@ pub struct DsmConfig {
     pub learning_rate: f64,
     /// Clip the gradient to this norm.
     pub grad_clip: Option<f64>,
+    /// The weighting lambda(t) of the loss over noise levels.
+    pub weighting: DsmWeighting,
+}
+
+/// The weighting lambda(t) in E_t[lambda(t) |s(x_t, t) - grad log p(x_t | x_0)|^2] / 2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DsmWeighting {
+    /// lambda = sigma(t)^2 (Song et al. 2021, the DDPM / NCSN choice): the loss is
+    /// |sigma s + eps|^2 / 2, every level weighted alike.
+    #[default]
+    NoiseVariance,
+    /// lambda = g(t)^2, the likelihood weighting (Song, Durkan, Murray & Ermon 2021): the loss is
+    /// an upper bound on the negative log-likelihood up to constants; times sampled uniformly, so
+    /// its variance is larger at small t.
+    Likelihood,
+}
+
+impl DsmWeighting {
+    /// lambda(t) / sigma(t)^2, the factor on |sigma s + eps|^2 / 2.
+    pub fn factor(self, sde: &Sde, t: f64) -> f64 {
+        match self {
+            DsmWeighting::NoiseVariance => 1.0,
+            DsmWeighting::Likelihood => {
+                let g = sde.drift_and_diffusion(t).1;
+                let sigma = sde.marginal(t).1;
+                g * g / (sigma * sigma)
+            }
+        }
+    }
 }
 
 impl Default for DsmConfig {
@@ -304,6 +334,7 @@ impl Default for DsmConfig {
             batch_size: 512,
             learning_rate: 1e-3,
             grad_clip: Some(10.0),
+            weighting: DsmWeighting::NoiseVariance,
         }
     }
 }
@@ -370,8 +401,13 @@ pub fn fit_dsm<M: ScoreNet>(
                 (a as f32, s as f32)
             })
             .unzip();
+        let weight: Vec<f32> = ts
+            .iter()
+            .map(|&t| cfg.weighting.factor(sde, t) as f32)
+            .collect();
         let column = |v: &[f32]| from_host2(v.to_vec(), [b, 1], &device);
         let (alpha, sigma) = (column(&alpha), column(&sigma));
+        let weight = from_host1(weight, &device).autodiff();
         let eps = normal(rng, [b, d], &device);
         let xt = x0 * alpha + eps.clone() * sigma.clone();
         let s = net.score_rows(
@@ -379,7 +415,7 @@ pub fn fit_dsm<M: ScoreNet>(
             sigma.clone().log().autodiff(),
             sigma.clone().autodiff(),
         );
-        let loss = row_sq_norm(s * sigma.autodiff() + eps.autodiff())
+        let loss = (row_sq_norm(s * sigma.autodiff() + eps.autodiff()) * weight)
             .mean()
             .mul_scalar(0.5);
         let value = f64::from(loss.clone().into_scalar::<f32>());
