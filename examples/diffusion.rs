@@ -288,46 +288,31 @@ fn two_d(
     let ncsn = NetScore::new(&ncsn, ve);
     let nll = nll_of(&ncsn, &ve)?;
     panels.push(data_panel.clone());
-    let (x, r) = annealed_langevin(
-        &ncsn,
-        &ve,
-        ladder,
-        20,
-        2e-5,
-        args.samples,
-        &mut seeded(args.seed + 2),
-        device,
-    )?;
-    row(
-        "ncsn (VE)",
-        "annealed_langevin",
-        r.nfe,
-        &x,
-        nll,
-        report.seconds,
-        r.seconds,
-        &mut panels,
-    )?;
-    let (x, r) = sample(
+    let mut rng = seeded(args.seed + 2);
+    let (xa, ra) = annealed_langevin(&ncsn, &ve, ladder, 20, 2e-5, args.samples, &mut rng, device)?;
+    let mut rng = seeded(args.seed + 2);
+    let (xo, ro) = sample(
         &ncsn,
         &ve,
         Solver::Rk4,
         args.samples,
         50,
         ve.t_min(),
-        &mut seeded(args.seed + 2),
+        &mut rng,
         device,
     )?;
-    row(
-        "ncsn (VE)",
-        "pf_ode_rk4",
-        r.nfe,
-        &x,
-        nll,
-        report.seconds,
-        r.seconds,
-        &mut panels,
-    )?;
+    for (name, x, r) in [("annealed_langevin", xa, ra), ("pf_ode_rk4", xo, ro)] {
+        row(
+            "ncsn (VE)",
+            name,
+            r.nfe,
+            &x,
+            nll,
+            report.seconds,
+            r.seconds,
+            &mut panels,
+        )?;
+    }
     // One picture per model: data, then its samplers.
     for (name, range) in [("mlp", 0..7), ("energy", 7..16), ("ncsn", 16..19)] {
         let path = args.out.join(format!("{set}_{name}.png"));

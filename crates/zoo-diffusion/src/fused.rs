@@ -49,7 +49,7 @@ fn block(
 
 /// The training loop of [`fit_dsm_fused`]: `noise` draws one row's (alpha, sigma, weight
 /// factor lambda / sigma^2).
-pub fn train_fused_with(
+fn train_fused_with(
     net: &mut MlpScore,
     data: &[f32],
     d: usize,

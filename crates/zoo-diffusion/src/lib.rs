@@ -30,7 +30,7 @@ mod score;
 mod sde;
 
 pub use correct::{CorrectedReport, MalaCorrection, sample_corrected};
-pub use fused::{fit_dsm_fused, train_fused_with};
+pub use fused::fit_dsm_fused;
 pub use likelihood::{Divergence, PfOdeLikelihood, pf_ode_log_likelihood};
 pub use net::{
     ConvScore, DsmConfig, DsmReport, DsmWeighting, EnergyScore, LevelEnergy, MlpScore, NetScore,

@@ -245,10 +245,15 @@ pub fn fit(
             let fake = gan.generator.valid().sample(z, eps);
             gan.discriminator.power_iteration();
             let disc = &gan.discriminator;
-            let (e_real, e_fake) = (
-                disc.energy_of(real.clone().autodiff()),
-                disc.energy_of(fake.clone().autodiff()),
-            );
+            let e_fake = disc.energy_of(fake.clone().autodiff());
+            // VERA penalises the input gradient at the data: energy and score in one pass.
+            let (e_real, real_score) = match (loss_kind, disc.critic.as_ref()) {
+                (GanLoss::Vera, Some(critic)) => {
+                    let (e, s) = critic.energy_and_score(real.clone().autodiff());
+                    (e, Some(s))
+                }
+                _ => (disc.energy_of(real.clone().autodiff()), None),
+            };
             let loss = match loss_kind {
                 GanLoss::NonSaturating => {
                     softplus(e_real, 1.0).mean() + softplus(e_fake.neg(), 1.0).mean()
@@ -271,8 +276,7 @@ pub fn fit(
                 }
                 GanLoss::Ebgan => e_real.mean() + relu(e_fake.neg().add_scalar(cfg.margin)).mean(),
                 GanLoss::Vera => {
-                    let critic = disc.critic.as_ref().expect("VERA has an MLP critic");
-                    let s = critic.score(real.autodiff());
+                    let s = real_score.expect("VERA has an MLP critic");
                     e_real.mean() - e_fake.mean()
                         + row_sq_norm(s)
                             .mean()
@@ -315,13 +319,16 @@ pub fn fit(
             let entropy_surrogate = (s.autodiff() * fake).sum_dim(1).mean();
             loss = loss + entropy_surrogate.mul_scalar(cfg.entropy_weight);
             // The proposal's ELBO in eta (one draw per point, generator held constant).
-            let g = gan.generator.valid();
-            let sigma = f64::from(g.sigma().expect("noisy").into_scalar::<f32>());
+            let sigma = f64::from(
+                gan.generator
+                    .sigma()
+                    .expect("the VERA generator is noisy")
+                    .into_scalar::<f32>(),
+            );
             let e = normal(rng, [b, l], &device).autodiff();
             let eta_t = sc.log_eta.val().exp().unsqueeze_dim::<2>(0);
             let zk = z.clone().autodiff() + e.clone() * eta_t;
-            let gad = gan.generator.clone();
-            let mu = gad.mean(zk.clone());
+            let mu = gan.generator.mean(zk.clone());
             let log_joint = row_sq_norm(x.autodiff() - mu).mul_scalar(-0.5 / (sigma * sigma))
                 - row_sq_norm(zk).mul_scalar(0.5);
             // log xi(z | x) = -|e|^2 / 2 - l log eta + const.
