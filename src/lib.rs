@@ -8,6 +8,7 @@
 //! - [`ebm`]: core EBM training: CD, PCD, short-run, Jarzynski, NCE, score matching, RBMs (`zoo-ebm`).
 //! - [`vae`]: VAEs with Gaussian or latent EBM priors, ELBO and IWAE (`zoo-vae`).
 //! - [`flow`]: normalizing flows; flows as energies, Boltzmann generators and MCMC proposals (`zoo-flow`).
+//! - [`runner`]: experiments from TOML configs, resumable results folders, the comparison table (`zoo-runner`).
 
 pub use zoo_data as data;
 pub use zoo_diffusion as diffusion;
@@ -16,4 +17,5 @@ pub use zoo_energy as energy;
 pub use zoo_flow as flow;
 pub use zoo_gan as gan;
 pub use zoo_plot as plot;
+pub use zoo_runner as runner;
 pub use zoo_vae as vae;

@@ -3,6 +3,7 @@
 mod bench;
 mod physics;
 mod sample;
+mod table;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -28,6 +29,11 @@ enum Command {
     Logz(physics::LogzArgs),
     /// Observables of the 2-D Ising model by Metropolis, heat-bath or Wolff; JSON out.
     Ising(physics::IsingArgs),
+    /// The comparison table: every family on the 2-D sets and digits (`configs/table/`), or
+    /// `--quick`; resumable, writes results, plots and a gallery.
+    Table(table::TableArgs),
+    /// One experiment from a config file (data, family, method, model, budget, samplers, seeds).
+    Run(table::RunArgs),
     /// List the backends compiled into this build.
     Backends,
 }
@@ -52,6 +58,8 @@ fn main() -> ExitCode {
         Command::Bench { workload } => bench::run(workload),
         Command::Logz(args) => physics::logz(args),
         Command::Ising(args) => physics::ising(args),
+        Command::Table(args) => table::table(args),
+        Command::Run(args) => table::run(args),
         Command::Backends => {
             for b in zoo_energy::BackendKind::compiled() {
                 println!("{b}");

@@ -1,0 +1,86 @@
+//! `zoo table` (the standard suite, or `--quick`) and `zoo run CONFIG.toml` (one experiment):
+//! thin wrappers over `zoo-runner`.
+
+use anyhow::Result;
+use clap::Args;
+use std::path::PathBuf;
+use zoo_energy::BackendKind;
+use zoo_runner::{RunConfig, RunOptions, Suite};
+
+/// Arguments of `zoo table`.
+#[derive(Debug, Args)]
+pub struct TableArgs {
+    /// The quick suite (`configs/quick/`: one 2-D set, short budgets) instead of the standard one.
+    #[arg(long)]
+    quick: bool,
+    /// A folder of run configs (default: `configs/table/`, or `configs/quick/` with --quick).
+    #[arg(long)]
+    suite: Option<PathBuf>,
+    /// The results folder (default: `results/table/` or `results/quick/`); a finished run in it
+    /// is read back, an interrupted one resumes.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// flex, ndarray or wgpu (overrides the configs' `backend`).
+    #[arg(long)]
+    backend: Option<BackendKind>,
+    /// No progress bars or stage messages.
+    #[arg(long)]
+    quiet: bool,
+}
+
+/// Arguments of `zoo run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The config file.
+    config: PathBuf,
+    /// The results root: the run writes into `<out>/<name>/`.
+    #[arg(long, default_value = "results/runs")]
+    out: PathBuf,
+    /// flex, ndarray or wgpu (overrides the config's `backend`).
+    #[arg(long)]
+    backend: Option<BackendKind>,
+    /// No progress bars or stage messages.
+    #[arg(long)]
+    quiet: bool,
+}
+
+pub fn table(args: TableArgs) -> Result<()> {
+    let name = if args.quick { "quick" } else { "table" };
+    let dir = args
+        .suite
+        .unwrap_or_else(|| PathBuf::from("configs").join(name));
+    // Every config is validated before anything is written.
+    let suite = Suite::load(&dir, args.backend)?;
+    let out = args.out.unwrap_or_else(|| PathBuf::from("results").join(name));
+    let opts = RunOptions {
+        out: out.clone(),
+        progress: !args.quiet,
+        verbose: !args.quiet,
+    };
+    let started = std::time::Instant::now();
+    let md = zoo_runner::table(&suite, &opts)?;
+    println!("{md}");
+    eprintln!(
+        "{} runs in {:.1} s; results, plots and gallery in {}",
+        suite.configs.len(),
+        started.elapsed().as_secs_f64(),
+        out.display()
+    );
+    Ok(())
+}
+
+pub fn run(args: RunArgs) -> Result<()> {
+    let cfg = RunConfig::load(&args.config, args.backend)?;
+    let opts = RunOptions {
+        out: args.out.clone(),
+        progress: !args.quiet,
+        verbose: !args.quiet,
+    };
+    let rows = zoo_runner::run(&cfg, &opts)?;
+    println!(
+        "{}",
+        zoo_runner::table::markdown(&rows, std::slice::from_ref(&cfg))
+    );
+    eprintln!("results in {}", args.out.join(&cfg.name).display());
+    Ok(())
+}

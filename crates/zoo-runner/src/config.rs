@@ -1,0 +1,647 @@
+//! One experiment per TOML file: data, family, method, model, training budget, samplers, seeds,
+//! backend. Every table goes into a serde struct with `deny_unknown_fields` (the family crates'
+//! own configs for `[model]` and `[train]`), and every error names the file and the key.
+
+use serde::Deserialize;
+use serde::de::IntoDeserializer;
+use std::path::{Path, PathBuf};
+use zoo_data::Toy2d;
+use zoo_energy::BackendKind;
+
+/// A rejected config: the file, the key (dotted, e.g. `train.iterations`; empty when the whole
+/// file is at fault) and what is wrong, printed as one line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}: {}{message}", file.display(), if key.is_empty() { String::new() } else { format!("key `{key}`: ") })]
+pub struct ConfigError {
+    /// The config file.
+    pub file: PathBuf,
+    /// The offending key, dotted from the top of the file.
+    pub key: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+/// A model family (one crate each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Family {
+    /// `zoo-ebm`: an MLP energy trained by a core-EBM objective.
+    Ebm,
+    /// `zoo-flow`: a normalizing flow trained by maximum likelihood.
+    Flow,
+    /// `zoo-diffusion`: a score network trained by denoising score matching.
+    Diffusion,
+    /// `zoo-gan`: a GAN whose discriminator is an energy.
+    Gan,
+    /// `zoo-vae`: a VAE with a Gaussian or a latent EBM prior.
+    Vae,
+}
+
+impl Family {
+    /// Every family, in table order.
+    pub const ALL: [Family; 5] = [
+        Family::Ebm,
+        Family::Flow,
+        Family::Diffusion,
+        Family::Gan,
+        Family::Vae,
+    ];
+
+    /// The name used in configs and tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::Ebm => "ebm",
+            Family::Flow => "flow",
+            Family::Diffusion => "diffusion",
+            Family::Gan => "gan",
+            Family::Vae => "vae",
+        }
+    }
+
+    /// The methods of the family (`method = ...`).
+    pub fn methods(self) -> &'static [&'static str] {
+        match self {
+            Family::Ebm => &["cd", "pcd", "short_run", "jarzynski", "nce", "dsm", "ssm"],
+            Family::Flow => &["realnvp", "maf", "nsf", "nice"],
+            Family::Diffusion => &["vp_mlp", "vp_energy", "ve_ncsn"],
+            Family::Gan => &["non_saturating", "hinge", "wgan_gp", "ebgan", "vera"],
+            Family::Vae => &["gaussian_prior", "ebm_prior"],
+        }
+    }
+
+    /// The samplers the family offers (`[[sampler]] kind = ...`).
+    pub fn samplers(self) -> &'static [&'static str] {
+        match self {
+            Family::Ebm => &["ula", "mala"],
+            Family::Flow => &["exact"],
+            Family::Diffusion => &[
+                "euler_maruyama",
+                "ancestral",
+                "predictor_corrector",
+                "heun",
+                "rk4",
+                "ddim",
+                "annealed_langevin",
+            ],
+            Family::Gan => &["generator", "latent_mala", "latent_ula"],
+            Family::Vae => &["prior"],
+        }
+    }
+}
+
+/// The data of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DataSet {
+    /// A 2-D set with a closed-form density.
+    Toy(Toy2d),
+    /// The 8×8 UCI digits, uniformly dequantised to (-1, 1)^64.
+    Digits,
+}
+
+impl DataSet {
+    /// The name used in configs and tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            DataSet::Toy(t) => t.name(),
+            DataSet::Digits => "digits",
+        }
+    }
+
+    /// Dimension of a data point.
+    pub fn dim(self) -> usize {
+        match self {
+            DataSet::Toy(_) => 2,
+            DataSet::Digits => zoo_data::digits::PIXELS,
+        }
+    }
+
+    fn parse(name: &str) -> Option<Self> {
+        if name == "digits" {
+            return Some(DataSet::Digits);
+        }
+        name.parse().ok().map(DataSet::Toy)
+    }
+}
+
+/// One sampler of a run (`[[sampler]]`); a row of the table each.
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SamplerSpec {
+    /// The sampler (see [`Family::samplers`]).
+    pub kind: String,
+    /// Steps (MCMC steps, solver steps, or steps per noise level for annealed Langevin).
+    pub steps: Option<usize>,
+    /// Step size (MCMC step size h; annealed Langevin's epsilon).
+    pub step_size: Option<f64>,
+    /// Predictor-corrector's signal-to-noise ratio.
+    pub snr: Option<f64>,
+}
+
+impl SamplerSpec {
+    /// A sampler with the family's defaults.
+    pub fn named(kind: &str) -> Self {
+        SamplerSpec {
+            kind: kind.into(),
+            steps: None,
+            step_size: None,
+            snr: None,
+        }
+    }
+
+    /// The row label, e.g. `ula (500 steps)`.
+    pub fn label(&self) -> String {
+        match self.steps {
+            Some(s) => format!("{} ({s})", self.kind),
+            None => self.kind.clone(),
+        }
+    }
+}
+
+/// Evaluation settings (`[eval]`).
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EvalConfig {
+    /// Samples drawn per sampler and scored.
+    pub samples: usize,
+    /// Held-out points (2-D sets; digits use the 299 test images).
+    pub test_points: usize,
+    /// Importance samples per test point for the VAE's IWAE bound.
+    pub iwae_k: usize,
+    /// RK4 steps of the PF-ODE likelihood (diffusion).
+    pub ode_steps: usize,
+    /// Training points drawn from a 2-D set.
+    pub train_points: usize,
+}
+
+impl Default for EvalConfig {
+    fn default() -> Self {
+        EvalConfig {
+            samples: 4000,
+            test_points: 2000,
+            iwae_k: 200,
+            ode_steps: 100,
+            train_points: 20_000,
+        }
+    }
+}
+
+/// The `[objective]` table of the `ebm` family (each field defaults per method).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EbmObjective {
+    /// ULA steps per negative sample (CD-k, PCD, short-run).
+    pub mcmc_steps: Option<usize>,
+    /// ULA step size of the negative chains.
+    pub step_size: Option<f64>,
+    /// alpha in alpha * mean(E^2) (Du & Mordatch's regulariser).
+    pub energy_penalty: Option<f64>,
+    /// Noise scale of DSM / finite-difference sliced SM.
+    pub sigma: Option<f64>,
+    /// Noise samples per data point (NCE).
+    pub noise_ratio: Option<usize>,
+    /// Walkers (Jarzynski-weighted PCD).
+    pub walkers: Option<usize>,
+}
+
+/// The family-specific part of a config, parsed into the family crates' own structs.
+#[derive(Debug, Clone)]
+pub enum Plan {
+    /// `zoo-ebm`.
+    Ebm {
+        /// Widths and activation of the MLP energy.
+        model: zoo_energy::energy::MlpEnergyConfig,
+        /// The trainer.
+        train: zoo_ebm::TrainConfig,
+        /// The objective's settings.
+        objective: EbmObjective,
+    },
+    /// `zoo-flow`.
+    Flow {
+        /// The architecture.
+        model: zoo_flow::FlowConfig,
+        /// Maximum-likelihood training.
+        train: zoo_flow::FitConfig,
+    },
+    /// `zoo-diffusion`.
+    Diffusion {
+        /// The score network.
+        model: zoo_diffusion::ScoreNetConfig,
+        /// DSM training.
+        train: zoo_diffusion::DsmConfig,
+    },
+    /// `zoo-gan`.
+    Gan {
+        /// Both players (the game from `method`).
+        model: zoo_gan::GanConfig,
+        /// The game's training.
+        train: zoo_gan::GanTrainConfig,
+    },
+    /// `zoo-vae`.
+    Vae {
+        /// Encoder, decoder, prior (the prior from `method`).
+        model: zoo_vae::VaeConfig,
+        /// ELBO training (and the EBM prior's).
+        train: zoo_vae::VaeTrainConfig,
+    },
+}
+
+/// A parsed, validated config.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    /// Where it came from.
+    pub file: PathBuf,
+    /// The text of the file (copied into the results folder).
+    pub text: String,
+    /// The run's name: its results folder (default: the file stem).
+    pub name: String,
+    /// The data.
+    pub data: DataSet,
+    /// The family.
+    pub family: Family,
+    /// The method within the family.
+    pub method: String,
+    /// One run per seed; the table reports the mean and the spread.
+    pub seeds: Vec<u64>,
+    /// The backend.
+    pub backend: BackendKind,
+    /// Family-specific settings.
+    pub plan: Plan,
+    /// Samplers (a table row each).
+    pub samplers: Vec<SamplerSpec>,
+    /// Evaluation settings.
+    pub eval: EvalConfig,
+}
+
+/// The top level of a config file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    name: Option<String>,
+    data: String,
+    family: Family,
+    method: String,
+    #[serde(default = "default_seeds")]
+    seeds: Vec<u64>,
+    backend: Option<BackendKind>,
+    #[serde(default)]
+    model: toml::Table,
+    #[serde(default)]
+    train: toml::Table,
+    objective: Option<toml::Table>,
+    #[serde(default)]
+    sampler: Vec<toml::Table>,
+    #[serde(default)]
+    eval: EvalConfig,
+}
+
+fn default_seeds() -> Vec<u64> {
+    vec![0]
+}
+
+impl RunConfig {
+    /// Reads and validates `file`; `backend` (the command line's) overrides the file's.
+    pub fn load(file: &Path, backend: Option<BackendKind>) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(file).map_err(|e| ConfigError {
+            file: file.into(),
+            key: String::new(),
+            message: format!("cannot read the config: {e}"),
+        })?;
+        Self::parse(file, &text, backend)
+    }
+
+    /// Parses and validates `text` (the contents of `file`).
+    pub fn parse(file: &Path, text: &str, backend: Option<BackendKind>) -> Result<Self, ConfigError> {
+        let fail = |key: &str, message: String| ConfigError {
+            file: file.into(),
+            key: key.into(),
+            message,
+        };
+        let table: toml::Table = toml::from_str(text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|s| format!("line {}: ", text[..s.start].lines().count().max(1)))
+                .unwrap_or_default();
+            fail("", format!("{line}{}", e.message().trim()))
+        })?;
+        let raw: RawConfig = typed(file, "", table)?;
+        let data = DataSet::parse(&raw.data).ok_or_else(|| {
+            fail(
+                "data",
+                format!("unknown data set {:?}; known: {}, digits", raw.data, Toy2d::names()),
+            )
+        })?;
+        let family = raw.family;
+        if !family.methods().contains(&raw.method.as_str()) {
+            return Err(fail(
+                "method",
+                format!(
+                    "unknown method {:?} for family {}; known: {}",
+                    raw.method,
+                    family.name(),
+                    family.methods().join(", ")
+                ),
+            ));
+        }
+        if raw.seeds.is_empty() {
+            return Err(fail("seeds", "need at least one seed".into()));
+        }
+        let name = match raw.name {
+            Some(n) => n,
+            None => file
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "run".into()),
+        };
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            || name.starts_with('.')
+        {
+            return Err(fail(
+                "name",
+                format!("{name:?} is not a folder name (letters, digits, '-', '_', '.')"),
+            ));
+        }
+        let backend = backend.or(raw.backend).unwrap_or(BackendKind::Flex);
+        if !backend.is_compiled() {
+            return Err(fail(
+                "backend",
+                format!(
+                    "{} is not compiled into this build (compiled: {})",
+                    backend.name(),
+                    BackendKind::compiled()
+                        .iter()
+                        .map(|b| b.name())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        }
+        let check = |section: &str, r: zoo_energy::Result<()>| -> Result<(), ConfigError> {
+            r.map_err(|e| match e {
+                zoo_energy::Error::InvalidParameter { name, reason } => {
+                    fail(&format!("{section}.{name}"), reason)
+                }
+                other => fail(section, other.to_string()),
+            })
+        };
+        let eval = raw.eval;
+        for (key, v) in [
+            ("eval.samples", eval.samples),
+            ("eval.test_points", eval.test_points),
+            ("eval.iwae_k", eval.iwae_k),
+            ("eval.ode_steps", eval.ode_steps),
+            ("eval.train_points", eval.train_points),
+        ] {
+            if v == 0 {
+                return Err(fail(key, "must be >= 1".into()));
+            }
+        }
+        if raw.objective.is_some() && family != Family::Ebm {
+            return Err(fail(
+                "objective",
+                format!("only the ebm family takes an [objective] table, not {}", family.name()),
+            ));
+        }
+        let dim = data.dim() as i64;
+        let (mut model, train) = (raw.model, raw.train);
+        let plan = match family {
+            Family::Ebm => {
+                let hidden: Vec<usize> = match model.remove("hidden") {
+                    Some(v) => typed(file, "model.hidden", v)?,
+                    None => vec![64, 64],
+                };
+                let activation = match model.remove("activation") {
+                    Some(v) => typed(file, "model.activation", v)?,
+                    None => zoo_energy::energy::Activation::Silu,
+                };
+                if let Some(k) = model.keys().next() {
+                    return Err(fail(
+                        &format!("model.{k}"),
+                        "unknown key; the ebm model takes `hidden` and `activation`".into(),
+                    ));
+                }
+                let mut widths = vec![data.dim()];
+                widths.extend(hidden);
+                widths.push(1);
+                let model = zoo_energy::energy::MlpEnergyConfig::new(widths, activation);
+                check("model", model.check())?;
+                let train: zoo_ebm::TrainConfig = typed(file, "train", train)?;
+                check("train", check_ebm_train(&train))?;
+                let objective: EbmObjective =
+                    typed(file, "objective", raw.objective.unwrap_or_default())?;
+                check("objective", check_objective(&objective))?;
+                Plan::Ebm {
+                    model,
+                    train,
+                    objective,
+                }
+            }
+            Family::Flow => {
+                fill(file, &mut model, "dim", dim.into(), "the data")?;
+                let kind = if raw.method == "realnvp" { "real_nvp" } else { &raw.method };
+                fill(file, &mut model, "kind", kind.into(), "`method`")?;
+                let model: zoo_flow::FlowConfig = typed(file, "model", model)?;
+                check("model", model.check())?;
+                let train: zoo_flow::FitConfig = typed(file, "train", train)?;
+                check("train", train.check())?;
+                Plan::Flow { model, train }
+            }
+            Family::Diffusion => {
+                fill(file, &mut model, "data_dim", dim.into(), "the data")?;
+                let model: zoo_diffusion::ScoreNetConfig = typed(file, "model", model)?;
+                check("model", model.check())?;
+                let train: zoo_diffusion::DsmConfig = typed(file, "train", train)?;
+                check("train", train.check())?;
+                Plan::Diffusion { model, train }
+            }
+            Family::Gan => {
+                fill(file, &mut model, "data_dim", dim.into(), "the data")?;
+                fill(file, &mut model, "loss", raw.method.clone().into(), "`method`")?;
+                let model: zoo_gan::GanConfig = typed(file, "model", model)?;
+                check("model", model.check())?;
+                let train: zoo_gan::GanTrainConfig = typed(file, "train", train)?;
+                check("train", train.check())?;
+                Plan::Gan { model, train }
+            }
+            Family::Vae => {
+                fill(file, &mut model, "data_dim", dim.into(), "the data")?;
+                let prior = raw.method.trim_end_matches("_prior").to_string();
+                fill(file, &mut model, "prior", prior.into(), "`method`")?;
+                match model.get("decoder").and_then(|v| v.as_str()) {
+                    None => {
+                        model.insert("decoder".into(), "gaussian".into());
+                    }
+                    Some("gaussian") => {}
+                    Some(other) => {
+                        return Err(fail(
+                            "model.decoder",
+                            format!(
+                                "{other:?}: the runner's data are continuous (2-D points, dequantised digits); use \"gaussian\""
+                            ),
+                        ));
+                    }
+                }
+                let model: zoo_vae::VaeConfig = typed(file, "model", model)?;
+                check("model", model.check())?;
+                let train: zoo_vae::VaeTrainConfig = typed(file, "train", train)?;
+                check("train", train.check())?;
+                Plan::Vae { model, train }
+            }
+        };
+        let mut samplers = Vec::new();
+        for (i, t) in raw.sampler.into_iter().enumerate() {
+            let key = format!("sampler[{i}]");
+            let s: SamplerSpec = typed(file, &key, t)?;
+            if !family.samplers().contains(&s.kind.as_str()) {
+                return Err(fail(
+                    &format!("{key}.kind"),
+                    format!(
+                        "unknown sampler {:?} for family {}; known: {}",
+                        s.kind,
+                        family.name(),
+                        family.samplers().join(", ")
+                    ),
+                ));
+            }
+            if s.kind == "annealed_langevin" && raw.method != "ve_ncsn" {
+                return Err(fail(
+                    &format!("{key}.kind"),
+                    "annealed Langevin is defined on a VE noise ladder: use it with method = \"ve_ncsn\"".into(),
+                ));
+            }
+            if s.steps == Some(0) {
+                return Err(fail(&format!("{key}.steps"), "must be >= 1".into()));
+            }
+            for (field, v) in [("step_size", s.step_size), ("snr", s.snr)] {
+                if let Some(v) = v
+                    && !(v.is_finite() && v > 0.0)
+                {
+                    return Err(fail(
+                        &format!("{key}.{field}"),
+                        format!("must be finite and > 0, got {v}"),
+                    ));
+                }
+            }
+            samplers.push(s);
+        }
+        if samplers.is_empty() {
+            samplers.push(SamplerSpec::named(family.samplers()[0]));
+        }
+        Ok(RunConfig {
+            file: file.into(),
+            text: text.into(),
+            name,
+            data,
+            family,
+            method: raw.method,
+            seeds: raw.seeds,
+            backend,
+            plan,
+            samplers,
+            eval,
+        })
+    }
+
+    /// The sampler's steps, or `default`.
+    pub fn steps_or(spec: &SamplerSpec, default: usize) -> usize {
+        spec.steps.unwrap_or(default)
+    }
+}
+
+/// `model.key` is set by the runner from `source`; a user value is an error (it could disagree).
+fn fill(
+    file: &Path,
+    table: &mut toml::Table,
+    key: &str,
+    value: toml::Value,
+    source: &str,
+) -> Result<(), ConfigError> {
+    if table.contains_key(key) {
+        return Err(ConfigError {
+            file: file.into(),
+            key: format!("model.{key}"),
+            message: format!("is set from {source}; remove it"),
+        });
+    }
+    table.insert(key.into(), value);
+    Ok(())
+}
+
+/// Deserialises `value` into `T`, naming the dotted key of the first error under `prefix`.
+fn typed<T: serde::de::DeserializeOwned>(
+    file: &Path,
+    prefix: &str,
+    value: impl IntoDeserializer<'static, toml::de::Error>,
+) -> Result<T, ConfigError> {
+    serde_path_to_error::deserialize(value.into_deserializer()).map_err(|e| {
+        let mut key = e.path().to_string();
+        if key == "." {
+            key.clear();
+        }
+        let message = e.inner().message().trim().to_string();
+        // serde reports an unknown or missing field at its parent: name the field itself.
+        for lead in ["unknown field `", "missing field `", "unknown variant `"] {
+            if let Some(rest) = message.strip_prefix(lead)
+                && let Some(field) = rest.split('`').next()
+                && lead != "unknown variant `"
+            {
+                key = if key.is_empty() {
+                    field.to_string()
+                } else {
+                    format!("{key}.{field}")
+                };
+            }
+        }
+        let key = match (prefix.is_empty(), key.is_empty()) {
+            (true, _) => key,
+            (false, true) => prefix.to_string(),
+            (false, false) => format!("{prefix}.{key}"),
+        };
+        ConfigError {
+            file: file.into(),
+            key,
+            message,
+        }
+    })
+}
+
+fn check_ebm_train(t: &zoo_ebm::TrainConfig) -> zoo_energy::Result<()> {
+    zoo_energy::check_count("iterations", t.iterations)?;
+    zoo_energy::check_count("batch_size", t.batch_size)?;
+    zoo_energy::check_positive("learning_rate", t.learning_rate)?;
+    if t.checkpoint.is_some() {
+        return Err(zoo_energy::Error::invalid(
+            "checkpoint",
+            "the runner writes the checkpoints into the results folder; remove it",
+        ));
+    }
+    Ok(())
+}
+
+fn check_objective(o: &EbmObjective) -> zoo_energy::Result<()> {
+    for (name, v) in [
+        ("mcmc_steps", o.mcmc_steps),
+        ("noise_ratio", o.noise_ratio),
+        ("walkers", o.walkers),
+    ] {
+        if let Some(v) = v {
+            zoo_energy::check_count(name, v)?;
+        }
+    }
+    for (name, v) in [("step_size", o.step_size), ("sigma", o.sigma)] {
+        if let Some(v) = v {
+            zoo_energy::check_positive(name, v)?;
+        }
+    }
+    if let Some(a) = o.energy_penalty
+        && !(a.is_finite() && a >= 0.0)
+    {
+        return Err(zoo_energy::Error::invalid(
+            "energy_penalty",
+            format!("must be finite and >= 0, got {a}"),
+        ));
+    }
+    Ok(())
+}

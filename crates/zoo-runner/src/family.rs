@@ -1,0 +1,747 @@
+//! Each family behind the same two calls: [`train`] (returns the checkpoint as named burnpack
+//! buffers and the training curve) and [`evaluate`] (rebuilds the model from those buffers and
+//! scores every sampler). Evaluation always starts from the checkpoint bytes, so a run resumed
+//! after a kill scores exactly what an uninterrupted run scores.
+
+use crate::config::{EbmObjective, Family, Plan, RunConfig, SamplerSpec};
+use crate::data::{Prepared, bits_per_dim};
+use crate::error::{Error, Result};
+use crate::metrics::{Row, SampleScores, finite, mean_se, score_density, score_samples};
+use burn::module::Module;
+use burn::prelude::*;
+use burn::store::ModuleRecord;
+use std::time::Instant;
+use zoo_energy::energy::MlpEnergy;
+use zoo_energy::rng::seeded;
+use zoo_energy::sampler::{AnySampler, InitDistribution, ReplayBuffer, SamplerKind};
+use zoo_energy::tensor::{from_host2, to_host1, to_host2};
+use zoo_energy::{BackendKind, Sampler, ZooRng};
+
+/// A checkpoint: named burnpack (or JSON) buffers.
+pub(crate) type Files = Vec<(String, Vec<u8>)>;
+
+/// A training curve: column names (the first is the iteration) and one row per step.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Curve {
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<f64>>,
+}
+
+impl Curve {
+    fn from_series(series: &[(&str, &[f64])]) -> Self {
+        let mut columns = vec!["iteration".to_string()];
+        columns.extend(series.iter().map(|(n, _)| n.to_string()));
+        let len = series.iter().map(|(_, v)| v.len()).max().unwrap_or(0);
+        let rows = (0..len)
+            .map(|i| {
+                let mut r = vec![(i + 1) as f64];
+                r.extend(series.iter().map(|(_, v)| v.get(i).copied().unwrap_or(f64::NAN)));
+                r
+            })
+            .collect();
+        Curve { columns, rows }
+    }
+}
+
+/// What [`train`] returns.
+pub(crate) struct Trained {
+    pub files: Files,
+    pub curve: Curve,
+    pub seconds: f64,
+}
+
+/// What [`evaluate`] returns: the rows and the pictures' data.
+pub(crate) struct Evaluated {
+    pub rows: Vec<Row>,
+    /// Per sampler: its label and the samples (`[m, dim]` row-major).
+    pub samples: Vec<(String, Vec<f32>)>,
+    /// The model's density on the 2-D quadrature grid, when it has one.
+    pub density: Option<Vec<f64>>,
+}
+
+fn module_bytes<M: Module>(m: &M) -> Result<Vec<u8>> {
+    let bytes = m
+        .clone()
+        .into_record()
+        .into_bytes()
+        .map_err(|e| Error::Corrupt {
+            path: "checkpoint".into(),
+            message: format!("cannot serialise the model: {e:?}"),
+        })?;
+    Ok(bytes.to_vec())
+}
+
+fn load_module<M: Module>(init: M, files: &Files, name: &str) -> Result<M> {
+    let bytes = files
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, b)| b.clone())
+        .ok_or_else(|| Error::Corrupt {
+            path: name.into(),
+            message: "missing from the checkpoint".into(),
+        })?;
+    let record = ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes)).map_err(
+        |e| Error::Corrupt {
+            path: name.into(),
+            message: format!("not a burnpack record: {e:?}"),
+        },
+    )?;
+    Ok(init.load_record(record))
+}
+
+/// The box the chains of a set start in: the set's bounds in 2-D, (-1, 1) for digits.
+fn init_box(data: &Prepared) -> InitDistribution {
+    let (low, high) = data
+        .truth
+        .as_ref()
+        .map_or((-1.0, 1.0), |t| t.density.bounds());
+    InitDistribution::Uniform { low, high }
+}
+
+/// Trains `cfg` for `seed`. Model init draws from `seeded(seed)`, training from
+/// `seeded(seed + 1)`.
+pub(crate) fn train(
+    cfg: &RunConfig,
+    data: &Prepared,
+    seed: u64,
+    device: &Device,
+    progress: bool,
+) -> Result<Trained> {
+    let ad = device.clone().autodiff();
+    let (n, d) = (data.n_train(), data.dim);
+    let train_t = || from_host2(data.train.clone(), [n, d], device);
+    let mut init_rng = seeded(seed);
+    let mut rng = seeded(seed + 1);
+    match &cfg.plan {
+        Plan::Ebm {
+            model,
+            train,
+            objective,
+        } => {
+            let model = model.init(&ad, &mut init_rng)?;
+            let train = zoo_ebm::TrainConfig {
+                progress,
+                ..train.clone()
+            };
+            let dataset = zoo_ebm::Dataset::new(data.train.clone(), d)?;
+            let (model, history, seconds) = ebm_train(
+                &cfg.method,
+                objective,
+                model,
+                train,
+                &dataset,
+                init_box(data),
+                &mut rng,
+                device,
+            )?;
+            Ok(Trained {
+                files: vec![("energy.bpk".into(), module_bytes(&model)?)],
+                curve: Curve::from_series(&[("loss", &history)]),
+                seconds,
+            })
+        }
+        Plan::Flow { model, train } => {
+            let mut flow = model.init(&ad, &mut init_rng)?;
+            let fit = zoo_flow::FitConfig {
+                progress,
+                ..train.clone()
+            };
+            let report = zoo_flow::fit_max_likelihood(&mut flow, &train_t(), None, &fit, &mut rng)?;
+            Ok(Trained {
+                files: vec![("flow.bpk".into(), module_bytes(&flow)?)],
+                curve: Curve::from_series(&[("nll", &report.losses)]),
+                seconds: report.seconds,
+            })
+        }
+        Plan::Diffusion { model, train } => {
+            let sde = diffusion_sde(&cfg.method);
+            let host = BackendKind::is_host_device(device);
+            let (bytes, report) = if cfg.method == "vp_energy" {
+                let mut net = model.energy(&ad, &mut init_rng)?;
+                let r = zoo_diffusion::fit_dsm(&mut net, &sde, &train_t(), train, &mut rng, progress)?;
+                (module_bytes(&net)?, r)
+            } else {
+                let mut net = model.mlp(&ad, &mut init_rng)?;
+                let r = if host {
+                    zoo_diffusion::fit_dsm_fused(&mut net, &sde, &train_t(), train, &mut rng)?
+                } else {
+                    zoo_diffusion::fit_dsm(&mut net, &sde, &train_t(), train, &mut rng, progress)?
+                };
+                (module_bytes(&net)?, r)
+            };
+            Ok(Trained {
+                files: vec![("score.bpk".into(), bytes)],
+                curve: Curve::from_series(&[("dsm_loss", &report.losses)]),
+                seconds: report.seconds,
+            })
+        }
+        Plan::Gan { model, train } => {
+            let mut gan = model.init(&ad, &mut init_rng)?;
+            let report = zoo_gan::fit(&mut gan, &train_t(), train, &mut rng, progress)?;
+            let spectral = serde_json::to_vec(&gan.discriminator.spectral_u)
+                .expect("vectors of floats serialise");
+            Ok(Trained {
+                files: vec![
+                    ("generator.bpk".into(), module_bytes(&gan.generator)?),
+                    ("discriminator.bpk".into(), module_bytes(&gan.discriminator)?),
+                    ("spectral_u.json".into(), spectral),
+                ],
+                curve: Curve::from_series(&[
+                    ("discriminator_loss", &report.discriminator_losses),
+                    ("generator_loss", &report.generator_losses),
+                ]),
+                seconds: report.seconds,
+            })
+        }
+        Plan::Vae { model, train } => {
+            let mut vae = model.init(&ad, &mut init_rng)?;
+            let report = zoo_vae::fit(&mut vae, &train_t(), train, &mut rng)?;
+            Ok(Trained {
+                files: vec![("vae.bpk".into(), module_bytes(&vae)?)],
+                curve: Curve::from_series(&[("neg_elbo", &report.losses)]),
+                seconds: report.seconds,
+            })
+        }
+    }
+}
+
+/// The core-EBM objectives with the defaults of `examples/ebm_2d.rs`.
+#[allow(clippy::too_many_arguments)]
+fn ebm_train(
+    method: &str,
+    o: &EbmObjective,
+    model: MlpEnergy,
+    train: zoo_ebm::TrainConfig,
+    data: &zoo_ebm::Dataset,
+    init: InitDistribution,
+    rng: &mut ZooRng,
+    device: &Device,
+) -> Result<(MlpEnergy, Vec<f64>, f64)> {
+    use zoo_ebm::objective::{
+        ChainStart, DenoisingScoreMatching, JarzynskiPcd, MaximumLikelihood, Nce,
+        SlicedScoreMatching,
+    };
+    fn go<O: zoo_ebm::Objective<MlpEnergy>>(
+        mut objective: O,
+        model: MlpEnergy,
+        train: zoo_ebm::TrainConfig,
+        data: &zoo_ebm::Dataset,
+        rng: &mut ZooRng,
+        device: &Device,
+    ) -> Result<(MlpEnergy, Vec<f64>, f64)> {
+        let mut trainer = zoo_ebm::Trainer::new(model, train)?;
+        trainer.run(&mut objective, data, rng, device)?;
+        let losses = trainer.history.iter().map(|r| r.loss).collect();
+        Ok((trainer.model().clone(), losses, trainer.seconds))
+    }
+    let h = o.step_size.unwrap_or(0.005);
+    let ula = AnySampler::new(SamplerKind::Ula, h, 1)?;
+    let penalty = o.energy_penalty.unwrap_or(0.01);
+    match method {
+        "cd" => go(
+            MaximumLikelihood::new(ChainStart::Data, ula, o.mcmc_steps.unwrap_or(10))?
+                .with_energy_penalty(o.energy_penalty.unwrap_or(0.0))?,
+            model,
+            train,
+            data,
+            rng,
+            device,
+        ),
+        "pcd" => {
+            let buffer = ReplayBuffer::new(data.dim(), 10_000, 0.05, init)?;
+            go(
+                MaximumLikelihood::new(
+                    ChainStart::Persistent(buffer),
+                    ula,
+                    o.mcmc_steps.unwrap_or(20),
+                )?
+                .with_energy_penalty(penalty)?,
+                model,
+                train,
+                data,
+                rng,
+                device,
+            )
+        }
+        "short_run" => go(
+            MaximumLikelihood::new(ChainStart::Noise(init), ula, o.mcmc_steps.unwrap_or(60))?
+                .with_energy_penalty(penalty)?,
+            model,
+            train,
+            data,
+            rng,
+            device,
+        ),
+        "jarzynski" => go(
+            JarzynskiPcd::new(
+                o.walkers.unwrap_or(2048),
+                h,
+                0.5,
+                vec![0.0; data.dim()],
+                2.0,
+            )?
+            .with_steps_per_update(2)?
+            .with_energy_penalty(penalty)?,
+            model,
+            train,
+            data,
+            rng,
+            device,
+        ),
+        "nce" => go(
+            Nce::fitted(data, o.noise_ratio.unwrap_or(4), 1.2, device)?,
+            model,
+            train,
+            data,
+            rng,
+            device,
+        ),
+        "dsm" => go(
+            DenoisingScoreMatching::new(o.sigma.unwrap_or(0.05))?,
+            model,
+            train,
+            data,
+            rng,
+            device,
+        ),
+        "ssm" => go(
+            SlicedScoreMatching::new(o.sigma.unwrap_or(0.05))?,
+            model,
+            train,
+            data,
+            rng,
+            device,
+        ),
+        other => unreachable!("method {other} was validated with the config"),
+    }
+}
+
+fn diffusion_sde(method: &str) -> zoo_diffusion::Sde {
+    if method == "ve_ncsn" {
+        // The VE SDE of NCSN's ladder (Song & Ermon 2019): 50 levels from 4 to 0.01.
+        zoo_diffusion::Sde::Ve {
+            sigma_min: 0.01,
+            sigma_max: 4.0,
+        }
+    } else {
+        zoo_diffusion::Sde::vp()
+    }
+}
+
+/// The NLL of one model, shared by its samplers' rows.
+struct Nll {
+    value: Option<f64>,
+    se: Option<f64>,
+    unit: &'static str,
+    estimator: String,
+    true_nll: Option<f64>,
+    density_tv: Option<f64>,
+    density: Option<Vec<f64>>,
+}
+
+impl Nll {
+    fn none() -> Self {
+        Nll {
+            value: None,
+            se: None,
+            unit: "nats",
+            estimator: "–".into(),
+            true_nll: None,
+            density_tv: None,
+            density: None,
+        }
+    }
+
+    /// Per-point log-densities of the held-out points (in y-space for digits): the mean NLL in
+    /// nats, or in bits per dimension on digits.
+    fn from_log_densities(data: &Prepared, log_p: &[f64], estimator: &str) -> Self {
+        let digits = data.truth.is_none();
+        let per_point: Vec<f64> = log_p
+            .iter()
+            .map(|l| if digits { bits_per_dim(*l) } else { -l })
+            .collect();
+        let (value, se) = mean_se(&per_point);
+        Nll {
+            value: finite(value),
+            se: finite(se),
+            unit: if digits { "bits/dim" } else { "nats" },
+            estimator: estimator.into(),
+            ..Nll::none()
+        }
+    }
+
+    /// 2-D: the exact quadrature NLL and density TV of an energy.
+    fn of_energy(
+        data: &Prepared,
+        energy: &dyn zoo_energy::Energy,
+        estimator: &str,
+        device: &Device,
+    ) -> Result<Self> {
+        Ok(match score_density(data, energy, device)? {
+            Some(s) => Nll {
+                value: finite(s.nll),
+                se: finite(s.nll_se),
+                unit: "nats",
+                estimator: estimator.into(),
+                true_nll: finite(s.true_nll),
+                density_tv: finite(s.tv),
+                density: Some(s.grid_density),
+            },
+            None => Nll::none(),
+        })
+    }
+}
+
+/// One sampler's output.
+struct Drawn {
+    samples: Vec<f32>,
+    seconds: f64,
+    evals: f64,
+    acceptance: Option<f64>,
+}
+
+fn timed(f: impl FnOnce() -> Result<(Tensor<2>, f64, Option<f64>)>) -> Result<Drawn> {
+    let t = Instant::now();
+    let (x, evals, acceptance) = f()?;
+    let samples = to_host2(&x);
+    Ok(Drawn {
+        samples,
+        seconds: t.elapsed().as_secs_f64(),
+        evals,
+        acceptance,
+    })
+}
+
+/// Rebuilds the model of `cfg` from `files` and scores every sampler.
+pub(crate) fn evaluate(
+    cfg: &RunConfig,
+    files: &Files,
+    data: &Prepared,
+    seed: u64,
+    train_seconds: f64,
+    device: &Device,
+) -> Result<Evaluated> {
+    let (m, d) = (data.n_test(), data.dim);
+    let test_t = from_host2(data.test.clone(), [m, d], device);
+    let n = cfg.eval.samples;
+    let mut init_rng = seeded(seed);
+    // Every sampler draws from its own stream: seed + 2 + 100 k.
+    let stream = |k: usize| seeded(seed + 2 + 100 * k as u64);
+    let (params, nll, drawn): (usize, Nll, Vec<Drawn>) = match &cfg.plan {
+        Plan::Ebm { model, .. } => {
+            use zoo_ebm::EnergyModel;
+            let model = load_module(model.init(device, &mut init_rng)?, files, "energy.bpk")?;
+            let energy = model.sampling_energy();
+            let nll = Nll::of_energy(data, &*energy, "exact (grid quadrature of log Z)", device)?;
+            let mut drawn = Vec::new();
+            for (k, s) in cfg.samplers.iter().enumerate() {
+                let mut rng = stream(k);
+                drawn.push(timed(|| {
+                    mcmc(&*energy, s, n, d, init_box(data), 500, 0.002, &mut rng, device)
+                })?);
+            }
+            (model.num_params(), nll, drawn)
+        }
+        Plan::Flow { model, .. } => {
+            let flow = load_module(model.init(device, &mut init_rng)?, files, "flow.bpk")?;
+            let log_p: Vec<f64> = to_host1(&flow.log_prob(test_t, None)?)
+                .into_iter()
+                .map(f64::from)
+                .collect();
+            let mut nll = Nll::from_log_densities(data, &log_p, "exact (change of variables)");
+            let energy = zoo_flow::FlowEnergy::new(&flow)?;
+            if let Some(exact) = score_density(data, &energy, device)? {
+                nll.true_nll = finite(exact.true_nll);
+                nll.density_tv = finite(exact.tv);
+                nll.density = Some(exact.grid_density);
+            }
+            let mut drawn = Vec::new();
+            for k in 0..cfg.samplers.len() {
+                let mut rng = stream(k);
+                drawn.push(timed(|| {
+                    let (x, _) = flow.sample_with_log_prob(&mut rng, n, None, device)?;
+                    Ok((x, 1.0, None))
+                })?);
+            }
+            (flow.num_params(), nll, drawn)
+        }
+        Plan::Diffusion { model, .. } => {
+            let sde = diffusion_sde(&cfg.method);
+            if cfg.method == "vp_energy" {
+                let net = load_module(model.energy(device, &mut init_rng)?, files, "score.bpk")?;
+                let params = net.num_params();
+                let score = zoo_diffusion::NetScore::new(&net, sde);
+                let (nll, drawn) = diffusion_eval(cfg, &score, &sde, data, test_t, seed, device)?;
+                (params, nll, drawn)
+            } else {
+                let net = load_module(model.mlp(device, &mut init_rng)?, files, "score.bpk")?;
+                let params = net.num_params();
+                let score = zoo_diffusion::NetScore::new(&net, sde);
+                let (nll, drawn) = diffusion_eval(cfg, &score, &sde, data, test_t, seed, device)?;
+                (params, nll, drawn)
+            }
+        }
+        Plan::Gan { model, .. } => {
+            let mut gan = model.init(device, &mut init_rng)?;
+            gan.generator = load_module(gan.generator, files, "generator.bpk")?;
+            gan.discriminator = load_module(gan.discriminator, files, "discriminator.bpk")?;
+            let spectral = files
+                .iter()
+                .find(|(n, _)| n == "spectral_u.json")
+                .map(|(_, b)| b.as_slice())
+                .unwrap_or(b"[]");
+            gan.discriminator.spectral_u =
+                serde_json::from_slice(spectral).map_err(|e| Error::Corrupt {
+                    path: "spectral_u.json".into(),
+                    message: e.to_string(),
+                })?;
+            let nll = Nll::of_energy(
+                data,
+                &*gan.energy(),
+                "exact for the discriminator's energy (grid quadrature)",
+                device,
+            )?;
+            let mut drawn = Vec::new();
+            for (k, s) in cfg.samplers.iter().enumerate() {
+                let mut rng = stream(k);
+                drawn.push(timed(|| {
+                    if s.kind == "generator" {
+                        return Ok((zoo_gan::sample(&gan, n, &mut rng, device), 1.0, None));
+                    }
+                    let latent = zoo_gan::LatentLangevinConfig {
+                        steps: s.steps.unwrap_or(100),
+                        step_size: s.step_size.unwrap_or(0.05),
+                        metropolis: s.kind == "latent_mala",
+                        ..zoo_gan::LatentLangevinConfig::default()
+                    };
+                    let (x, r) = zoo_gan::latent_langevin(&gan, n, &latent, &mut rng, device)?;
+                    let acc = (s.kind == "latent_mala").then_some(r.acceptance);
+                    Ok((x, r.evaluations_per_sample as f64 + 1.0, acc))
+                })?);
+            }
+            let (g, dsc) = gan.parameter_count();
+            (g + dsc, nll, drawn)
+        }
+        Plan::Vae { model, train } => {
+            let vae = load_module(model.init(device, &mut init_rng)?, files, "vae.bpk")?;
+            let mut rng = seeded(seed + 3);
+            let (log_z, estimator) = if vae.prior.is_some() {
+                let train_t = from_host2(data.train.clone(), [data.n_train(), d], device);
+                let (smc, _) = zoo_vae::prior_log_normalizer(&vae, 4096, 300, &mut rng, device)?;
+                let (is, _) = zoo_vae::aggregate_posterior_log_z(&vae, &train_t, 4096, &mut rng)?;
+                (
+                    smc.max(is),
+                    format!(
+                        "IWAE (K = {}) with the prior's log Z by SMC / IS (an estimate)",
+                        cfg.eval.iwae_k
+                    ),
+                )
+            } else {
+                (
+                    vae.gaussian_log_normalizer(),
+                    format!("IWAE upper bound (K = {})", cfg.eval.iwae_k),
+                )
+            };
+            let e = zoo_vae::evaluate(&vae, &test_t, cfg.eval.iwae_k, log_z, &mut rng)?;
+            // Per-point IWAE values are not returned: the mean and its s.e. are.
+            let mut nll = Nll::none();
+            nll.estimator = estimator;
+            if data.truth.is_some() {
+                nll.value = finite(e.iwae_nll);
+                nll.se = finite(e.iwae_se);
+                nll.true_nll = true_nll(data, device)?;
+            } else {
+                let dd = d as f64 * std::f64::consts::LN_2;
+                nll.value = finite(bits_per_dim(-e.iwae_nll));
+                nll.se = finite(e.iwae_se / dd);
+                nll.unit = "bits/dim";
+            }
+            let mut drawn = Vec::new();
+            for (k, s) in cfg.samplers.iter().enumerate() {
+                let mut rng = stream(k);
+                drawn.push(timed(|| {
+                    let steps = s.steps.unwrap_or(train.langevin_steps);
+                    let z = zoo_vae::sample_prior(
+                        &vae,
+                        n,
+                        steps,
+                        s.step_size.unwrap_or(train.langevin_step_size),
+                        &mut rng,
+                        device,
+                    )?;
+                    let std = vae.log_std.val().clamp(-7.0, 5.0).exp().unsqueeze_dim::<2>(0);
+                    let eps = zoo_energy::rng::normal(&mut rng, [n, d], device);
+                    let x = vae.decode_mean(z) + eps * std;
+                    let evals = if vae.prior.is_some() { steps as f64 + 1.0 } else { 1.0 };
+                    Ok((x, evals, None))
+                })?);
+            }
+            (vae.num_params(), nll, drawn)
+        }
+    };
+    let mut rows = Vec::new();
+    let mut samples = Vec::new();
+    for (s, dr) in cfg.samplers.iter().zip(drawn) {
+        let scores: SampleScores = score_samples(data, &dr.samples)?;
+        rows.push(Row {
+            config: cfg.name.clone(),
+            data: cfg.data.name().into(),
+            family: cfg.family.name().into(),
+            method: cfg.method.clone(),
+            sampler: s.label(),
+            seed,
+            backend: cfg.backend.name().into(),
+            params,
+            nll: nll.value,
+            nll_se: nll.se,
+            nll_unit: nll.unit.into(),
+            nll_estimator: nll.estimator.clone(),
+            true_nll: nll.true_nll,
+            density_tv: nll.density_tv,
+            sample_tv: scores.tv,
+            modes_covered: scores.modes_covered,
+            modes: scores.modes,
+            mode_weight_error: scores.mode_weight_error,
+            high_quality: scores.high_quality,
+            mmd2: scores.mmd2,
+            evals_per_sample: dr.evals,
+            acceptance: dr.acceptance,
+            train_seconds,
+            ms_per_1000_samples: dr.seconds * 1e6 / n as f64,
+        });
+        samples.push((s.label(), dr.samples));
+    }
+    debug_assert!(Family::ALL.contains(&cfg.family));
+    Ok(Evaluated {
+        rows,
+        samples,
+        density: nll.density,
+    })
+}
+
+/// ULA or MALA from uniform noise on `energy`.
+#[allow(clippy::too_many_arguments)]
+fn mcmc(
+    energy: &dyn zoo_energy::Energy,
+    s: &SamplerSpec,
+    n: usize,
+    d: usize,
+    init: InitDistribution,
+    default_steps: usize,
+    default_h: f64,
+    rng: &mut ZooRng,
+    device: &Device,
+) -> Result<(Tensor<2>, f64, Option<f64>)> {
+    let kind = if s.kind == "mala" {
+        SamplerKind::Mala
+    } else {
+        SamplerKind::Ula
+    };
+    let steps = s.steps.unwrap_or(default_steps);
+    let sampler = AnySampler::new(kind, s.step_size.unwrap_or(default_h), 1)?;
+    let start = from_host2(init.draw(rng, n * d), [n, d], device);
+    let mut state = sampler.init(energy, start)?;
+    let mut acc = 0.0;
+    for _ in 0..steps {
+        let (next, info) = sampler.step(rng, energy, state)?;
+        if let Some(a) = info.acceptance_probability {
+            acc += f64::from(to_host1(&a.mean())[0]);
+        }
+        state = next;
+    }
+    let acceptance = (kind == SamplerKind::Mala).then_some(acc / steps as f64);
+    Ok((state.position, steps as f64, acceptance))
+}
+
+/// PF-ODE NLL and every sampler of a diffusion model.
+fn diffusion_eval(
+    cfg: &RunConfig,
+    score: &dyn zoo_diffusion::ScoreModel,
+    sde: &zoo_diffusion::Sde,
+    data: &Prepared,
+    test_t: Tensor<2>,
+    seed: u64,
+    device: &Device,
+) -> Result<(Nll, Vec<Drawn>)> {
+    use zoo_diffusion::{Divergence, Solver};
+    let (divergence, label) = if data.truth.is_some() {
+        (Divergence::Exact, "exact divergence")
+    } else {
+        (Divergence::Hutchinson { probes: 1 }, "Hutchinson divergence, 1 probe")
+    };
+    let lik = zoo_diffusion::pf_ode_log_likelihood(
+        score,
+        sde,
+        test_t,
+        cfg.eval.ode_steps,
+        sde.t_min(),
+        divergence,
+        &mut seeded(seed + 3),
+    )?;
+    let log_p: Vec<f64> = to_host1(&lik.log_likelihood)
+        .into_iter()
+        .map(f64::from)
+        .collect();
+    let mut nll = Nll::from_log_densities(
+        data,
+        &log_p,
+        &format!("PF-ODE ({} RK4 steps, {label})", cfg.eval.ode_steps),
+    );
+    nll.true_nll = true_nll(data, device)?;
+    let n = cfg.eval.samples;
+    let mut drawn = Vec::new();
+    for (k, s) in cfg.samplers.iter().enumerate() {
+        let mut rng = seeded(seed + 2 + 100 * k as u64);
+        drawn.push(timed(|| {
+            if s.kind == "annealed_langevin" {
+                let ladder = zoo_diffusion::NoiseLadder::geometric(4.0, 0.01, 50)?;
+                let (x, r) = zoo_diffusion::annealed_langevin(
+                    score,
+                    sde,
+                    &ladder,
+                    s.steps.unwrap_or(20),
+                    s.step_size.unwrap_or(2e-5),
+                    n,
+                    &mut rng,
+                    device,
+                )?;
+                return Ok((x, r.nfe as f64, None));
+            }
+            let (solver, default_steps) = match s.kind.as_str() {
+                "euler_maruyama" => (Solver::EulerMaruyama, 500),
+                "ancestral" => (Solver::Ancestral, 500),
+                "predictor_corrector" => (
+                    Solver::PredictorCorrector {
+                        snr: s.snr.unwrap_or(0.16),
+                        corrector_steps: 1,
+                    },
+                    250,
+                ),
+                "heun" => (Solver::Heun, 100),
+                "rk4" => (Solver::Rk4, 50),
+                "ddim" => (Solver::Ddim, 100),
+                other => unreachable!("sampler {other} was validated with the config"),
+            };
+            let (x, r) = zoo_diffusion::sample(
+                score,
+                sde,
+                solver,
+                n,
+                s.steps.unwrap_or(default_steps),
+                sde.t_min(),
+                &mut rng,
+                device,
+            )?;
+            Ok((x, r.nfe as f64, None))
+        })?);
+    }
+    Ok((nll, drawn))
+}
+
+/// The NLL of the true density on the held-out points (2-D sets).
+fn true_nll(data: &Prepared, device: &Device) -> Result<Option<f64>> {
+    Ok(match &data.truth {
+        Some(t) => score_density(data, &t.density, device)?.and_then(|s| finite(s.true_nll)),
+        None => None,
+    })
+}
