@@ -40,6 +40,8 @@ pub struct Truth {
     pub grid: Grid2d,
     /// True mass of every cell of the `CELLS x CELLS` histogram.
     pub cell_masses: Vec<f64>,
+    /// The sample TV of as many exact samples as a run scores: the finite-sample floor.
+    pub sample_tv_floor: f64,
 }
 
 impl Prepared {
@@ -50,9 +52,14 @@ impl Prepared {
                 let density = t.density();
                 let train = density.sample_host(&mut seeded(10_000 + seed), eval.train_points);
                 let test = density.sample_host(&mut seeded(TEST_SEED), eval.test_points);
+                let cell_masses = true_cell_masses(&density, CELLS, device)?;
+                let exact = density.sample_host(&mut seeded(TEST_SEED + 1), eval.samples);
+                let sample_tv_floor =
+                    zoo_data::sample_metrics(&density, &exact, CELLS, &cell_masses)?.tv;
                 let truth = Truth {
                     grid: Grid2d::for_density(&density),
-                    cell_masses: true_cell_masses(&density, CELLS, device)?,
+                    cell_masses,
+                    sample_tv_floor,
                     density,
                 };
                 Ok(Prepared {

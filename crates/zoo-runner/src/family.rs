@@ -599,6 +599,7 @@ pub(crate) fn evaluate(
             true_nll: nll.true_nll,
             density_tv: nll.density_tv,
             sample_tv: scores.tv,
+            sample_tv_floor: scores.tv_floor,
             modes_covered: scores.modes_covered,
             modes: scores.modes,
             mode_weight_error: scores.mode_weight_error,

@@ -43,6 +43,9 @@ pub struct Row {
     pub density_tv: Option<f64>,
     /// Total variation between the histogram of the samples and the true cell masses (2-D).
     pub sample_tv: Option<f64>,
+    /// The same TV for as many exact samples from the truth: the finite-sample floor (2-D).
+    #[serde(default)]
+    pub sample_tv_floor: Option<f64>,
     /// Modes covered by the samples (PacGAN protocol, 2-D).
     pub modes_covered: Option<usize>,
     /// Modes of the set.
@@ -85,6 +88,8 @@ pub fn finite(v: f64) -> Option<f64> {
 pub struct SampleScores {
     /// Histogram TV.
     pub tv: Option<f64>,
+    /// Histogram TV of exact samples.
+    pub tv_floor: Option<f64>,
     /// Modes covered.
     pub modes_covered: Option<usize>,
     /// Modes of the set.
@@ -103,6 +108,7 @@ pub fn score_samples(data: &Prepared, samples: &[f32]) -> Result<SampleScores> {
         let m = sample_metrics(&truth.density, samples, CELLS, &truth.cell_masses)?;
         return Ok(SampleScores {
             tv: Some(m.tv),
+            tv_floor: Some(truth.sample_tv_floor),
             modes_covered: Some(m.modes_covered),
             modes: Some(m.modes),
             mode_weight_error: Some(m.mode_weight_error),
