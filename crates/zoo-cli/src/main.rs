@@ -34,6 +34,9 @@ enum Command {
     Table(table::TableArgs),
     /// One experiment from a config file (data, family, method, model, budget, samplers, seeds).
     Run(table::RunArgs),
+    /// How two tables (`table.json`, e.g. two backends) agree, metric by metric, within the
+    /// spread over seeds.
+    Compare(table::CompareArgs),
     /// List the backends compiled into this build.
     Backends,
 }
@@ -60,6 +63,7 @@ fn main() -> ExitCode {
         Command::Ising(args) => physics::ising(args),
         Command::Table(args) => table::table(args),
         Command::Run(args) => table::run(args),
+        Command::Compare(args) => table::compare(args),
         Command::Backends => {
             for b in zoo_energy::BackendKind::compiled() {
                 println!("{b}");

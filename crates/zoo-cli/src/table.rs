@@ -84,3 +84,45 @@ pub fn run(args: RunArgs) -> Result<()> {
     eprintln!("results in {}", args.out.join(&cfg.name).display());
     Ok(())
 }
+
+/// Arguments of `zoo compare`.
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// The first table's `table.json` (e.g. results/table/table.json).
+    a: PathBuf,
+    /// The second table's `table.json` (e.g. from `--backend ndarray`).
+    b: PathBuf,
+    /// A row agrees when its means differ by at most this many standard errors of the difference.
+    #[arg(long, default_value_t = 3.0)]
+    k: f64,
+}
+
+pub fn compare(args: CompareArgs) -> Result<()> {
+    let read = |p: &PathBuf| -> Result<Vec<zoo_runner::Row>> {
+        let text = std::fs::read_to_string(p)
+            .map_err(|e| anyhow::anyhow!("{}: cannot read: {e}", p.display()))?;
+        serde_json::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("{}: not a table.json: {e}", p.display()))
+    };
+    let (a, b) = (read(&args.a)?, read(&args.b)?);
+    println!(
+        "| metric | rows | within {} s.e. | outside: row (mean a, mean b, s.e. of the difference) |",
+        args.k
+    );
+    println!("|---|---|---|---|");
+    for g in zoo_runner::table::compare(&a, &b, args.k) {
+        let outside: Vec<String> = g
+            .outside
+            .iter()
+            .map(|(row, ma, mb, se)| format!("{row} ({ma:.4}, {mb:.4}, {se:.4})"))
+            .collect();
+        println!(
+            "| {} | {} | {} | {} |",
+            g.metric,
+            g.rows,
+            g.within,
+            if outside.is_empty() { "–".into() } else { outside.join("; ") }
+        );
+    }
+    Ok(())
+}

@@ -110,7 +110,6 @@ fn a_killed_table_resumes_to_the_same_table_and_a_finished_one_is_not_redone() {
     let out = table(&suite, &killed);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(rows_without_timing(&killed), reference);
-    // No temporary files are left behind by the kills' atomic writes that completed.
     // A finished suite is read back: nothing is retrained or rewritten.
     let marker = killed.join("c_diffusion/seed-1/metrics.json");
     let before = std::fs::metadata(&marker).unwrap().modified().unwrap();

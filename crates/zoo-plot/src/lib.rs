@@ -135,10 +135,15 @@ fn panel_row<T>(
 
 /// One row of heat maps (each scaled to its own maximum), 400 px per panel.
 pub fn heat_maps(path: &Path, panels: &[HeatMap]) -> Result<()> {
+    heat_map_grid(path, panels, None)
+}
+
+/// Heat maps (each scaled to its own maximum), 400 px per panel, `cols` per row (`None`: one row).
+pub fn heat_map_grid(path: &Path, panels: &[HeatMap], cols: Option<usize>) -> Result<()> {
     panel_row(
         path,
         panels,
-        None,
+        cols,
         |p| (&p.title, p.bounds),
         |chart, panel| {
             let (lo, hi) = panel.bounds;

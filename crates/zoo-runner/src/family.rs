@@ -605,6 +605,7 @@ pub(crate) fn evaluate(
             mode_weight_error: scores.mode_weight_error,
             high_quality: scores.high_quality,
             mmd2: scores.mmd2,
+            mmd2_floor: scores.mmd2_floor,
             evals_per_sample: dr.evals,
             acceptance: dr.acceptance,
             train_seconds,

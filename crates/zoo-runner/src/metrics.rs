@@ -56,6 +56,9 @@ pub struct Row {
     pub high_quality: Option<f64>,
     /// Squared kernel MMD of the samples to the held-out images (digits).
     pub mmd2: Option<f64>,
+    /// The same MMD for as many training images: the finite-sample floor (digits).
+    #[serde(default)]
+    pub mmd2_floor: Option<f64>,
     /// Network evaluations per sample (energy/score gradients for MCMC, NFE for diffusion, one
     /// pass for a flow, a generator or a decoder).
     pub evals_per_sample: f64,
@@ -100,6 +103,8 @@ pub struct SampleScores {
     pub high_quality: Option<f64>,
     /// MMD^2 to the held-out images (digits).
     pub mmd2: Option<f64>,
+    /// MMD^2 of as many training images (digits).
+    pub mmd2_floor: Option<f64>,
 }
 
 /// Scores `samples` (`[m, dim]` row-major) against the data.
@@ -114,6 +119,7 @@ pub fn score_samples(data: &Prepared, samples: &[f32]) -> Result<SampleScores> {
             mode_weight_error: Some(m.mode_weight_error),
             high_quality: Some(m.high_quality),
             mmd2: None,
+            mmd2_floor: None,
         });
     }
     if let Some(i) = samples.iter().position(|v| !v.is_finite()) {
@@ -128,12 +134,13 @@ pub fn score_samples(data: &Prepared, samples: &[f32]) -> Result<SampleScores> {
     let d = data.dim;
     let m = (samples.len() / d).min(data.n_test());
     // Bandwidth: the median heuristic on training vs test images (fixed for every model).
-    let (_, h) =
+    let (floor, h) =
         zoo_energy::diagnostics::mmd2_rbf(&data.train[..m * d], &data.test[..m * d], d, None);
     let (mmd, _) =
         zoo_energy::diagnostics::mmd2_rbf(&samples[..m * d], &data.test[..m * d], d, Some(h));
     Ok(SampleScores {
         mmd2: Some(mmd),
+        mmd2_floor: Some(floor),
         ..SampleScores::default()
     })
 }

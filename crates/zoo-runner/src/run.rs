@@ -123,6 +123,7 @@ fn run_seed(
     let evaluated = family::evaluate(cfg, &files, &data, seed, seconds, device)?;
     if first {
         plots(cfg, &data, &evaluated, dir)?;
+        keep_for_gallery(&data, &evaluated, dir)?;
     }
     write_json(&metrics_path, &evaluated.rows)?;
     say(&format!("evaluated in {:.1} s", started.elapsed().as_secs_f64()));
@@ -183,6 +184,51 @@ fn plots(cfg: &RunConfig, data: &Prepared, ev: &family::Evaluated, dir: &Path) -
         }
     }
     Ok(())
+}
+
+/// Samples shown per panel of the gallery (2-D) and images per digits row.
+pub(crate) const GALLERY_POINTS: usize = 2000;
+pub(crate) const GALLERY_IMAGES: usize = 8;
+
+/// The first seed's samples (`gallery_samples_K.csv`: 2-D points, or images on digits) and its
+/// density grid (`gallery_density.f32`, little-endian), read back by the suite's gallery.
+fn keep_for_gallery(data: &Prepared, ev: &family::Evaluated, dir: &Path) -> Result<()> {
+    let d = data.dim;
+    let keep = if data.truth.is_some() { GALLERY_POINTS } else { GALLERY_IMAGES };
+    for (k, (_, x)) in ev.samples.iter().enumerate() {
+        let mut text = String::new();
+        for row in x.chunks(d).take(keep) {
+            let cells: Vec<String> = row.iter().map(|v| v.to_string()).collect();
+            text.push_str(&cells.join(","));
+            text.push('\n');
+        }
+        write_atomic(&dir.join(format!("gallery_samples_{k}.csv")), text.as_bytes())?;
+    }
+    if let Some(q) = &ev.density {
+        let bytes: Vec<u8> = q.iter().flat_map(|v| (*v as f32).to_le_bytes()).collect();
+        write_atomic(&dir.join("gallery_density.f32"), &bytes)?;
+    }
+    Ok(())
+}
+
+/// Reads `gallery_samples_K.csv` back (row-major values), `None` if absent.
+pub(crate) fn read_gallery_samples(dir: &Path, k: usize) -> Option<Vec<f32>> {
+    let text = std::fs::read_to_string(dir.join(format!("gallery_samples_{k}.csv"))).ok()?;
+    text.lines()
+        .flat_map(|l| l.split(','))
+        .map(|v| v.parse().ok())
+        .collect()
+}
+
+/// Reads `gallery_density.f32` back, `None` if absent.
+pub(crate) fn read_gallery_density(dir: &Path) -> Option<Vec<f64>> {
+    let bytes = std::fs::read(dir.join("gallery_density.f32")).ok()?;
+    Some(
+        bytes
+            .chunks_exact(4)
+            .map(|b| f64::from(f32::from_le_bytes([b[0], b[1], b[2], b[3]])))
+            .collect(),
+    )
 }
 
 fn plot_curves(path: &Path, cfg: &RunConfig, curves: &[(u64, Curve)]) -> Result<()> {

@@ -6,7 +6,10 @@
 use crate::config::{ConfigError, DataSet, RunConfig};
 use crate::error::{Error, Result};
 use crate::metrics::Row;
-use crate::run::{RunOptions, csv, run, write_json};
+use crate::run::{
+    GALLERY_IMAGES, GALLERY_POINTS, RunOptions, csv, read_gallery_density, read_gallery_samples,
+    run, write_json,
+};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use zoo_energy::BackendKind;
@@ -92,9 +95,10 @@ pub fn table(suite: &Suite, opts: &RunOptions) -> Result<String> {
     write_atomic(&opts.out.join("TABLE.md"), md.as_bytes())?;
     write_json(&opts.out.join("table.json"), &rows)?;
     write_atomic(&opts.out.join("table.csv"), csv(&rows).as_bytes())?;
+    let composites = composites(&suite.configs, &opts.out)?;
     write_atomic(
         &opts.out.join("gallery.md"),
-        gallery(&suite.configs, &opts.out).as_bytes(),
+        gallery(&suite.configs, &opts.out, &composites).as_bytes(),
     )?;
     Ok(md)
 }
@@ -164,10 +168,14 @@ pub fn markdown(rows: &[Row], configs: &[RunConfig]) -> String {
         };
         let true_nll = first_of(&|r| r.true_nll);
         let floor = first_of(&|r| r.sample_tv_floor);
+        let mmd_floor = here
+            .iter()
+            .find_map(|r| r.mmd2_floor)
+            .map_or("–".to_string(), |v| format!("{v:.4}"));
         if digits {
             let _ = writeln!(
                 out,
-                "\n### digits (8×8, 64 dimensions)\n\n| family | method | sampler | params | NLL (bits/dim) | NLL by | MMD² to test | evals / sample | train s | ms / 1000 samples |\n|---|---|---|---|---|---|---|---|---|---|"
+                "\n### digits (8×8, 64 dimensions; as many training images as samples: MMD² {mmd_floor})\n\n| family | method | sampler | params | NLL (bits/dim) | NLL by | MMD² to test | evals / sample | train s | ms / 1000 samples |\n|---|---|---|---|---|---|---|---|---|---|"
             );
         } else {
             let _ = writeln!(
@@ -237,7 +245,7 @@ pub fn markdown(rows: &[Row], configs: &[RunConfig]) -> String {
         if digits {
             let _ = writeln!(
                 out,
-                "\nSeeds {seeds_text} (mean ± sd over seeds), backend {backend}. Pixels p ∈ {{0..16}} dequantised as y = 2(p + u)/17 − 1, u ~ U(0, 1); NLL in bits per dimension of the discrete digits (the Jacobian of p → y included; an upper bound for a dequantised model) on the 299 test images. MMD²: Gaussian kernel, bandwidth by the median heuristic on training vs test images, {samples} samples vs the test images (299 training images score the noise floor). Evals / sample: network passes per sample (MCMC steps, NFE, one decoder or generator pass)."
+                "\nSeeds {seeds_text} (mean ± sd over seeds), backend {backend}. Pixels p ∈ {{0..16}} dequantised as y = 2(p + u)/17 − 1, u ~ U(0, 1); NLL in bits per dimension of the discrete digits (the Jacobian of p → y included; an upper bound for a dequantised model) on the 299 test images. MMD²: Gaussian kernel, bandwidth by the median heuristic on training vs test images, {samples} samples vs the test images (as many training images score the MMD² in the heading, the finite-sample floor). Evals / sample: network passes per sample (MCMC steps, NFE, one decoder or generator pass)."
             );
         } else {
             let _ = writeln!(
@@ -249,11 +257,101 @@ pub fn markdown(rows: &[Row], configs: &[RunConfig]) -> String {
     out
 }
 
-/// The gallery: every run's plots, linked relative to `out`.
-fn gallery(configs: &[RunConfig], out: &Path) -> String {
+/// One picture per data set and kind, every run side by side (first seed): `gallery/<set>_samples.png`
+/// (2-D: held-out data, then every config and sampler; digits: a row of test images, then a row
+/// per config), `gallery/<set>_density.png` (the true density, then every model with one).
+/// Returns (set, file, caption) per picture written.
+fn composites(configs: &[RunConfig], out: &Path) -> Result<Vec<(String, String, String)>> {
+    use zoo_plot::{HeatMap, Scatter, heat_map_grid, image_grid, scatter_grid};
+    let mut written = Vec::new();
+    let mut sets: Vec<DataSet> = Vec::new();
+    for c in configs {
+        if !sets.contains(&c.data) {
+            sets.push(c.data);
+        }
+    }
+    let device = configs[0].backend.device()?;
+    for set in sets {
+        let here: Vec<&RunConfig> = configs.iter().filter(|c| c.data == set).collect();
+        let dir_of = |c: &RunConfig| out.join(&c.name).join(format!("seed-{}", c.seeds[0]));
+        let data = crate::data::Prepared::new(set, here[0].seeds[0], &here[0].eval, &device)?;
+        let name = set.name();
+        match &data.truth {
+            Some(truth) => {
+                let bounds = truth.density.bounds();
+                let mut panels = vec![Scatter {
+                    title: format!("{name}: held-out data"),
+                    bounds,
+                    points: data.test[..data.test.len().min(2 * GALLERY_POINTS)].to_vec(),
+                }];
+                let mut maps = vec![HeatMap {
+                    title: format!("{name}: true density"),
+                    n: truth.grid.n,
+                    bounds,
+                    values: zoo_data::GridDensity::from_energy(&truth.density, truth.grid, &device)?
+                        .densities(),
+                }];
+                for c in &here {
+                    for (k, s) in c.samplers.iter().enumerate() {
+                        if let Some(points) = read_gallery_samples(&dir_of(c), k) {
+                            panels.push(Scatter {
+                                title: format!("{} {}: {}", c.family.name(), c.method, s.label()),
+                                bounds,
+                                points,
+                            });
+                        }
+                    }
+                    if let Some(values) = read_gallery_density(&dir_of(c)) {
+                        maps.push(HeatMap {
+                            title: format!("{} {}", c.family.name(), c.method),
+                            n: truth.grid.n,
+                            bounds,
+                            values,
+                        });
+                    }
+                }
+                let file = format!("gallery/{name}_samples.png");
+                scatter_grid(&out.join(&file), &panels, Some(6))?;
+                written.push((name.to_string(), file, "samples (first seed) next to the held-out data".to_string()));
+                let file = format!("gallery/{name}_density.png");
+                heat_map_grid(&out.join(&file), &maps, Some(6))?;
+                written.push((name.to_string(), file, "learned densities next to the true one (models with an energy or a density)".to_string()));
+            }
+            None => {
+                let d = data.dim;
+                let side = (d as f64).sqrt() as usize;
+                let mut images: Vec<Vec<f32>> = data
+                    .test
+                    .chunks(d)
+                    .take(GALLERY_IMAGES)
+                    .map(crate::data::to_unit)
+                    .collect();
+                let mut rows = vec!["held-out test images".to_string()];
+                for c in &here {
+                    for (k, s) in c.samplers.iter().enumerate() {
+                        if let Some(x) = read_gallery_samples(&dir_of(c), k) {
+                            images.extend(x.chunks(d).take(GALLERY_IMAGES).map(crate::data::to_unit));
+                            rows.push(format!("{} {}: {}", c.family.name(), c.method, s.label()));
+                        }
+                    }
+                }
+                let file = format!("gallery/{name}_samples.png");
+                image_grid(&out.join(&file), &images, side, GALLERY_IMAGES)?;
+                written.push((name.to_string(), file, format!("rows, top to bottom: {}", rows.join("; "))));
+            }
+        }
+    }
+    Ok(written)
+}
+
+/// The gallery: the side-by-side pictures, then every run's plots, linked relative to `out`.
+fn gallery(configs: &[RunConfig], out: &Path, composites: &[(String, String, String)]) -> String {
     let mut md = String::from(
         "# Gallery\n\nThe first seed of every run: samples next to the held-out data, the learned density next to the true one (models with an energy or a density), the training curves of every seed.\n",
     );
+    for (set, file, caption) in composites {
+        let _ = writeln!(md, "\n**{set}**: {caption}\n\n![{set}]({file})");
+    }
     let mut sets: Vec<&str> = Vec::new();
     for c in configs {
         if !sets.contains(&c.data.name()) {
@@ -282,4 +380,155 @@ fn gallery(configs: &[RunConfig], out: &Path) -> String {
         }
     }
     md
+}
+
+/// How two tables of the same suite (two backends, two machines) agree, metric by metric.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Agreement {
+    /// The metric.
+    pub metric: String,
+    /// (config, sampler) rows where both tables define it.
+    pub rows: usize,
+    /// Rows whose means differ by at most `k` standard errors of the difference.
+    pub within: usize,
+    /// The rows that do not, with both means and the standard error of the difference.
+    pub outside: Vec<(String, f64, f64, f64)>,
+}
+
+/// Compares the means over seeds of two tables' rows: for every (config, sampler) and metric,
+/// the difference of the means against `k` times its standard error, sqrt(sd_a²/n_a + sd_b²/n_b)
+/// from the spread over seeds (at least 1e-3 of the mean, so identical seeds do not demand
+/// bit-equality).
+pub fn compare(a: &[Row], b: &[Row], k: f64) -> Vec<Agreement> {
+    type Get = fn(&Row) -> Option<f64>;
+    let metrics: [(&str, Get); 7] = [
+        ("nll", |r| r.nll),
+        ("density_tv", |r| r.density_tv),
+        ("sample_tv", |r| r.sample_tv),
+        ("modes_covered", |r| r.modes_covered.map(|m| m as f64)),
+        ("mode_weight_error", |r| r.mode_weight_error),
+        ("mmd2", |r| r.mmd2),
+        ("evals_per_sample", |r| Some(r.evals_per_sample)),
+    ];
+    let stats = |rows: &[Row], key: (&str, &str), get: Get| -> Option<(f64, f64, usize)> {
+        let v: Vec<f64> = rows
+            .iter()
+            .filter(|r| (r.config.as_str(), r.sampler.as_str()) == key)
+            .filter_map(get)
+            .collect();
+        if v.is_empty() {
+            return None;
+        }
+        let n = v.len();
+        let m = v.iter().sum::<f64>() / n as f64;
+        let var = if n > 1 {
+            v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1) as f64
+        } else {
+            0.0
+        };
+        Some((m, var, n))
+    };
+    let mut keys: Vec<(&str, &str)> = Vec::new();
+    for r in a {
+        let key = (r.config.as_str(), r.sampler.as_str());
+        if !keys.contains(&key) {
+            keys.push(key);
+        }
+    }
+    metrics
+        .iter()
+        .map(|(name, get)| {
+            let mut agreement = Agreement {
+                metric: name.to_string(),
+                rows: 0,
+                within: 0,
+                outside: Vec::new(),
+            };
+            for &key in &keys {
+                let (Some((ma, va, na)), Some((mb, vb, nb))) =
+                    (stats(a, key, *get), stats(b, key, *get))
+                else {
+                    continue;
+                };
+                agreement.rows += 1;
+                let se = (va / na as f64 + vb / nb as f64)
+                    .sqrt()
+                    .max(1e-3 * ma.abs().max(mb.abs()));
+                if (ma - mb).abs() <= k * se {
+                    agreement.within += 1;
+                } else {
+                    agreement
+                        .outside
+                        .push((format!("{} / {}", key.0, key.1), ma, mb, se));
+                }
+            }
+            agreement
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(config: &str, seed: u64, nll: f64) -> Row {
+        Row {
+            config: config.into(),
+            data: "8gaussians".into(),
+            family: "flow".into(),
+            method: "nsf".into(),
+            sampler: "exact".into(),
+            seed,
+            backend: "flex".into(),
+            params: 10,
+            nll: Some(nll),
+            nll_se: Some(0.01),
+            nll_unit: "nats".into(),
+            nll_estimator: "exact (change of variables)".into(),
+            true_nll: Some(1.6),
+            density_tv: None,
+            sample_tv: Some(0.2),
+            sample_tv_floor: Some(0.1),
+            modes_covered: Some(8),
+            modes: Some(8),
+            mode_weight_error: Some(0.05),
+            high_quality: Some(0.9),
+            mmd2: None,
+            mmd2_floor: None,
+            evals_per_sample: 1.0,
+            acceptance: None,
+            train_seconds: 1.0,
+            ms_per_1000_samples: 1.0,
+        }
+    }
+
+    #[test]
+    fn cells_are_mean_and_sd_over_seeds_or_a_dash() {
+        assert_eq!(cell(&[Some(1.0), Some(3.0)], 2), "2.00 ± 1.41");
+        assert_eq!(cell(&[Some(1.5)], 1), "1.5");
+        assert_eq!(cell(&[None, None], 1), "–");
+    }
+
+    #[test]
+    fn compare_flags_a_difference_beyond_the_seed_spread_and_only_that() {
+        let a = vec![row("x", 0, 2.0), row("x", 1, 2.2), row("y", 0, 1.0), row("y", 1, 1.0)];
+        // x moves by 0.1 with a spread of 0.14 per seed: within; y moves by 0.5 with no spread.
+        let b = vec![row("x", 0, 2.1), row("x", 1, 2.3), row("y", 0, 1.5), row("y", 1, 1.5)];
+        let nll = compare(&a, &b, 3.0).into_iter().find(|g| g.metric == "nll").unwrap();
+        assert_eq!((nll.rows, nll.within), (2, 1));
+        assert!(nll.outside[0].0.starts_with("y /"));
+        // A table agrees with itself on every metric it defines.
+        for g in compare(&a, &a, 3.0) {
+            assert_eq!(g.within, g.rows, "{}", g.metric);
+        }
+    }
+
+    #[test]
+    fn markdown_has_a_row_per_config_and_sampler_and_names_the_estimator() {
+        let rows = vec![row("x", 0, 2.0), row("x", 1, 2.2)];
+        let md = markdown(&rows, &[]);
+        assert_eq!(md.matches("| flow | nsf | exact |").count(), 1, "{md}");
+        assert!(md.contains("2.100 ± 0.141 | exact (flow)"), "{md}");
+        assert!(md.contains("Seeds 0, 1"), "{md}");
+    }
 }
