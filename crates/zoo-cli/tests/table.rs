@@ -119,6 +119,16 @@ fn a_killed_table_resumes_to_the_same_table_and_a_finished_one_is_not_redone() {
     assert_eq!(std::fs::metadata(&marker).unwrap().modified().unwrap(), before);
     assert_eq!(rows_without_timing(&killed), reference);
     assert!(t.elapsed() < Duration::from_secs(30));
+    // Another backend's results are never read back as these.
+    let other = zoo()
+        .args(["table", "--quiet", "--backend", "ndarray", "--suite"])
+        .arg(&suite)
+        .arg("--out")
+        .arg(&killed)
+        .output()
+        .unwrap();
+    assert!(!other.status.success());
+    assert!(String::from_utf8_lossy(&other.stderr).contains("holds flex results"));
     // The results folder holds what the issue asks for.
     for f in [
         "TABLE.md",

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! <out>/<name>/config.toml          the config as given
+//! <out>/<name>/backend              the backend it runs on (another backend is refused)
 //! <out>/<name>/seed-<s>/checkpoint/  the trained model (burnpack), written before train.json
 //! <out>/<name>/seed-<s>/train.json   stage 1 done: training seconds and the checkpoint's files
 //! <out>/<name>/seed-<s>/curve.csv    the training curve
@@ -57,6 +58,20 @@ pub fn run(cfg: &RunConfig, opts: &RunOptions) -> Result<Vec<Row>> {
         }
         Ok(_) => {}
         Err(_) => write_atomic(&config_path, cfg.text.as_bytes())?,
+    }
+    // Results of one backend are never read back as another's.
+    let backend_path = dir.join("backend");
+    match std::fs::read_to_string(&backend_path) {
+        Ok(old) if old.trim() != cfg.backend.name() => {
+            return Err(Error::Suite(format!(
+                "{} holds {} results, not {}; choose another --out",
+                dir.display(),
+                old.trim(),
+                cfg.backend.name()
+            )));
+        }
+        Ok(_) => {}
+        Err(_) => write_atomic(&backend_path, cfg.backend.name().as_bytes())?,
     }
     let device = cfg.backend.device()?;
     let mut rows = Vec::new();
