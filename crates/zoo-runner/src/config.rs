@@ -543,11 +543,6 @@ impl RunConfig {
             eval,
         })
     }
-
-    /// The sampler's steps, or `default`.
-    pub fn steps_or(spec: &SamplerSpec, default: usize) -> usize {
-        spec.steps.unwrap_or(default)
-    }
 }
 
 /// `model.key` is set by the runner from `source`; a user value is an error (it could disagree).
@@ -582,10 +577,9 @@ fn typed<T: serde::de::DeserializeOwned>(
         }
         let message = e.inner().message().trim().to_string();
         // serde reports an unknown or missing field at its parent: name the field itself.
-        for lead in ["unknown field `", "missing field `", "unknown variant `"] {
+        for lead in ["unknown field `", "missing field `"] {
             if let Some(rest) = message.strip_prefix(lead)
                 && let Some(field) = rest.split('`').next()
-                && lead != "unknown variant `"
             {
                 key = if key.is_empty() {
                     field.to_string()

@@ -3,7 +3,7 @@
 //! scores every sampler). Evaluation always starts from the checkpoint bytes, so a run resumed
 //! after a kill scores exactly what an uninterrupted run scores.
 
-use crate::config::{EbmObjective, Family, Plan, RunConfig, SamplerSpec};
+use crate::config::{EbmObjective, Plan, RunConfig, SamplerSpec};
 use crate::data::{Prepared, bits_per_dim};
 use crate::error::{Error, Result};
 use crate::metrics::{Row, SampleScores, finite, mean_se, score_density, score_samples};
@@ -613,7 +613,6 @@ pub(crate) fn evaluate(
         });
         samples.push((s.label(), dr.samples));
     }
-    debug_assert!(Family::ALL.contains(&cfg.family));
     Ok(Evaluated {
         rows,
         samples,
