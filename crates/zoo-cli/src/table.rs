@@ -51,7 +51,9 @@ pub fn table(args: TableArgs) -> Result<()> {
         .unwrap_or_else(|| PathBuf::from("configs").join(name));
     // Every config is validated before anything is written.
     let suite = Suite::load(&dir, args.backend)?;
-    let out = args.out.unwrap_or_else(|| PathBuf::from("results").join(name));
+    let out = args
+        .out
+        .unwrap_or_else(|| PathBuf::from("results").join(name));
     let opts = RunOptions {
         out: out.clone(),
         progress: !args.quiet,
@@ -121,7 +123,11 @@ pub fn compare(args: CompareArgs) -> Result<()> {
             g.metric,
             g.rows,
             g.within,
-            if outside.is_empty() { "–".into() } else { outside.join("; ") }
+            if outside.is_empty() {
+                "–".into()
+            } else {
+                outside.join("; ")
+            }
         );
     }
     Ok(())

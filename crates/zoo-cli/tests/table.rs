@@ -19,7 +19,8 @@ fn scratch(name: &str) -> PathBuf {
 
 /// A tiny suite on 8 Gaussians: three families, two seeds, short budgets.
 fn write_suite(dir: &Path) {
-    let common = "data = \"8gaussians\"\nseeds = [0, 1]\n[eval]\nsamples = 500\ntest_points = 300\n";
+    let common =
+        "data = \"8gaussians\"\nseeds = [0, 1]\n[eval]\nsamples = 500\ntest_points = 300\n";
     let files = [
         (
             "a_ebm.toml",
@@ -83,7 +84,11 @@ fn kill_when(suite: &Path, out: &Path, marker: &Path) {
         if let Some(status) = child.try_wait().unwrap() {
             panic!("zoo table ended ({status}) before {}", marker.display());
         }
-        assert!(start.elapsed() < Duration::from_secs(120), "no {}", marker.display());
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "no {}",
+            marker.display()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     child.kill().unwrap(); // SIGKILL on Unix
@@ -97,7 +102,11 @@ fn a_killed_table_resumes_to_the_same_table_and_a_finished_one_is_not_redone() {
     // Uninterrupted.
     let whole = scratch("whole");
     let out = table(&suite, &whole);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let reference = rows_without_timing(&whole);
     assert_eq!(reference.len(), 3 * 2, "a row per config, sampler and seed");
     // Killed twice: once right after the first model's checkpoint (before its evaluation can
@@ -108,7 +117,11 @@ fn a_killed_table_resumes_to_the_same_table_and_a_finished_one_is_not_redone() {
     kill_when(&suite, &killed, &killed.join("b_flow/config.toml"));
     assert!(!killed.join("TABLE.md").exists());
     let out = table(&suite, &killed);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(rows_without_timing(&killed), reference);
     // A finished suite is read back: nothing is retrained or rewritten.
     let marker = killed.join("c_diffusion/seed-1/metrics.json");
@@ -116,7 +129,10 @@ fn a_killed_table_resumes_to_the_same_table_and_a_finished_one_is_not_redone() {
     let t = Instant::now();
     let again = table(&suite, &killed);
     assert!(again.status.success());
-    assert_eq!(std::fs::metadata(&marker).unwrap().modified().unwrap(), before);
+    assert_eq!(
+        std::fs::metadata(&marker).unwrap().modified().unwrap(),
+        before
+    );
     assert_eq!(rows_without_timing(&killed), reference);
     assert!(t.elapsed() < Duration::from_secs(30));
     // Another backend's results are never read back as these.
@@ -161,7 +177,11 @@ fn rejected(file: &Path, key: &str) {
         .arg(&out_dir)
         .output()
         .unwrap();
-    assert!(!out.status.success(), "{} should be rejected", file.display());
+    assert!(
+        !out.status.success(),
+        "{} should be rejected",
+        file.display()
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
     assert_eq!(lines.len(), 1, "one error line, got {err:?}");
@@ -171,7 +191,10 @@ fn rejected(file: &Path, key: &str) {
         lines[0],
         file.display()
     );
-    assert!(!out_dir.exists(), "nothing may be written for a rejected config");
+    assert!(
+        !out_dir.exists(),
+        "nothing may be written for a rejected config"
+    );
 }
 
 #[test]
@@ -179,15 +202,47 @@ fn bad_configs_are_one_line_naming_the_file_and_the_key() {
     let dir = scratch("bad");
     let good = "data = \"8gaussians\"\nfamily = \"flow\"\nmethod = \"realnvp\"\n[train]\niterations = 10\n";
     let cases = [
-        ("unknown_key.toml", good.replace("iterations = 10", "iterations = 10\nfoo = 1"), "train.foo"),
-        ("wrong_type.toml", good.replace("iterations = 10", "iterations = \"many\""), "train.iterations"),
-        ("unknown_method.toml", good.replace("realnvp", "glow"), "method"),
-        ("budget_zero.toml", good.replace("iterations = 10", "iterations = 0"), "train.iterations"),
+        (
+            "unknown_key.toml",
+            good.replace("iterations = 10", "iterations = 10\nfoo = 1"),
+            "train.foo",
+        ),
+        (
+            "wrong_type.toml",
+            good.replace("iterations = 10", "iterations = \"many\""),
+            "train.iterations",
+        ),
+        (
+            "unknown_method.toml",
+            good.replace("realnvp", "glow"),
+            "method",
+        ),
+        (
+            "budget_zero.toml",
+            good.replace("iterations = 10", "iterations = 0"),
+            "train.iterations",
+        ),
         ("unknown_top.toml", format!("colour = 1\n{good}"), "colour"),
-        ("unknown_data.toml", good.replace("8gaussians", "9gaussians"), "data"),
-        ("bad_sampler.toml", format!("{good}[[sampler]]\nkind = \"rk4\"\n"), "sampler[0].kind"),
-        ("model_dim.toml", format!("{good}[model]\ndim = 3\n"), "model.dim"),
-        ("syntax.toml", good.replace("iterations = 10", "iterations = = 10"), "line 5"),
+        (
+            "unknown_data.toml",
+            good.replace("8gaussians", "9gaussians"),
+            "data",
+        ),
+        (
+            "bad_sampler.toml",
+            format!("{good}[[sampler]]\nkind = \"rk4\"\n"),
+            "sampler[0].kind",
+        ),
+        (
+            "model_dim.toml",
+            format!("{good}[model]\ndim = 3\n"),
+            "model.dim",
+        ),
+        (
+            "syntax.toml",
+            good.replace("iterations = 10", "iterations = = 10"),
+            "line 5",
+        ),
     ];
     for (name, text, key) in &cases {
         let f = dir.join(name);
@@ -203,7 +258,10 @@ fn bad_configs_are_one_line_naming_the_file_and_the_key() {
     let out = table(&suite, &out_dir);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("b_bad.toml") && err.contains("train.foo"), "{err}");
+    assert!(
+        err.contains("b_bad.toml") && err.contains("train.foo"),
+        "{err}"
+    );
     assert!(!out_dir.exists());
     for d in [&dir, &suite] {
         let _ = std::fs::remove_dir_all(d);

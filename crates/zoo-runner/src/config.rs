@@ -310,7 +310,11 @@ impl RunConfig {
     }
 
     /// Parses and validates `text` (the contents of `file`).
-    pub fn parse(file: &Path, text: &str, backend: Option<BackendKind>) -> Result<Self, ConfigError> {
+    pub fn parse(
+        file: &Path,
+        text: &str,
+        backend: Option<BackendKind>,
+    ) -> Result<Self, ConfigError> {
         let fail = |key: &str, message: String| ConfigError {
             file: file.into(),
             key: key.into(),
@@ -327,7 +331,11 @@ impl RunConfig {
         let data = DataSet::parse(&raw.data).ok_or_else(|| {
             fail(
                 "data",
-                format!("unknown data set {:?}; known: {}, digits", raw.data, Toy2d::names()),
+                format!(
+                    "unknown data set {:?}; known: {}, digits",
+                    raw.data,
+                    Toy2d::names()
+                ),
             )
         })?;
         let family = raw.family;
@@ -401,7 +409,10 @@ impl RunConfig {
         if raw.objective.is_some() && family != Family::Ebm {
             return Err(fail(
                 "objective",
-                format!("only the ebm family takes an [objective] table, not {}", family.name()),
+                format!(
+                    "only the ebm family takes an [objective] table, not {}",
+                    family.name()
+                ),
             ));
         }
         let dim = data.dim() as i64;
@@ -440,7 +451,11 @@ impl RunConfig {
             }
             Family::Flow => {
                 fill(file, &mut model, "dim", dim.into(), "the data")?;
-                let kind = if raw.method == "realnvp" { "real_nvp" } else { &raw.method };
+                let kind = if raw.method == "realnvp" {
+                    "real_nvp"
+                } else {
+                    &raw.method
+                };
                 fill(file, &mut model, "kind", kind.into(), "`method`")?;
                 let model: zoo_flow::FlowConfig = typed(file, "model", model)?;
                 check("model", model.check())?;
@@ -458,7 +473,13 @@ impl RunConfig {
             }
             Family::Gan => {
                 fill(file, &mut model, "data_dim", dim.into(), "the data")?;
-                fill(file, &mut model, "loss", raw.method.clone().into(), "`method`")?;
+                fill(
+                    file,
+                    &mut model,
+                    "loss",
+                    raw.method.clone().into(),
+                    "`method`",
+                )?;
                 let model: zoo_gan::GanConfig = typed(file, "model", model)?;
                 check("model", model.check())?;
                 let train: zoo_gan::GanTrainConfig = typed(file, "train", train)?;

@@ -4,10 +4,10 @@
 
 use crate::config::{DataSet, EvalConfig};
 use crate::error::Result;
+use burn::prelude::Device;
 use rand::RngExt;
 use zoo_data::grid::true_cell_masses;
 use zoo_data::{Digits, Grid2d, Split, ToyDensity};
-use burn::prelude::Device;
 use zoo_energy::rng::seeded;
 
 /// Histogram cells per side of the sample TV (a 64 × 64 grid of the set's box).
@@ -75,9 +75,7 @@ impl Prepared {
                 let test = Digits::load(Split::Test)?.scaled();
                 // 8 dequantised copies of the training split, fresh noise per seed.
                 let mut rng = seeded(20_000 + seed);
-                let train = (0..8)
-                    .flat_map(|_| dequantise(&train, &mut rng))
-                    .collect();
+                let train = (0..8).flat_map(|_| dequantise(&train, &mut rng)).collect();
                 let test = dequantise(&test, &mut seeded(TEST_SEED));
                 Ok(Prepared {
                     set,
@@ -120,5 +118,7 @@ pub fn bits_per_dim(log_py: f64) -> f64 {
 
 /// Images in y-space back to [0, 1] for the sample grids.
 pub fn to_unit(y: &[f32]) -> Vec<f32> {
-    y.iter().map(|v| ((v + 1.0) / 2.0).clamp(0.0, 1.0)).collect()
+    y.iter()
+        .map(|v| ((v + 1.0) / 2.0).clamp(0.0, 1.0))
+        .collect()
 }

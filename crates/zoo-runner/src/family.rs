@@ -35,7 +35,11 @@ impl Curve {
         let rows = (0..len)
             .map(|i| {
                 let mut r = vec![(i + 1) as f64];
-                r.extend(series.iter().map(|(_, v)| v.get(i).copied().unwrap_or(f64::NAN)));
+                r.extend(
+                    series
+                        .iter()
+                        .map(|(_, v)| v.get(i).copied().unwrap_or(f64::NAN)),
+                );
                 r
             })
             .collect();
@@ -80,12 +84,13 @@ fn load_module<M: Module>(init: M, files: &Files, name: &str) -> Result<M> {
             path: name.into(),
             message: "missing from the checkpoint".into(),
         })?;
-    let record = ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes)).map_err(
-        |e| Error::Corrupt {
-            path: name.into(),
-            message: format!("not a burnpack record: {e:?}"),
-        },
-    )?;
+    let record =
+        ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes)).map_err(|e| {
+            Error::Corrupt {
+                path: name.into(),
+                message: format!("not a burnpack record: {e:?}"),
+            }
+        })?;
     Ok(init.load_record(record))
 }
 
@@ -158,7 +163,8 @@ pub(crate) fn train(
             let host = BackendKind::is_host_device(device);
             let (bytes, report) = if cfg.method == "vp_energy" {
                 let mut net = model.energy(&ad, &mut init_rng)?;
-                let r = zoo_diffusion::fit_dsm(&mut net, &sde, &train_t(), train, &mut rng, progress)?;
+                let r =
+                    zoo_diffusion::fit_dsm(&mut net, &sde, &train_t(), train, &mut rng, progress)?;
                 (module_bytes(&net)?, r)
             } else {
                 let mut net = model.mlp(&ad, &mut init_rng)?;
@@ -183,7 +189,10 @@ pub(crate) fn train(
             Ok(Trained {
                 files: vec![
                     ("generator.bpk".into(), module_bytes(&gan.generator)?),
-                    ("discriminator.bpk".into(), module_bytes(&gan.discriminator)?),
+                    (
+                        "discriminator.bpk".into(),
+                        module_bytes(&gan.discriminator)?,
+                    ),
                     ("spectral_u.json".into(), spectral),
                 ],
                 curve: Curve::from_series(&[
@@ -437,7 +446,17 @@ pub(crate) fn evaluate(
             for (k, s) in cfg.samplers.iter().enumerate() {
                 let mut rng = stream(k);
                 drawn.push(timed(|| {
-                    mcmc(&*energy, s, n, d, init_box(data), 500, 0.002, &mut rng, device)
+                    mcmc(
+                        &*energy,
+                        s,
+                        n,
+                        d,
+                        init_box(data),
+                        500,
+                        0.002,
+                        &mut rng,
+                        device,
+                    )
                 })?);
             }
             (model.num_params(), nll, drawn)
@@ -569,10 +588,19 @@ pub(crate) fn evaluate(
                         &mut rng,
                         device,
                     )?;
-                    let std = vae.log_std.val().clamp(-7.0, 5.0).exp().unsqueeze_dim::<2>(0);
+                    let std = vae
+                        .log_std
+                        .val()
+                        .clamp(-7.0, 5.0)
+                        .exp()
+                        .unsqueeze_dim::<2>(0);
                     let eps = zoo_energy::rng::normal(&mut rng, [n, d], device);
                     let x = vae.decode_mean(z) + eps * std;
-                    let evals = if vae.prior.is_some() { steps as f64 + 1.0 } else { 1.0 };
+                    let evals = if vae.prior.is_some() {
+                        steps as f64 + 1.0
+                    } else {
+                        1.0
+                    };
                     Ok((x, evals, None))
                 })?);
             }
@@ -668,7 +696,10 @@ fn diffusion_eval(
     let (divergence, label) = if data.truth.is_some() {
         (Divergence::Exact, "exact divergence")
     } else {
-        (Divergence::Hutchinson { probes: 1 }, "Hutchinson divergence, 1 probe")
+        (
+            Divergence::Hutchinson { probes: 1 },
+            "Hutchinson divergence, 1 probe",
+        )
     };
     let lik = zoo_diffusion::pf_ode_log_likelihood(
         score,

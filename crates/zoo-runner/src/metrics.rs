@@ -3,9 +3,9 @@
 
 use crate::data::{CELLS, Prepared};
 use crate::error::Result;
+use burn::prelude::Device;
 use serde::{Deserialize, Serialize};
 use zoo_data::grid::{evaluate, sample_metrics};
-use burn::prelude::Device;
 use zoo_energy::Energy;
 
 /// The metrics of one sampler of one seed of one config.

@@ -116,7 +116,10 @@ fn run_seed(
         let mut files: Files = Vec::new();
         for name in &marker.files {
             let p = dir.join("checkpoint").join(name);
-            files.push((name.clone(), std::fs::read(&p).map_err(Error::io(format!("reading {}", p.display())))?));
+            files.push((
+                name.clone(),
+                std::fs::read(&p).map_err(Error::io(format!("reading {}", p.display())))?,
+            ));
         }
         (files, marker.seconds, read_curve(&curve_path)?)
     } else {
@@ -141,7 +144,10 @@ fn run_seed(
         keep_for_gallery(&data, &evaluated, dir)?;
     }
     write_json(&metrics_path, &evaluated.rows)?;
-    say(&format!("evaluated in {:.1} s", started.elapsed().as_secs_f64()));
+    say(&format!(
+        "evaluated in {:.1} s",
+        started.elapsed().as_secs_f64()
+    ));
     Ok((evaluated.rows, curve))
 }
 
@@ -209,7 +215,11 @@ pub(crate) const GALLERY_IMAGES: usize = 8;
 /// density grid (`gallery_density.f32`, little-endian), read back by the suite's gallery.
 fn keep_for_gallery(data: &Prepared, ev: &family::Evaluated, dir: &Path) -> Result<()> {
     let d = data.dim;
-    let keep = if data.truth.is_some() { GALLERY_POINTS } else { GALLERY_IMAGES };
+    let keep = if data.truth.is_some() {
+        GALLERY_POINTS
+    } else {
+        GALLERY_IMAGES
+    };
     for (k, (_, x)) in ev.samples.iter().enumerate() {
         let mut text = String::new();
         for row in x.chunks(d).take(keep) {
@@ -217,7 +227,10 @@ fn keep_for_gallery(data: &Prepared, ev: &family::Evaluated, dir: &Path) -> Resu
             text.push_str(&cells.join(","));
             text.push('\n');
         }
-        write_atomic(&dir.join(format!("gallery_samples_{k}.csv")), text.as_bytes())?;
+        write_atomic(
+            &dir.join(format!("gallery_samples_{k}.csv")),
+            text.as_bytes(),
+        )?;
     }
     if let Some(q) = &ev.density {
         let bytes: Vec<u8> = q.iter().flat_map(|v| (*v as f32).to_le_bytes()).collect();
@@ -311,7 +324,11 @@ fn read_curve(path: &Path) -> Result<Curve> {
         .map(String::from)
         .collect();
     let rows = lines
-        .map(|l| l.split(',').map(|v| v.parse().unwrap_or(f64::NAN)).collect())
+        .map(|l| {
+            l.split(',')
+                .map(|v| v.parse().unwrap_or(f64::NAN))
+                .collect()
+        })
         .collect();
     Ok(Curve { columns, rows })
 }

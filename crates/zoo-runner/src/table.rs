@@ -26,7 +26,10 @@ pub struct Suite {
 
 impl Suite {
     /// Reads every `*.toml` of `dir` (sorted by name); `backend` overrides the files'.
-    pub fn load(dir: &Path, backend: Option<BackendKind>) -> std::result::Result<Self, ConfigError> {
+    pub fn load(
+        dir: &Path,
+        backend: Option<BackendKind>,
+    ) -> std::result::Result<Self, ConfigError> {
         let fail = |message: String| ConfigError {
             file: dir.into(),
             key: String::new(),
@@ -61,7 +64,10 @@ impl Suite {
         // Table order: the 2-D sets in their usual order, digits last; families in review order.
         configs.sort_by_key(|c| {
             let set = match c.data {
-                DataSet::Toy(t) => zoo_data::Toy2d::ALL.iter().position(|s| *s == t).unwrap_or(0),
+                DataSet::Toy(t) => zoo_data::Toy2d::ALL
+                    .iter()
+                    .position(|s| *s == t)
+                    .unwrap_or(0),
                 DataSet::Digits => usize::MAX,
             };
             let family = crate::config::Family::ALL
@@ -215,10 +221,7 @@ pub fn markdown(rows: &[Row], configs: &[RunConfig]) -> String {
                 );
             } else {
                 let modes = match first.modes {
-                    Some(m) => format!(
-                        "{} / {m}",
-                        col(&|r| r.modes_covered.map(|v| v as f64), 1)
-                    ),
+                    Some(m) => format!("{} / {m}", col(&|r| r.modes_covered.map(|v| v as f64), 1)),
                     None => "–".into(),
                 };
                 let _ = writeln!(
@@ -288,8 +291,12 @@ fn composites(configs: &[RunConfig], out: &Path) -> Result<Vec<(String, String, 
                     title: format!("{name}: true density"),
                     n: truth.grid.n,
                     bounds,
-                    values: zoo_data::GridDensity::from_energy(&truth.density, truth.grid, &device)?
-                        .densities(),
+                    values: zoo_data::GridDensity::from_energy(
+                        &truth.density,
+                        truth.grid,
+                        &device,
+                    )?
+                    .densities(),
                 }];
                 for c in &here {
                     for (k, s) in c.samplers.iter().enumerate() {
@@ -312,10 +319,19 @@ fn composites(configs: &[RunConfig], out: &Path) -> Result<Vec<(String, String, 
                 }
                 let file = format!("gallery/{name}_samples.png");
                 scatter_grid(&out.join(&file), &panels, Some(6))?;
-                written.push((name.to_string(), file, "samples (first seed) next to the held-out data".to_string()));
+                written.push((
+                    name.to_string(),
+                    file,
+                    "samples (first seed) next to the held-out data".to_string(),
+                ));
                 let file = format!("gallery/{name}_density.png");
                 heat_map_grid(&out.join(&file), &maps, Some(6))?;
-                written.push((name.to_string(), file, "learned densities next to the true one (models with an energy or a density)".to_string()));
+                written.push((
+                    name.to_string(),
+                    file,
+                    "learned densities next to the true one (models with an energy or a density)"
+                        .to_string(),
+                ));
             }
             None => {
                 let d = data.dim;
@@ -330,14 +346,19 @@ fn composites(configs: &[RunConfig], out: &Path) -> Result<Vec<(String, String, 
                 for c in &here {
                     for (k, s) in c.samplers.iter().enumerate() {
                         if let Some(x) = read_gallery_samples(&dir_of(c), k) {
-                            images.extend(x.chunks(d).take(GALLERY_IMAGES).map(crate::data::to_unit));
+                            images
+                                .extend(x.chunks(d).take(GALLERY_IMAGES).map(crate::data::to_unit));
                             rows.push(format!("{} {}: {}", c.family.name(), c.method, s.label()));
                         }
                     }
                 }
                 let file = format!("gallery/{name}_samples.png");
                 image_grid(&out.join(&file), &images, side, GALLERY_IMAGES)?;
-                written.push((name.to_string(), file, format!("rows, top to bottom: {}", rows.join("; "))));
+                written.push((
+                    name.to_string(),
+                    file,
+                    format!("rows, top to bottom: {}", rows.join("; ")),
+                ));
             }
         }
     }
@@ -511,10 +532,23 @@ mod tests {
 
     #[test]
     fn compare_flags_a_difference_beyond_the_seed_spread_and_only_that() {
-        let a = vec![row("x", 0, 2.0), row("x", 1, 2.2), row("y", 0, 1.0), row("y", 1, 1.0)];
+        let a = vec![
+            row("x", 0, 2.0),
+            row("x", 1, 2.2),
+            row("y", 0, 1.0),
+            row("y", 1, 1.0),
+        ];
         // x moves by 0.1 with a spread of 0.14 per seed: within; y moves by 0.5 with no spread.
-        let b = vec![row("x", 0, 2.1), row("x", 1, 2.3), row("y", 0, 1.5), row("y", 1, 1.5)];
-        let nll = compare(&a, &b, 3.0).into_iter().find(|g| g.metric == "nll").unwrap();
+        let b = vec![
+            row("x", 0, 2.1),
+            row("x", 1, 2.3),
+            row("y", 0, 1.5),
+            row("y", 1, 1.5),
+        ];
+        let nll = compare(&a, &b, 3.0)
+            .into_iter()
+            .find(|g| g.metric == "nll")
+            .unwrap();
         assert_eq!((nll.rows, nll.within), (2, 1));
         assert!(nll.outside[0].0.starts_with("y /"));
         // A table agrees with itself on every metric it defines.
