@@ -386,14 +386,7 @@ impl RunConfig {
                 ),
             ));
         }
-        let check = |section: &str, r: zoo_energy::Result<()>| -> Result<(), ConfigError> {
-            r.map_err(|e| match e {
-                zoo_energy::Error::InvalidParameter { name, reason } => {
-                    fail(&format!("{section}.{name}"), reason)
-                }
-                other => fail(section, other.to_string()),
-            })
-        };
+        let check = |section: &str, r: zoo_energy::Result<()>| keyed(file, section, r);
         let eval = raw.eval;
         for (key, v) in [
             ("eval.samples", eval.samples),
@@ -438,8 +431,7 @@ impl RunConfig {
                 widths.push(1);
                 let model = zoo_energy::energy::MlpEnergyConfig::new(widths, activation);
                 check("model", model.check())?;
-                let train: zoo_ebm::TrainConfig = typed(file, "train", train)?;
-                check("train", check_ebm_train(&train))?;
+                let train: zoo_ebm::TrainConfig = checked(file, "train", train, check_ebm_train)?;
                 let objective: EbmObjective =
                     typed(file, "objective", raw.objective.unwrap_or_default())?;
                 check("objective", check_objective(&objective))?;
@@ -457,18 +449,18 @@ impl RunConfig {
                     &raw.method
                 };
                 fill(file, &mut model, "kind", kind.into(), "`method`")?;
-                let model: zoo_flow::FlowConfig = typed(file, "model", model)?;
-                check("model", model.check())?;
-                let train: zoo_flow::FitConfig = typed(file, "train", train)?;
-                check("train", train.check())?;
+                let model: zoo_flow::FlowConfig =
+                    checked(file, "model", model, zoo_flow::FlowConfig::check)?;
+                let train: zoo_flow::FitConfig =
+                    checked(file, "train", train, zoo_flow::FitConfig::check)?;
                 Plan::Flow { model, train }
             }
             Family::Diffusion => {
                 fill(file, &mut model, "data_dim", dim.into(), "the data")?;
-                let model: zoo_diffusion::ScoreNetConfig = typed(file, "model", model)?;
-                check("model", model.check())?;
-                let train: zoo_diffusion::DsmConfig = typed(file, "train", train)?;
-                check("train", train.check())?;
+                let model: zoo_diffusion::ScoreNetConfig =
+                    checked(file, "model", model, zoo_diffusion::ScoreNetConfig::check)?;
+                let train: zoo_diffusion::DsmConfig =
+                    checked(file, "train", train, zoo_diffusion::DsmConfig::check)?;
                 Plan::Diffusion { model, train }
             }
             Family::Gan => {
@@ -480,10 +472,10 @@ impl RunConfig {
                     raw.method.clone().into(),
                     "`method`",
                 )?;
-                let model: zoo_gan::GanConfig = typed(file, "model", model)?;
-                check("model", model.check())?;
-                let train: zoo_gan::GanTrainConfig = typed(file, "train", train)?;
-                check("train", train.check())?;
+                let model: zoo_gan::GanConfig =
+                    checked(file, "model", model, zoo_gan::GanConfig::check)?;
+                let train: zoo_gan::GanTrainConfig =
+                    checked(file, "train", train, zoo_gan::GanTrainConfig::check)?;
                 Plan::Gan { model, train }
             }
             Family::Vae => {
@@ -504,10 +496,10 @@ impl RunConfig {
                         ));
                     }
                 }
-                let model: zoo_vae::VaeConfig = typed(file, "model", model)?;
-                check("model", model.check())?;
-                let train: zoo_vae::VaeTrainConfig = typed(file, "train", train)?;
-                check("train", train.check())?;
+                let model: zoo_vae::VaeConfig =
+                    checked(file, "model", model, zoo_vae::VaeConfig::check)?;
+                let train: zoo_vae::VaeTrainConfig =
+                    checked(file, "train", train, zoo_vae::VaeTrainConfig::check)?;
                 Plan::Vae { model, train }
             }
         };
@@ -583,6 +575,35 @@ fn fill(
     }
     table.insert(key.into(), value);
     Ok(())
+}
+
+/// A family crate's `InvalidParameter` error as a config error keyed `section.name`.
+fn keyed(file: &Path, section: &str, r: zoo_energy::Result<()>) -> Result<(), ConfigError> {
+    r.map_err(|e| {
+        let (key, message) = match e {
+            zoo_energy::Error::InvalidParameter { name, reason } => {
+                (format!("{section}.{name}"), reason)
+            }
+            other => (section.to_string(), other.to_string()),
+        };
+        ConfigError {
+            file: file.into(),
+            key,
+            message,
+        }
+    })
+}
+
+/// A `[section]` table read into `T` and validated by the family crate's own `check`.
+fn checked<T: serde::de::DeserializeOwned>(
+    file: &Path,
+    section: &str,
+    table: toml::Table,
+    check: impl Fn(&T) -> zoo_energy::Result<()>,
+) -> Result<T, ConfigError> {
+    let value: T = typed(file, section, table)?;
+    keyed(file, section, check(&value))?;
+    Ok(value)
 }
 
 /// Deserialises `value` into `T`, naming the dotted key of the first error under `prefix`.

@@ -246,81 +246,43 @@ fn ebm_train(
     let h = o.step_size.unwrap_or(0.005);
     let ula = AnySampler::new(SamplerKind::Ula, h, 1)?;
     let penalty = o.energy_penalty.unwrap_or(0.01);
+    // Every objective is its own type: one generic call per arm.
+    macro_rules! fit {
+        ($objective:expr) => {
+            go($objective, model, train, data, rng, device)
+        };
+    }
     match method {
-        "cd" => go(
+        "cd" => fit!(
             MaximumLikelihood::new(ChainStart::Data, ula, o.mcmc_steps.unwrap_or(10))?
-                .with_energy_penalty(o.energy_penalty.unwrap_or(0.0))?,
-            model,
-            train,
-            data,
-            rng,
-            device,
+                .with_energy_penalty(o.energy_penalty.unwrap_or(0.0))?
         ),
-        "pcd" => {
-            let buffer = ReplayBuffer::new(data.dim(), 10_000, 0.05, init)?;
-            go(
-                MaximumLikelihood::new(
-                    ChainStart::Persistent(buffer),
-                    ula,
-                    o.mcmc_steps.unwrap_or(20),
-                )?
-                .with_energy_penalty(penalty)?,
-                model,
-                train,
-                data,
-                rng,
-                device,
-            )
-        }
-        "short_run" => go(
+        "pcd" => fit!(
+            MaximumLikelihood::new(
+                ChainStart::Persistent(ReplayBuffer::new(data.dim(), 10_000, 0.05, init)?),
+                ula,
+                o.mcmc_steps.unwrap_or(20),
+            )?
+            .with_energy_penalty(penalty)?
+        ),
+        "short_run" => fit!(
             MaximumLikelihood::new(ChainStart::Noise(init), ula, o.mcmc_steps.unwrap_or(60))?
-                .with_energy_penalty(penalty)?,
-            model,
-            train,
-            data,
-            rng,
-            device,
+                .with_energy_penalty(penalty)?
         ),
-        "jarzynski" => go(
+        "jarzynski" => fit!(
             JarzynskiPcd::new(
                 o.walkers.unwrap_or(2048),
                 h,
                 0.5,
                 vec![0.0; data.dim()],
-                2.0,
+                2.0
             )?
             .with_steps_per_update(2)?
-            .with_energy_penalty(penalty)?,
-            model,
-            train,
-            data,
-            rng,
-            device,
+            .with_energy_penalty(penalty)?
         ),
-        "nce" => go(
-            Nce::fitted(data, o.noise_ratio.unwrap_or(4), 1.2, device)?,
-            model,
-            train,
-            data,
-            rng,
-            device,
-        ),
-        "dsm" => go(
-            DenoisingScoreMatching::new(o.sigma.unwrap_or(0.05))?,
-            model,
-            train,
-            data,
-            rng,
-            device,
-        ),
-        "ssm" => go(
-            SlicedScoreMatching::new(o.sigma.unwrap_or(0.05))?,
-            model,
-            train,
-            data,
-            rng,
-            device,
-        ),
+        "nce" => fit!(Nce::fitted(data, o.noise_ratio.unwrap_or(4), 1.2, device)?),
+        "dsm" => fit!(DenoisingScoreMatching::new(o.sigma.unwrap_or(0.05))?),
+        "ssm" => fit!(SlicedScoreMatching::new(o.sigma.unwrap_or(0.05))?),
         other => unreachable!("method {other} was validated with the config"),
     }
 }
