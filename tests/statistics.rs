@@ -305,7 +305,7 @@ fn a_diverging_sampler_is_stopped_with_the_step_and_chain() {
     let dev = cpu_device();
     let g = Gaussian::standard(2, &dev).unwrap();
     // h = 5: x' = -4 x + noise, |x| grows 4x per step and overflows f32 after ~60 steps.
-    let mut s = Ula::new(5.0).unwrap();
+    let s = Ula::new(5.0).unwrap();
     let cfg = RunConfig {
         warmup: 0,
         steps: 1000,
@@ -314,19 +314,38 @@ fn a_diverging_sampler_is_stopped_with_the_step_and_chain() {
         check_every: 1,
         keep_draws: false,
     };
-    let mut rng = seeded(1);
-    let x0 = normal(&mut rng, [8, 2], &dev);
-    let err = run(&mut s, &g, x0, &cfg, &mut rng, &mut |_| {}).unwrap_err();
+    let diverge = |check_every: usize| {
+        let mut rng = seeded(1);
+        let x0 = normal(&mut rng, [8, 2], &dev);
+        let cfg = RunConfig {
+            check_every,
+            ..cfg.clone()
+        };
+        run(&mut s.clone(), &g, x0, &cfg, &mut rng, &mut |_| {}).unwrap_err()
+    };
+    let err = diverge(1);
     let msg = err.to_string();
     println!("{msg}");
-    match err {
+    let (step, chain) = match err {
         ebm_zoo::energy::Error::Divergence { step, chain, .. } => {
             assert!((20..200).contains(&step), "step {step}");
             assert!(chain < 8);
+            (step, chain)
+        }
+        other => panic!("expected a divergence, got {other}"),
+    };
+    assert!(msg.contains("step") && msg.contains("chain"));
+    // Checking every 50 steps costs one host copy per 50 steps, and still names the exact step.
+    match diverge(50) {
+        ebm_zoo::energy::Error::Divergence {
+            step: s50,
+            chain: c50,
+            ..
+        } => {
+            assert_eq!((s50, c50), (step, chain));
         }
         other => panic!("expected a divergence, got {other}"),
     }
-    assert!(msg.contains("step") && msg.contains("chain"));
 }
 
 #[test]

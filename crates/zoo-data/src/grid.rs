@@ -176,6 +176,8 @@ pub struct GridMetrics {
     pub modes_covered: usize,
     /// Total variation between learned and true mode weights.
     pub mode_weight_error: f64,
+    /// The model's density on the grid (what the metrics above were computed from; for heat maps).
+    pub density: GridDensity,
 }
 
 /// Scores `model` against `truth` on `grid`, with held-out points `test` (`[m, 2]` row-major).
@@ -234,6 +236,7 @@ pub fn evaluate(
         true_mode_weights,
         modes_covered,
         mode_weight_error,
+        density: q,
     })
 }
 

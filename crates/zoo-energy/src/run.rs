@@ -21,7 +21,9 @@ pub struct RunConfig {
     pub thin: usize,
     /// Adapt the step size during warm-up towards this mean acceptance (MALA/HMC only).
     pub target_acceptance: Option<f64>,
-    /// Check energies for NaN/inf every this many steps (>= 1); kept draws are always checked.
+    /// Check energies for NaN/inf every this many steps (>= 1): one host copy of the energies
+    /// since the last check, and the first non-finite one is reported with its own step and
+    /// chain. Kept draws are always checked.
     pub check_every: usize,
     /// Copy kept positions to the host for diagnostics.
     pub keep_draws: bool,
@@ -104,12 +106,26 @@ pub fn run(
     // synchronisation per step for it (only adaptation and the divergence checks read per step).
     let mut accept_total: Option<Tensor<1>> = None;
     let mut accept_count = 0usize;
+    // Energies of the steps since the last check (`checked` steps are known finite).
+    let mut unchecked: Vec<Tensor<1>> = Vec::with_capacity(config.check_every.min(1024));
+    let mut checked = 0usize;
     let total = config.warmup + config.steps;
     for t in 1..=total {
         let (next, info) = sampler.step(rng, energy, state)?;
         state = next;
+        unchecked.push(state.energy.clone());
         if t % config.check_every == 0 || t == total {
-            divergence(t, "energy", &to_host1(&state.energy), 1, info.step_size)?;
+            let energies = to_host1(&Tensor::cat(std::mem::take(&mut unchecked), 0));
+            if let Some((i, _, value)) = first_non_finite(&energies, 1) {
+                return Err(Error::Divergence {
+                    step: checked + i / chains + 1,
+                    chain: i % chains,
+                    what: "energy",
+                    value,
+                    step_size: info.step_size,
+                });
+            }
+            checked = t;
         }
         if t <= config.warmup {
             if let (Some(ad), Some(a)) = (adapter.as_mut(), &info.acceptance_probability) {

@@ -6,8 +6,8 @@ use crate::config::{DataSet, EvalConfig};
 use crate::error::Result;
 use burn::prelude::Device;
 use rand::RngExt;
-use zoo_data::grid::true_cell_masses;
-use zoo_data::{Digits, Grid2d, Split, ToyDensity};
+use zoo_data::grid::{energies, mean_and_se, true_cell_masses};
+use zoo_data::{Digits, Grid2d, GridDensity, Split, ToyDensity};
 use zoo_energy::rng::seeded;
 
 /// Histogram cells per side of the sample TV (a 64 × 64 grid of the set's box).
@@ -42,6 +42,10 @@ pub struct Truth {
     pub cell_masses: Vec<f64>,
     /// The sample TV of as many exact samples as a run scores: the finite-sample floor.
     pub sample_tv_floor: f64,
+    /// The true density's NLL on the held-out points (nats): the best a model can score.
+    pub true_nll: f64,
+    /// The true density on the quadrature grid (for the heat maps).
+    pub grid_density: Vec<f64>,
 }
 
 impl Prepared {
@@ -56,10 +60,16 @@ impl Prepared {
                 let exact = density.sample_host(&mut seeded(TEST_SEED + 1), eval.samples);
                 let sample_tv_floor =
                     zoo_data::sample_metrics(&density, &exact, CELLS, &cell_masses)?.tv;
+                // The density's energy is -log p exactly (normalised in closed form).
+                let true_nll = mean_and_se(&energies(&density, &test, device)?).0;
+                let grid = Grid2d::for_density(&density);
+                let grid_density = GridDensity::from_energy(&density, grid, device)?.densities();
                 let truth = Truth {
-                    grid: Grid2d::for_density(&density),
+                    grid,
                     cell_masses,
                     sample_tv_floor,
+                    true_nll,
+                    grid_density,
                     density,
                 };
                 Ok(Prepared {

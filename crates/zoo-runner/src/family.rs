@@ -6,7 +6,7 @@
 use crate::config::{EbmObjective, Plan, RunConfig, SamplerSpec};
 use crate::data::{Prepared, bits_per_dim};
 use crate::error::{Error, Result};
-use crate::metrics::{Row, SampleScores, finite, mean_se, score_density, score_samples};
+use crate::metrics::{Row, SampleScores, finite, score_density, score_samples};
 use burn::module::Module;
 use burn::prelude::*;
 use burn::store::ModuleRecord;
@@ -15,7 +15,7 @@ use zoo_energy::energy::MlpEnergy;
 use zoo_energy::rng::seeded;
 use zoo_energy::sampler::{AnySampler, InitDistribution, ReplayBuffer, SamplerKind};
 use zoo_energy::tensor::{from_host2, to_host1, to_host2};
-use zoo_energy::{BackendKind, Sampler, ZooRng};
+use zoo_energy::{BackendKind, ZooRng};
 
 /// A checkpoint: named burnpack (or JSON) buffers.
 pub(crate) type Files = Vec<(String, Vec<u8>)>;
@@ -305,7 +305,6 @@ struct Nll {
     se: Option<f64>,
     unit: &'static str,
     estimator: String,
-    true_nll: Option<f64>,
     density_tv: Option<f64>,
     density: Option<Vec<f64>>,
 }
@@ -317,7 +316,6 @@ impl Nll {
             se: None,
             unit: "nats",
             estimator: "–".into(),
-            true_nll: None,
             density_tv: None,
             density: None,
         }
@@ -331,7 +329,7 @@ impl Nll {
             .iter()
             .map(|l| if digits { bits_per_dim(*l) } else { -l })
             .collect();
-        let (value, se) = mean_se(&per_point);
+        let (value, se) = zoo_data::grid::mean_and_se(&per_point);
         Nll {
             value: finite(value),
             se: finite(se),
@@ -354,13 +352,18 @@ impl Nll {
                 se: finite(s.nll_se),
                 unit: "nats",
                 estimator: estimator.into(),
-                true_nll: finite(s.true_nll),
                 density_tv: finite(s.tv),
                 density: Some(s.grid_density),
             },
             None => Nll::none(),
         })
     }
+}
+
+/// The random stream of sampler `k` of a seed's evaluation: `seed + 2 + 100 k`, apart from the
+/// model's init (`seed`), training (`seed + 1`) and the likelihood estimators (`seed + 3`).
+fn sampler_stream(seed: u64, k: usize) -> ZooRng {
+    seeded(seed + 2 + 100 * k as u64)
 }
 
 /// One sampler's output.
@@ -396,8 +399,6 @@ pub(crate) fn evaluate(
     let test_t = from_host2(data.test.clone(), [m, d], device);
     let n = cfg.eval.samples;
     let mut init_rng = seeded(seed);
-    // Every sampler draws from its own stream: seed + 2 + 100 k.
-    let stream = |k: usize| seeded(seed + 2 + 100 * k as u64);
     let (params, nll, drawn): (usize, Nll, Vec<Drawn>) = match &cfg.plan {
         Plan::Ebm { model, .. } => {
             use zoo_ebm::EnergyModel;
@@ -406,7 +407,7 @@ pub(crate) fn evaluate(
             let nll = Nll::of_energy(data, &*energy, "exact (grid quadrature of log Z)", device)?;
             let mut drawn = Vec::new();
             for (k, s) in cfg.samplers.iter().enumerate() {
-                let mut rng = stream(k);
+                let mut rng = sampler_stream(seed, k);
                 drawn.push(timed(|| {
                     mcmc(
                         &*energy,
@@ -432,13 +433,12 @@ pub(crate) fn evaluate(
             let mut nll = Nll::from_log_densities(data, &log_p, "exact (change of variables)");
             let energy = zoo_flow::FlowEnergy::new(&flow)?;
             if let Some(exact) = score_density(data, &energy, device)? {
-                nll.true_nll = finite(exact.true_nll);
                 nll.density_tv = finite(exact.tv);
                 nll.density = Some(exact.grid_density);
             }
             let mut drawn = Vec::new();
             for k in 0..cfg.samplers.len() {
-                let mut rng = stream(k);
+                let mut rng = sampler_stream(seed, k);
                 drawn.push(timed(|| {
                     let (x, _) = flow.sample_with_log_prob(&mut rng, n, None, device)?;
                     Ok((x, 1.0, None))
@@ -484,7 +484,7 @@ pub(crate) fn evaluate(
             )?;
             let mut drawn = Vec::new();
             for (k, s) in cfg.samplers.iter().enumerate() {
-                let mut rng = stream(k);
+                let mut rng = sampler_stream(seed, k);
                 drawn.push(timed(|| {
                     if s.kind == "generator" {
                         return Ok((zoo_gan::sample(&gan, n, &mut rng, device), 1.0, None));
@@ -530,7 +530,6 @@ pub(crate) fn evaluate(
             if data.truth.is_some() {
                 nll.value = finite(e.iwae_nll);
                 nll.se = finite(e.iwae_se);
-                nll.true_nll = true_nll(data, device)?;
             } else {
                 let dd = d as f64 * std::f64::consts::LN_2;
                 nll.value = finite(bits_per_dim(-e.iwae_nll));
@@ -539,7 +538,7 @@ pub(crate) fn evaluate(
             }
             let mut drawn = Vec::new();
             for (k, s) in cfg.samplers.iter().enumerate() {
-                let mut rng = stream(k);
+                let mut rng = sampler_stream(seed, k);
                 drawn.push(timed(|| {
                     let steps = s.steps.unwrap_or(train.langevin_steps);
                     let z = zoo_vae::sample_prior(
@@ -586,7 +585,7 @@ pub(crate) fn evaluate(
             nll_se: nll.se,
             nll_unit: nll.unit.into(),
             nll_estimator: nll.estimator.clone(),
-            true_nll: nll.true_nll,
+            true_nll: data.truth.as_ref().map(|t| t.true_nll),
             density_tv: nll.density_tv,
             sample_tv: scores.tv,
             sample_tv_floor: scores.tv_floor,
@@ -610,7 +609,9 @@ pub(crate) fn evaluate(
     })
 }
 
-/// ULA or MALA from uniform noise on `energy`.
+/// ULA or MALA from uniform noise on `energy`, through the shared chain driver
+/// ([`zoo_energy::run::run`]): acceptance summed on the device, a diverging chain reported with
+/// its step.
 #[allow(clippy::too_many_arguments)]
 fn mcmc(
     energy: &dyn zoo_energy::Energy,
@@ -629,19 +630,17 @@ fn mcmc(
         SamplerKind::Ula
     };
     let steps = s.steps.unwrap_or(default_steps);
-    let sampler = AnySampler::new(kind, s.step_size.unwrap_or(default_h), 1)?;
+    let mut sampler = AnySampler::new(kind, s.step_size.unwrap_or(default_h), 1)?;
     let start = from_host2(init.draw(rng, n * d), [n, d], device);
-    let mut state = sampler.init(energy, start)?;
-    let mut acc = 0.0;
-    for _ in 0..steps {
-        let (next, info) = sampler.step(rng, energy, state)?;
-        if let Some(a) = info.acceptance_probability {
-            acc += f64::from(to_host1(&a.mean())[0]);
-        }
-        state = next;
-    }
-    let acceptance = (kind == SamplerKind::Mala).then_some(acc / steps as f64);
-    Ok((state.position, steps as f64, acceptance))
+    let chain = zoo_energy::run::RunConfig {
+        steps,
+        check_every: 100,
+        keep_draws: false,
+        ..Default::default()
+    };
+    let out = zoo_energy::run::run(&mut sampler, energy, start, &chain, rng, &mut |_| {})?;
+    let acceptance = (kind == SamplerKind::Mala).then_some(out.acceptance_rate);
+    Ok((out.state.position, steps as f64, acceptance))
 }
 
 /// PF-ODE NLL and every sampler of a diffusion model.
@@ -676,16 +675,15 @@ fn diffusion_eval(
         .into_iter()
         .map(f64::from)
         .collect();
-    let mut nll = Nll::from_log_densities(
+    let nll = Nll::from_log_densities(
         data,
         &log_p,
         &format!("PF-ODE ({} RK4 steps, {label})", cfg.eval.ode_steps),
     );
-    nll.true_nll = true_nll(data, device)?;
     let n = cfg.eval.samples;
     let mut drawn = Vec::new();
     for (k, s) in cfg.samplers.iter().enumerate() {
-        let mut rng = seeded(seed + 2 + 100 * k as u64);
+        let mut rng = sampler_stream(seed, k);
         drawn.push(timed(|| {
             if s.kind == "annealed_langevin" {
                 let ladder = zoo_diffusion::NoiseLadder::geometric(4.0, 0.01, 50)?;
@@ -730,12 +728,4 @@ fn diffusion_eval(
         })?);
     }
     Ok((nll, drawn))
-}
-
-/// The NLL of the true density on the held-out points (2-D sets).
-fn true_nll(data: &Prepared, device: &Device) -> Result<Option<f64>> {
-    Ok(match &data.truth {
-        Some(t) => score_density(data, &t.density, device)?.and_then(|s| finite(s.true_nll)),
-        None => None,
-    })
 }

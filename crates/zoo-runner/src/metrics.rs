@@ -146,15 +146,13 @@ pub fn score_samples(data: &Prepared, samples: &[f32]) -> Result<SampleScores> {
 }
 
 /// Exact 2-D density metrics of an energy (grid quadrature of its log Z): held-out NLL with its
-/// s.e., the true NLL, density TV.
+/// s.e., density TV, and the normalised density on the grid.
 #[derive(Debug)]
 pub struct DensityScores {
     /// NLL (nats).
     pub nll: f64,
     /// Its s.e.
     pub nll_se: f64,
-    /// The true density's NLL on the same points.
-    pub true_nll: f64,
     /// TV by quadrature.
     pub tv: f64,
     /// The model's density on the quadrature grid (for the heat map).
@@ -171,17 +169,10 @@ pub fn score_density(
         return Ok(None);
     };
     let m = evaluate(energy, &truth.density, &data.test, truth.grid, device)?;
-    let q = zoo_data::GridDensity::from_energy(energy, truth.grid, device)?;
     Ok(Some(DensityScores {
         nll: m.nll,
         nll_se: m.nll_se,
-        true_nll: m.true_nll,
         tv: m.tv,
-        grid_density: q.densities(),
+        grid_density: m.density.densities(),
     }))
-}
-
-/// Mean and standard error over points.
-pub fn mean_se(values: &[f64]) -> (f64, f64) {
-    zoo_data::grid::mean_and_se(values)
 }

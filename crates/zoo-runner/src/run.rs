@@ -171,11 +171,6 @@ fn plots(cfg: &RunConfig, data: &Prepared, ev: &family::Evaluated, dir: &Path) -
             }
             scatter_grid(&dir.join("samples.png"), &panels, Some(panels.len().min(4)))?;
             if let Some(q) = &ev.density {
-                let p = zoo_data::GridDensity::from_energy(
-                    &truth.density,
-                    truth.grid,
-                    &cfg.backend.device()?,
-                )?;
                 heat_maps(
                     &dir.join("density.png"),
                     &[
@@ -183,7 +178,7 @@ fn plots(cfg: &RunConfig, data: &Prepared, ev: &family::Evaluated, dir: &Path) -
                             title: "true density".into(),
                             n: truth.grid.n,
                             bounds,
-                            values: p.densities(),
+                            values: truth.grid_density.clone(),
                         },
                         HeatMap {
                             title: format!("{} {}", cfg.family.name(), cfg.method),
@@ -324,12 +319,12 @@ fn read_curve(path: &Path) -> Result<Curve> {
         .map(String::from)
         .collect();
     let rows = lines
-        .map(|l| {
-            l.split(',')
-                .map(|v| v.parse().unwrap_or(f64::NAN))
-                .collect()
-        })
-        .collect();
+        .map(|l| l.split(',').map(str::parse).collect())
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|e| Error::Corrupt {
+            path: path.display().to_string(),
+            message: format!("not a number: {e}"),
+        })?;
     Ok(Curve { columns, rows })
 }
 

@@ -109,18 +109,38 @@ pub fn table(suite: &Suite, opts: &RunOptions) -> Result<String> {
     Ok(md)
 }
 
+/// The distinct items, in order of first appearance.
+fn distinct<T: PartialEq>(items: impl IntoIterator<Item = T>) -> Vec<T> {
+    let mut out = Vec::new();
+    for x in items {
+        if !out.contains(&x) {
+            out.push(x);
+        }
+    }
+    out
+}
+
+/// Mean and sample variance over seeds (variance 0 for one seed).
+fn mean_var(v: &[f64]) -> (f64, f64) {
+    let n = v.len() as f64;
+    let m = v.iter().sum::<f64>() / n;
+    let var = if v.len() > 1 {
+        v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0)
+    } else {
+        0.0
+    };
+    (m, var)
+}
+
 /// Mean ± sd (over seeds) with `digits` decimals; a dash when no seed defines the metric.
 fn cell(values: &[Option<f64>], digits: usize) -> String {
     let v: Vec<f64> = values.iter().flatten().copied().collect();
-    if v.is_empty() {
-        return "–".into();
+    let (m, var) = mean_var(&v);
+    match v.len() {
+        0 => "–".into(),
+        1 => format!("{m:.digits$}"),
+        _ => format!("{m:.digits$} ± {:.digits$}", var.sqrt()),
     }
-    let m = v.iter().sum::<f64>() / v.len() as f64;
-    if v.len() < 2 {
-        return format!("{m:.digits$}");
-    }
-    let sd = (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (v.len() - 1) as f64).sqrt();
-    format!("{m:.digits$} ± {sd:.digits$}")
 }
 
 /// A short tag for the NLL estimator (the full text is in the JSON and under the table).
@@ -145,21 +165,10 @@ fn nll_tag(estimator: &str) -> &'static str {
 /// The review-style table of `rows`: a section per data set, a row per (config, sampler).
 pub fn markdown(rows: &[Row], configs: &[RunConfig]) -> String {
     let mut out = String::new();
-    let mut sets: Vec<&str> = Vec::new();
-    for r in rows {
-        if !sets.contains(&r.data.as_str()) {
-            sets.push(&r.data);
-        }
-    }
-    for set in sets {
+    for set in distinct(rows.iter().map(|r| r.data.as_str())) {
         let here: Vec<&Row> = rows.iter().filter(|r| r.data == set).collect();
         let digits = set == DataSet::Digits.name();
-        let mut keys: Vec<(&str, &str)> = Vec::new();
-        for r in &here {
-            if !keys.contains(&(r.config.as_str(), r.sampler.as_str())) {
-                keys.push((&r.config, &r.sampler));
-            }
-        }
+        let keys = distinct(here.iter().map(|r| (r.config.as_str(), r.sampler.as_str())));
         let seeds: Vec<u64> = {
             let mut s: Vec<u64> = here.iter().map(|r| r.seed).collect();
             s.sort_unstable();
@@ -267,12 +276,7 @@ pub fn markdown(rows: &[Row], configs: &[RunConfig]) -> String {
 fn composites(configs: &[RunConfig], out: &Path) -> Result<Vec<(String, String, String)>> {
     use zoo_plot::{HeatMap, Scatter, heat_map_grid, image_grid, scatter_grid};
     let mut written = Vec::new();
-    let mut sets: Vec<DataSet> = Vec::new();
-    for c in configs {
-        if !sets.contains(&c.data) {
-            sets.push(c.data);
-        }
-    }
+    let sets = distinct(configs.iter().map(|c| c.data));
     let device = configs[0].backend.device()?;
     for set in sets {
         let here: Vec<&RunConfig> = configs.iter().filter(|c| c.data == set).collect();
@@ -291,12 +295,7 @@ fn composites(configs: &[RunConfig], out: &Path) -> Result<Vec<(String, String, 
                     title: format!("{name}: true density"),
                     n: truth.grid.n,
                     bounds,
-                    values: zoo_data::GridDensity::from_energy(
-                        &truth.density,
-                        truth.grid,
-                        &device,
-                    )?
-                    .densities(),
+                    values: truth.grid_density.clone(),
                 }];
                 for c in &here {
                     for (k, s) in c.samplers.iter().enumerate() {
@@ -373,13 +372,7 @@ fn gallery(configs: &[RunConfig], out: &Path, composites: &[(String, String, Str
     for (set, file, caption) in composites {
         let _ = writeln!(md, "\n**{set}**: {caption}\n\n![{set}]({file})");
     }
-    let mut sets: Vec<&str> = Vec::new();
-    for c in configs {
-        if !sets.contains(&c.data.name()) {
-            sets.push(c.data.name());
-        }
-    }
-    for set in sets {
+    for set in distinct(configs.iter().map(|c| c.data.name())) {
         let _ = writeln!(md, "\n## {set}\n");
         for c in configs.iter().filter(|c| c.data.name() == set) {
             let seed = c.seeds[0];
@@ -440,22 +433,10 @@ pub fn compare(a: &[Row], b: &[Row], k: f64) -> Vec<Agreement> {
         if v.is_empty() {
             return None;
         }
-        let n = v.len();
-        let m = v.iter().sum::<f64>() / n as f64;
-        let var = if n > 1 {
-            v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1) as f64
-        } else {
-            0.0
-        };
-        Some((m, var, n))
+        let (m, var) = mean_var(&v);
+        Some((m, var, v.len()))
     };
-    let mut keys: Vec<(&str, &str)> = Vec::new();
-    for r in a {
-        let key = (r.config.as_str(), r.sampler.as_str());
-        if !keys.contains(&key) {
-            keys.push(key);
-        }
-    }
+    let keys = distinct(a.iter().map(|r| (r.config.as_str(), r.sampler.as_str())));
     metrics
         .iter()
         .map(|(name, get)| {
