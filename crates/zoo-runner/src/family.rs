@@ -6,7 +6,7 @@
 use crate::config::{EbmObjective, Plan, RunConfig, SamplerSpec};
 use crate::data::{Prepared, bits_per_dim};
 use crate::error::{Error, Result};
-use crate::metrics::{Row, SampleScores, finite, score_density, score_samples};
+use crate::metrics::{Row, SampleScores, estimator, finite, score_density, score_samples};
 use burn::module::Module;
 use burn::prelude::*;
 use burn::store::ModuleRecord;
@@ -404,7 +404,7 @@ pub(crate) fn evaluate(
             use zoo_ebm::EnergyModel;
             let model = load_module(model.init(device, &mut init_rng)?, files, "energy.bpk")?;
             let energy = model.sampling_energy();
-            let nll = Nll::of_energy(data, &*energy, "exact (grid quadrature of log Z)", device)?;
+            let nll = Nll::of_energy(data, &*energy, estimator::QUADRATURE, device)?;
             let mut drawn = Vec::new();
             for (k, s) in cfg.samplers.iter().enumerate() {
                 let mut rng = sampler_stream(seed, k);
@@ -430,7 +430,7 @@ pub(crate) fn evaluate(
                 .into_iter()
                 .map(f64::from)
                 .collect();
-            let mut nll = Nll::from_log_densities(data, &log_p, "exact (change of variables)");
+            let mut nll = Nll::from_log_densities(data, &log_p, estimator::FLOW);
             let energy = zoo_flow::FlowEnergy::new(&flow)?;
             if let Some(exact) = score_density(data, &energy, device)? {
                 nll.density_tv = finite(exact.tv);
@@ -476,12 +476,7 @@ pub(crate) fn evaluate(
                     path: "spectral_u.json".into(),
                     message: e.to_string(),
                 })?;
-            let nll = Nll::of_energy(
-                data,
-                &*gan.energy(),
-                "exact for the discriminator's energy (grid quadrature)",
-                device,
-            )?;
+            let nll = Nll::of_energy(data, &*gan.energy(), estimator::DISCRIMINATOR, device)?;
             let mut drawn = Vec::new();
             for (k, s) in cfg.samplers.iter().enumerate() {
                 let mut rng = sampler_stream(seed, k);
@@ -513,14 +508,15 @@ pub(crate) fn evaluate(
                 (
                     smc.max(is),
                     format!(
-                        "IWAE (K = {}) with the prior's log Z by SMC / IS (an estimate)",
+                        "{} (K = {}) with the prior's log Z by SMC / IS (an estimate)",
+                        estimator::IWAE_LOG_Z,
                         cfg.eval.iwae_k
                     ),
                 )
             } else {
                 (
                     vae.gaussian_log_normalizer(),
-                    format!("IWAE upper bound (K = {})", cfg.eval.iwae_k),
+                    format!("{} (K = {})", estimator::IWAE_BOUND, cfg.eval.iwae_k),
                 )
             };
             let e = zoo_vae::evaluate(&vae, &test_t, cfg.eval.iwae_k, log_z, &mut rng)?;
@@ -678,7 +674,11 @@ fn diffusion_eval(
     let nll = Nll::from_log_densities(
         data,
         &log_p,
-        &format!("PF-ODE ({} RK4 steps, {label})", cfg.eval.ode_steps),
+        &format!(
+            "{} ({} RK4 steps, {label})",
+            estimator::PF_ODE,
+            cfg.eval.ode_steps
+        ),
     );
     let n = cfg.eval.samples;
     let mut drawn = Vec::new();

@@ -81,6 +81,45 @@ impl Row {
     }
 }
 
+/// How an NLL was obtained: the leading words of [`Row::nll_estimator`] (details follow in
+/// parentheses) and the short tag the table prints. Produced by the runner and read back by the
+/// table, so both sides use these constants.
+pub mod estimator {
+    /// Grid quadrature of log Z for an energy (2-D).
+    pub const QUADRATURE: &str = "exact (grid quadrature of log Z)";
+    /// The same for a GAN discriminator read as E = -D.
+    pub const DISCRIMINATOR: &str = "exact for the discriminator's energy (grid quadrature)";
+    /// A flow's change of variables.
+    pub const FLOW: &str = "exact (change of variables)";
+    /// The probability-flow ODE of a diffusion model.
+    pub const PF_ODE: &str = "PF-ODE";
+    /// IWAE with a Gaussian prior: an upper bound on the NLL.
+    pub const IWAE_BOUND: &str = "IWAE upper bound";
+    /// IWAE with an EBM prior whose log Z is estimated.
+    pub const IWAE_LOG_Z: &str = "IWAE";
+
+    const TAGS: [(&str, &str); 6] = [
+        (QUADRATURE, "exact (quadrature)"),
+        (DISCRIMINATOR, "exact (quadrature, D as energy)"),
+        (FLOW, "exact (flow)"),
+        (PF_ODE, "PF-ODE estimate"),
+        (IWAE_BOUND, "IWAE bound"),
+        (IWAE_LOG_Z, "IWAE + log Z estimate"),
+    ];
+
+    /// The table's tag of a description: the lead that is the whole text or is followed by
+    /// ` (`; a dash for anything else.
+    pub fn tag(description: &str) -> &'static str {
+        TAGS.iter()
+            .find(|(lead, _)| {
+                description
+                    .strip_prefix(lead)
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with(" ("))
+            })
+            .map_or("–", |(_, tag)| tag)
+    }
+}
+
 /// `Some(v)` for a finite `v`.
 pub fn finite(v: f64) -> Option<f64> {
     v.is_finite().then_some(v)

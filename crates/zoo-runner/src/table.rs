@@ -143,25 +143,6 @@ fn cell(values: &[Option<f64>], digits: usize) -> String {
     }
 }
 
-/// A short tag for the NLL estimator (the full text is in the JSON and under the table).
-fn nll_tag(estimator: &str) -> &'static str {
-    if estimator.starts_with("exact (grid") {
-        "exact (quadrature)"
-    } else if estimator.starts_with("exact for the discriminator") {
-        "exact (quadrature, D as energy)"
-    } else if estimator.starts_with("exact (change") {
-        "exact (flow)"
-    } else if estimator.starts_with("PF-ODE") {
-        "PF-ODE estimate"
-    } else if estimator.starts_with("IWAE upper bound") {
-        "IWAE bound"
-    } else if estimator.starts_with("IWAE") {
-        "IWAE + log Z estimate"
-    } else {
-        "–"
-    }
-}
-
 /// The review-style table of `rows`: a section per data set, a row per (config, sampler).
 pub fn markdown(rows: &[Row], configs: &[RunConfig]) -> String {
     let mut out = String::new();
@@ -209,7 +190,7 @@ pub fn markdown(rows: &[Row], configs: &[RunConfig]) -> String {
                 cell(&rs.iter().map(|r| f(r)).collect::<Vec<_>>(), d)
             };
             let nll = col(&|r| r.nll, 3);
-            let tag = nll_tag(&first.nll_estimator);
+            let tag = crate::metrics::estimator::tag(&first.nll_estimator);
             let evals = col(&|r| Some(r.evals_per_sample), 0);
             let train = col(&|r| Some(r.train_seconds), 1);
             let ms = col(&|r| Some(r.ms_per_1000_samples), 1);
@@ -536,6 +517,27 @@ mod tests {
         for g in compare(&a, &a, 3.0) {
             assert_eq!(g.within, g.rows, "{}", g.metric);
         }
+    }
+
+    #[test]
+    fn every_estimator_text_gets_its_own_tag() {
+        use crate::metrics::estimator::*;
+        let texts = [
+            QUADRATURE.to_string(),
+            DISCRIMINATOR.to_string(),
+            FLOW.to_string(),
+            format!("{PF_ODE} (100 RK4 steps, exact divergence)"),
+            format!("{IWAE_BOUND} (K = 200)"),
+            format!("{IWAE_LOG_Z} (K = 200) with the prior's log Z by SMC / IS (an estimate)"),
+        ];
+        let tags: Vec<&str> = texts.iter().map(|t| tag(t)).collect();
+        assert!(!tags.contains(&"–"), "{tags:?}");
+        assert_eq!(
+            distinct(tags.iter().copied()).len(),
+            texts.len(),
+            "{tags:?}"
+        );
+        assert_eq!(tag("IWAEX"), "–");
     }
 
     #[test]
