@@ -643,10 +643,9 @@ fn typed<T: serde::de::DeserializeOwned>(
     })
 }
 
+/// The trainer's own check, and no checkpoint path (the runner owns the results folder).
 fn check_ebm_train(t: &zoo_ebm::TrainConfig) -> zoo_energy::Result<()> {
-    zoo_energy::check_count("iterations", t.iterations)?;
-    zoo_energy::check_count("batch_size", t.batch_size)?;
-    zoo_energy::check_positive("learning_rate", t.learning_rate)?;
+    t.check()?;
     if t.checkpoint.is_some() {
         return Err(zoo_energy::Error::invalid(
             "checkpoint",
@@ -680,4 +679,30 @@ fn check_objective(o: &EbmObjective) -> zoo_energy::Result<()> {
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key_of(text: &str) -> String {
+        RunConfig::parse(Path::new("x.toml"), text, None)
+            .unwrap_err()
+            .key
+    }
+
+    #[test]
+    fn the_ebm_trainer_is_checked_by_its_own_check_and_may_not_set_a_checkpoint() {
+        let head = "data = \"8gaussians\"\nfamily = \"ebm\"\nmethod = \"cd\"\n[train]\n";
+        assert!(RunConfig::parse(Path::new("x.toml"), head, None).is_ok());
+        assert_eq!(key_of(&format!("{head}beta1 = 1.5\n")), "train.beta1");
+        assert_eq!(
+            key_of(&format!("{head}energy_limit = -1.0\n")),
+            "train.energy_limit"
+        );
+        assert_eq!(
+            key_of(&format!("{head}checkpoint = \"c.bpk\"\n")),
+            "train.checkpoint"
+        );
+    }
 }

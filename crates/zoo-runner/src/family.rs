@@ -409,17 +409,7 @@ pub(crate) fn evaluate(
             for (k, s) in cfg.samplers.iter().enumerate() {
                 let mut rng = sampler_stream(seed, k);
                 drawn.push(timed(|| {
-                    mcmc(
-                        &*energy,
-                        s,
-                        n,
-                        d,
-                        init_box(data),
-                        500,
-                        0.002,
-                        &mut rng,
-                        device,
-                    )
+                    mcmc(&*energy, s, n, init_box(data), &mut rng, device)
                 })?);
             }
             (model.num_params(), nll, drawn)
@@ -605,18 +595,14 @@ pub(crate) fn evaluate(
     })
 }
 
-/// ULA or MALA from uniform noise on `energy`, through the shared chain driver
-/// ([`zoo_energy::run::run`]): acceptance summed on the device, a diverging chain reported with
-/// its step.
-#[allow(clippy::too_many_arguments)]
+/// `n` ULA or MALA chains from `init` on `energy` (default 500 steps of h = 0.002), through the
+/// shared chain driver ([`zoo_energy::run::run`]): acceptance summed on the device, a diverging
+/// chain reported with its step.
 fn mcmc(
     energy: &dyn zoo_energy::Energy,
     s: &SamplerSpec,
     n: usize,
-    d: usize,
     init: InitDistribution,
-    default_steps: usize,
-    default_h: f64,
     rng: &mut ZooRng,
     device: &Device,
 ) -> Result<(Tensor<2>, f64, Option<f64>)> {
@@ -625,8 +611,9 @@ fn mcmc(
     } else {
         SamplerKind::Ula
     };
-    let steps = s.steps.unwrap_or(default_steps);
-    let mut sampler = AnySampler::new(kind, s.step_size.unwrap_or(default_h), 1)?;
+    let steps = s.steps.unwrap_or(500);
+    let mut sampler = AnySampler::new(kind, s.step_size.unwrap_or(0.002), 1)?;
+    let d = energy.dim();
     let start = from_host2(init.draw(rng, n * d), [n, d], device);
     let chain = zoo_energy::run::RunConfig {
         steps,
