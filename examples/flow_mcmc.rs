@@ -94,7 +94,7 @@ fn hmc_run(
             }
         } else {
             acc += a;
-            draws.push(&to_host2(&to_target(state.position.clone())));
+            draws.push(&to_host2(&to_target(state.position.clone())))?;
         }
     }
     Ok(Outcome {
@@ -127,7 +127,7 @@ fn imh_run(
                     .as_ref()
                     .expect("IMH has a test"),
             );
-            draws.push(&to_host2(&state.position));
+            draws.push(&to_host2(&state.position))?;
         }
     }
     Ok(Outcome {

@@ -289,7 +289,7 @@ fn digits(args: &Args, losses: &[GanLoss], device: &Device) -> anyhow::Result<()
     let n = train.len();
     let pixels = train.scaled();
     let m = 1000.min(n).min(test.len() / 64);
-    let (floor, h) = mmd2_rbf(&pixels[..m * 64], &test[..m * 64], 64, None);
+    let (floor, h) = mmd2_rbf(&pixels[..m * 64], &test[..m * 64], 64, None)?;
     println!(
         "\n## digits: MMD^2 to {m} test images (Gaussian kernel, h = {h:.3}); {m} training images: {floor:.5}\n"
     );
@@ -318,7 +318,7 @@ fn digits(args: &Args, losses: &[GanLoss], device: &Device) -> anyhow::Result<()
         };
         let report = fit(&mut gan, &data, &train_cfg, &mut rng, true)?;
         let x = to_host2(&sample(&gan, m, &mut rng, device));
-        let (mmd, _) = mmd2_rbf(&x, &test[..m * 64], 64, Some(h));
+        let (mmd, _) = mmd2_rbf(&x, &test[..m * 64], 64, Some(h))?;
         let images: Vec<Vec<f32>> = x.chunks(64).take(64).map(|c| c.to_vec()).collect();
         let path = args.out.join(format!("digits_{}.png", loss.name()));
         image_grid(&path, &images, 8, 8)?;

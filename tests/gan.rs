@@ -363,7 +363,15 @@ fn games_learn_the_eight_gaussians() {
     let masses = true_cell_masses(&truth, 32, &device).unwrap();
     let mut rng = seeded(13);
     let data = from_host2(truth.sample_host(&mut rng, 10_000), [10_000, 2], &device);
-    for loss in [GanLoss::NonSaturating, GanLoss::Vera] {
+    // Every game, end to end (hinge with spectral normalisation, WGAN-GP through the written-out
+    // input gradient, EBGAN's autoencoder energy included).
+    for loss in [
+        GanLoss::NonSaturating,
+        GanLoss::Vera,
+        GanLoss::Hinge,
+        GanLoss::WganGp,
+        GanLoss::Ebgan,
+    ] {
         let mut g = GanConfig {
             loss,
             ..GanConfig::default()

@@ -541,7 +541,7 @@ fn mmd_matches_its_closed_form_for_shifted_gaussians() {
                 let a = normal_vec(&mut rng, 2 * n);
                 let mut b = normal_vec(&mut rng, 2 * n);
                 b.iter_mut().step_by(2).for_each(|v| *v += mu);
-                mmd2_rbf(&a, &b, 2, Some(h)).0
+                mmd2_rbf(&a, &b, 2, Some(h)).unwrap().0
             })
             .collect();
         let mean = values.iter().sum::<f64>() / reps as f64;

@@ -110,3 +110,45 @@ pub fn gaussian_points(
         .flat_map(|p| [mean[0] + std * p[0], mean[1] + std * p[1]])
         .collect()
 }
+
+/// Checks R independent replicas of an estimator against the exact value, from both sides.
+/// `runs` are (estimate, reported s.e.).
+///
+/// - Each replica within 4.5 of its own s.e. (the s.e. comes from 8-16 groups, so its error is
+///   t-distributed with heavy tails), and the replicas' mean within 3 of its pooled s.e.
+/// - From above: the mean reported s.e. at most k_R times the replicas' RMS error around the
+///   exact value. That RMS estimates the true s.e. with R degrees of freedom; k_R is chosen so
+///   that a correct estimator fails with probability 0.1% (chi²_R's 0.1% quantile q_R:
+///   k_R = sqrt(R / q_R) = 11.1, 6.6, 4.9, 4.0 for R = 3, 4, 5, 6). An estimator that inflates
+///   its error bar k_R-fold fails, where the usual |error| <= 3 s.e. alone would pass it.
+pub fn assert_se_bounded_by_replicas(what: &str, runs: &[(f64, f64)], exact: f64) {
+    let k = match runs.len() {
+        3 => 11.1,
+        4 => 6.6,
+        5 => 4.9,
+        6 => 4.0,
+        r => panic!("{what}: use 3 to 6 replicas, not {r}"),
+    };
+    let r = runs.len() as f64;
+    for (e, se) in runs {
+        assert!(
+            se.is_finite() && *se > 0.0 && (e - exact).abs() <= 4.5 * se,
+            "{what}: estimate {e:.5} vs exact {exact:.5}, s.e. {se:.2e}"
+        );
+    }
+    let mean = runs.iter().map(|r| r.0).sum::<f64>() / r;
+    let pooled = runs.iter().map(|r| r.1 * r.1).sum::<f64>().sqrt() / r;
+    assert!(
+        (mean - exact).abs() <= 3.0 * pooled,
+        "{what}: mean of the replicas {mean:.5} vs exact {exact:.5}, pooled s.e. {pooled:.2e}"
+    );
+    let rms = (runs.iter().map(|(e, _)| (e - exact).powi(2)).sum::<f64>() / r).sqrt();
+    let mean_se = runs.iter().map(|r| r.1).sum::<f64>() / r;
+    println!(
+        "{what}: replicas' RMS error {rms:.3e}, mean reported s.e. {mean_se:.3e} (bound {k} x RMS)"
+    );
+    assert!(
+        mean_se <= k * rms,
+        "{what}: mean reported s.e. {mean_se:.3e} exceeds {k} x the replicas' RMS error {rms:.3e}"
+    );
+}

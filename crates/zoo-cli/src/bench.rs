@@ -70,6 +70,15 @@ fn run_sample(args: SampleBench) -> Result<()> {
     if args.particles == 0 || args.steps == 0 || args.repeats == 0 {
         bail!("invalid bench size: particles, steps and repeats must be >= 1");
     }
+    // Positions, scores and the hidden activations of the 128-wide layers.
+    zoo_energy::memory::check_elements(
+        "the bench particles (particles x 128 hidden units, ~8 buffers)",
+        args.particles as u128 * 128,
+        32,
+    )?;
+    if args.block == Some(0) {
+        bail!("invalid block: must be >= 1");
+    }
     let backend: BackendKind = args.backend.parse()?;
     let device = backend.device()?;
     let path = args.path.unwrap_or(if backend.is_cpu() {

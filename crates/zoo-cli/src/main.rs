@@ -45,6 +45,12 @@ fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => e.exit(), // --help, --version
+        Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            eprintln!(
+                "error: a command is missing (sample, bench, logz, ising, table, run, compare, backends); see `zoo --help`"
+            );
+            return ExitCode::from(2);
+        }
         Err(e) => {
             let first = e
                 .to_string()

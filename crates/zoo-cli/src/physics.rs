@@ -10,7 +10,7 @@ use zoo_energy::energy::{Covariance, Gaussian};
 use zoo_energy::estimate::{AnnealConfig, JarzynskiConfig, LogZEstimate, anneal, jarzynski};
 use zoo_energy::sampler::{AnySampler, SamplerKind, geometric_schedule};
 use zoo_energy::spin::{
-    Ising, SpinSampler, anneal_log_z, curie_weiss_exact, enumerate, observe,
+    Ising, SpinSampler, anneal_log_z, curie_weiss_exact, enumerate, kaufman_log_z, observe,
     onsager_free_energy_per_spin,
 };
 use zoo_energy::{BackendKind, EnergySpec, rng};
@@ -18,7 +18,8 @@ use zoo_energy::{BackendKind, EnergySpec, rng};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Method {
-    /// Closed form, exact enumeration (lattices up to 4 x 4) or the Curie-Weiss 1-D sum.
+    /// Closed form, exact enumeration (lattices up to 4 x 4), Kaufman's formula (periodic
+    /// lattices at h = 0) or the Curie-Weiss 1-D sum.
     Exact,
     /// Annealed importance sampling.
     Ais,
@@ -138,6 +139,7 @@ pub fn logz(args: LogzArgs) -> Result<()> {
     if args.steps == 0 {
         bail!("invalid steps: need at least one annealing level");
     }
+    zoo_energy::memory::check_elements("the annealing schedule (steps)", args.steps as u128, 8)?;
     let mut r = rng::seeded(args.seed);
     let threshold = (args.method == Method::Smc).then_some(0.5);
     let (target, result, exact) = if let Some(inner) = inline_table(&args.energy, "ising") {
@@ -149,11 +151,16 @@ pub fn logz(args: LogzArgs) -> Result<()> {
             spec.field,
             spec.periodic,
         )?;
-        let exact = (model.sites() <= zoo_energy::spin::MAX_ENUMERATION_SPINS)
-            .then(|| enumerate(&model, spec.beta).map(|e| e.log_z))
-            .transpose()?;
+        let exact = exact_ising_log_z(&model, &spec)?;
         let result = match args.method {
-            Method::Exact => json!({"log_z": enumerate(&model, spec.beta)?.log_z}),
+            Method::Exact => match exact {
+                Some(log_z) => json!({ "log_z": log_z }),
+                // Names the enumeration limit and Kaufman's conditions.
+                None => bail!(
+                    "no exact log Z for this lattice: enumeration is limited to {} spins, and Kaufman's formula needs a periodic lattice of at least 2 x 2 with field = 0 and beta J > 0",
+                    zoo_energy::spin::MAX_ENUMERATION_SPINS
+                ),
+            },
             m => {
                 zoo_energy::spin::check_beta(spec.beta)?;
                 let schedule: Vec<f64> = (1..=args.steps)
@@ -249,6 +256,26 @@ pub fn logz(args: LogzArgs) -> Result<()> {
         .expect("object")
         .extend(result.as_object().expect("object").clone());
     write(&args.out, &out)
+}
+
+/// The exact log Z of a lattice, when one exists: enumeration up to 4 x 4 spins, else Kaufman's
+/// formula for periodic lattices at h = 0 and beta J > 0.
+fn exact_ising_log_z(model: &Ising, spec: &IsingSpec) -> Result<Option<f64>> {
+    zoo_energy::spin::check_beta(spec.beta)?;
+    if model.sites() <= zoo_energy::spin::MAX_ENUMERATION_SPINS {
+        return Ok(Some(enumerate(model, spec.beta)?.log_z));
+    }
+    let (rows, cols) = model.shape();
+    let kaufman = spec.periodic
+        && spec.field == 0.0
+        && spec.beta * spec.coupling > 0.0
+        && rows >= 2
+        && cols >= 2;
+    Ok(if kaufman {
+        Some(kaufman_log_z(rows, cols, spec.beta, spec.coupling)?)
+    } else {
+        None
+    })
 }
 
 /// Arguments of `zoo ising`.

@@ -41,6 +41,10 @@ pub struct SampleArgs {
     /// Adapt the step size in warm-up to this mean acceptance (MALA, HMC).
     #[arg(long)]
     target_acceptance: Option<f64>,
+    /// HMC: exactly --leapfrog-steps per transition instead of a length jittered uniformly on
+    /// {1, ..., 2L - 1} (a fixed length can resonate with the target's scales).
+    #[arg(long)]
+    no_jitter: bool,
     /// Keep every n-th step.
     #[arg(long)]
     thin: Option<usize>,
@@ -73,6 +77,7 @@ struct SampleFile {
     step_size: Option<f64>,
     leapfrog_steps: Option<usize>,
     target_acceptance: Option<f64>,
+    jitter: Option<bool>,
     thin: Option<usize>,
     init_std: Option<f64>,
     seed: Option<u64>,
@@ -88,6 +93,7 @@ struct Settings {
     step_size: f64,
     adapted_step_size: f64,
     leapfrog_steps: Option<usize>,
+    jitter: Option<bool>,
     target_acceptance: Option<f64>,
     thin: usize,
     init_std: f64,
@@ -110,6 +116,8 @@ struct Report {
     ess: Vec<f64>,
     rhat: Vec<f64>,
     acceptance_rate: f64,
+    divergences: usize,
+    warnings: Vec<String>,
     wall_seconds: f64,
 }
 
@@ -149,6 +157,7 @@ pub fn run(args: SampleArgs) -> Result<()> {
     let step_size = args.step_size.or(file.step_size).unwrap_or(0.1);
     let leapfrog_steps = args.leapfrog_steps.or(file.leapfrog_steps).unwrap_or(10);
     let target_acceptance = args.target_acceptance.or(file.target_acceptance);
+    let jitter = !args.no_jitter && file.jitter.unwrap_or(true);
     let thin = args.thin.or(file.thin).unwrap_or(1);
     let init_std = args.init_std.or(file.init_std).unwrap_or(1.0);
     let seed = args.seed.or(file.seed).unwrap_or(0);
@@ -164,9 +173,19 @@ pub fn run(args: SampleArgs) -> Result<()> {
 
     let device = backend.device()?;
     let energy = energy_spec.build(&device)?;
-    let mut sampler = AnySampler::new(kind, step_size, leapfrog_steps)?;
-    let mut rng = rng::seeded(seed);
+    // Positions, scores, proposals and momenta: ~12 tensors of chains x dim at once.
     let d = energy.dim();
+    zoo_energy::memory::check_elements(
+        "the chains (chains x dim, ~12 tensors)",
+        chains as u128 * d as u128,
+        48,
+    )?;
+    zoo_energy::run::check_kept_draws(chains, steps / thin, d)?;
+    let mut sampler = match AnySampler::new(kind, step_size, leapfrog_steps)? {
+        AnySampler::Hmc(h) => AnySampler::Hmc(h.with_jitter(jitter)),
+        other => other,
+    };
+    let mut rng = rng::seeded(seed);
     let (init, chains) = match &args.init {
         Some(path) => {
             let (values, rows, cols) = read_csv(path)?;
@@ -222,6 +241,7 @@ pub fn run(args: SampleArgs) -> Result<()> {
             step_size,
             adapted_step_size: output.step_size,
             leapfrog_steps: (kind == SamplerKind::Hmc).then_some(leapfrog_steps),
+            jitter: (kind == SamplerKind::Hmc).then_some(jitter),
             target_acceptance,
             thin,
             init_std,
@@ -235,14 +255,44 @@ pub fn run(args: SampleArgs) -> Result<()> {
         ess: summary.iter().map(|s| s.ess).collect(),
         rhat: summary.iter().map(|s| s.rhat).collect(),
         acceptance_rate: output.acceptance_rate,
+        divergences: output.divergences,
+        warnings: warnings(&summary, output.divergences),
         wall_seconds: start.elapsed().as_secs_f64(),
     };
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
+    }
     let json = serde_json::to_string_pretty(&report)?;
     match &args.out {
         Some(path) => zoo_energy::io::write_atomic(path, json.as_bytes())?,
         None => println!("{json}"),
     }
     Ok(())
+}
+
+/// The split R-hat threshold above which the chains are reported as not mixed (Vehtari et al.
+/// 2021 recommend 1.01).
+pub const RHAT_WARNING: f64 = 1.01;
+
+/// Warnings on the diagnostics: R-hat above [`RHAT_WARNING`] in any coordinate, any divergence.
+fn warnings(summary: &[zoo_energy::diagnostics::Summary], divergences: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    let worst = summary
+        .iter()
+        .enumerate()
+        .max_by(|a, b| a.1.rhat.total_cmp(&b.1.rhat));
+    if let Some((i, s)) = worst.filter(|(_, s)| !(s.rhat <= RHAT_WARNING)) {
+        out.push(format!(
+            "split R-hat {:.3} > {RHAT_WARNING} (coordinate {i}): the chains have not mixed; run longer or adapt the step size",
+            s.rhat
+        ));
+    }
+    if divergences > 0 {
+        out.push(format!(
+            "{divergences} divergent transitions after warm-up: the draws may be biased; reduce the step size or reparameterise"
+        ));
+    }
+    out
 }
 
 /// Reads a CSV of floats (one row per chain, no header); `nan` and `inf` parse, and are then

@@ -26,6 +26,14 @@ pub struct TableArgs {
     /// No progress bars or stage messages.
     #[arg(long)]
     quiet: bool,
+    /// Run only the I-th of N disjoint slices of the suite (e.g. one task of a job array), into
+    /// the same results layout; no table is written. Then `--merge` the folders.
+    #[arg(long, value_name = "I/N", conflicts_with = "merge")]
+    shard: Option<String>,
+    /// Gather the finished runs of these results folders (e.g. one per shard) into --out and
+    /// print the one table; fails, naming them, if some runs are finished in none of them.
+    #[arg(long, value_name = "DIR", num_args = 1..)]
+    merge: Vec<PathBuf>,
 }
 
 /// Arguments of `zoo run`.
@@ -60,6 +68,22 @@ pub fn table(args: TableArgs) -> Result<()> {
         verbose: !args.quiet,
     };
     let started = std::time::Instant::now();
+    if let Some(shard) = &args.shard {
+        let (i, n) = zoo_runner::table::parse_shard(shard)?;
+        let part = suite.shard(i, n)?;
+        zoo_runner::table::run_all(&part, &opts)?;
+        eprintln!(
+            "shard {i}/{n}: {} of {} runs in {:.1} s, results in {}; merge with `zoo table --merge DIR...`",
+            part.configs.len(),
+            suite.configs.len(),
+            started.elapsed().as_secs_f64(),
+            out.display()
+        );
+        return Ok(());
+    }
+    if !args.merge.is_empty() {
+        zoo_runner::table::merge(&suite, &args.merge, &out)?;
+    }
     let md = zoo_runner::table(&suite, &opts)?;
     println!("{md}");
     eprintln!(

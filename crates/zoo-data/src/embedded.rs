@@ -32,6 +32,11 @@ impl Embedded {
         if dim > 2 {
             zoo_energy::check_positive("noise", noise)?;
         }
+        zoo_energy::memory::check_elements(
+            "the embedding's dim x dim orthonormal basis",
+            dim as u128 * dim as u128,
+            8,
+        )?;
         let mut rng = seeded(seed);
         let mut basis: Vec<f64> = Vec::with_capacity(dim * dim);
         while basis.len() < dim * dim {

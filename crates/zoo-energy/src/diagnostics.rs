@@ -24,14 +24,17 @@ impl Draws {
         }
     }
 
-    /// Appends one step: `chains x dim` values, row-major.
-    pub fn push(&mut self, step: &[f32]) {
-        assert_eq!(
-            step.len(),
-            self.chains * self.dim,
-            "one step holds chains x dim values"
-        );
+    /// Appends one step: `chains x dim` values, row-major; any other length is an error.
+    pub fn push(&mut self, step: &[f32]) -> crate::Result<()> {
+        if step.len() != self.chains * self.dim {
+            return Err(crate::Error::Shape {
+                what: "one step of draws".into(),
+                expected: format!("{} x {} values", self.chains, self.dim),
+                got: vec![step.len()],
+            });
+        }
         self.data.extend_from_slice(step);
+        Ok(())
     }
 
     /// Steps stored.
@@ -260,13 +263,30 @@ mod tests {
 /// and `[m, d]` row-major) under the Gaussian kernel exp(-|x - y|^2 / (2 h^2)) (Gretton et al.
 /// 2012, eq. 3), with h the median pairwise distance of the pooled sample when `bandwidth` is
 /// `None` (the median heuristic). Returns (MMD^2, h). Zero in expectation for equal laws.
-pub fn mmd2_rbf(a: &[f32], b: &[f32], d: usize, bandwidth: Option<f64>) -> (f64, f64) {
-    assert!(
-        d > 0 && a.len() % d == 0 && b.len() % d == 0,
-        "rows of width d"
-    );
+/// Samples that are not whole rows of width `d`, or of fewer than two rows, are errors.
+pub fn mmd2_rbf(
+    a: &[f32],
+    b: &[f32],
+    d: usize,
+    bandwidth: Option<f64>,
+) -> crate::Result<(f64, f64)> {
+    if d == 0 || !a.len().is_multiple_of(d) || !b.len().is_multiple_of(d) {
+        return Err(crate::Error::invalid(
+            "samples",
+            format!(
+                "MMD needs rows of width {d}; got {} and {} values",
+                a.len(),
+                b.len()
+            ),
+        ));
+    }
     let (n, m) = (a.len() / d, b.len() / d);
-    assert!(n >= 2 && m >= 2, "MMD needs at least two points per sample");
+    if n < 2 || m < 2 {
+        return Err(crate::Error::invalid(
+            "samples",
+            format!("MMD needs at least two points per sample; got {n} and {m}"),
+        ));
+    }
     let sq = |x: &[f32], y: &[f32]| -> f64 {
         x.iter().zip(y).map(|(p, q)| f64::from(p - q).powi(2)).sum()
     };
@@ -302,8 +322,8 @@ pub fn mmd2_rbf(a: &[f32], b: &[f32], d: usize, bandwidth: Option<f64>) -> (f64,
             cross += k(x, y);
         }
     }
-    (
+    Ok((
         within(a, n) + within(b, m) - 2.0 * cross / (n * m) as f64,
         h,
-    )
+    ))
 }

@@ -91,6 +91,19 @@ pub enum Error {
         /// The ones that are available.
         compiled: String,
     },
+    /// A user-set size would allocate more memory than the budget ([`crate::memory`]).
+    #[error(
+        "{what} would need about {estimate}, more than the memory limit of {limit} \
+         (80% of the available memory; set ZOO_MAX_MEMORY to change it)"
+    )]
+    TooLarge {
+        /// What would be allocated, and by which settings.
+        what: String,
+        /// The estimated size, for people.
+        estimate: String,
+        /// The budget, for people.
+        limit: String,
+    },
     /// A malformed configuration (TOML or an energy specification).
     #[error("invalid configuration: {0}")]
     Config(String),

@@ -24,6 +24,7 @@ pub mod estimate;
 pub mod io;
 pub mod kernels;
 pub mod linalg;
+pub mod memory;
 pub mod nn;
 pub mod progress;
 pub mod rng;

@@ -53,6 +53,10 @@ pub struct RunOutput {
     pub acceptance_rate: f64,
     /// The step size after warm-up (adapted or as given).
     pub step_size: f64,
+    /// Divergent transitions after warm-up, summed over chains (HMC; 0 for kernels without a
+    /// trajectory). Any divergence means the draws may be biased: reduce the step size or
+    /// reparameterise (e.g. the non-centred funnel).
+    pub divergences: usize,
 }
 
 fn divergence(
@@ -72,6 +76,17 @@ fn divergence(
             step_size,
         }),
     }
+}
+
+/// Checks that `kept` draws of `chains x dim` fit the memory budget before they are kept: 4 bytes
+/// a value, plus the diagnostics' f64 traces of one coordinate at a time (16 bytes a draw).
+pub fn check_kept_draws(chains: usize, kept: usize, dim: usize) -> Result<()> {
+    use crate::memory::{check, product};
+    let (c, k, d) = (chains as u128, kept as u128, dim as u128);
+    check(
+        "the kept draws (chains x steps / thin x dim)",
+        product(&[c, k, d, 4]).saturating_add(product(&[c, k, 16])),
+    )
 }
 
 /// Runs `sampler` on `energy` from `position`; `on_step(t)` is called after every step (progress).
@@ -99,13 +114,17 @@ pub fn run(
         )?),
         None => None,
     };
+    let [chains, dim] = position.dims();
+    if config.keep_draws {
+        check_kept_draws(chains, config.steps / config.thin, dim)?;
+    }
     let mut state = sampler.init(energy, position)?;
-    let [chains, dim] = state.position.dims();
     let mut draws = config.keep_draws.then(|| Draws::new(chains, dim));
     // Acceptance after warm-up is summed on the device and read once at the end: no host
     // synchronisation per step for it (only adaptation and the divergence checks read per step).
     let mut accept_total: Option<Tensor<1>> = None;
     let mut accept_count = 0usize;
+    let mut divergent_total: Option<Tensor<1>> = None;
     // Energies of the steps since the last check (`checked` steps are known finite).
     let mut unchecked: Vec<Tensor<1>> = Vec::with_capacity(config.check_every.min(1024));
     let mut checked = 0usize;
@@ -139,20 +158,15 @@ pub fn run(
             continue;
         }
         accept_count += 1;
-        if let Some(a) = info.acceptance_probability {
-            let sum = a.sum();
-            accept_total = Some(match accept_total {
-                Some(acc) => acc + sum,
-                None => sum,
-            });
-        }
+        add_on_device(&mut accept_total, info.acceptance_probability);
+        add_on_device(&mut divergent_total, info.divergent);
         if let Some(store) = draws
             .as_mut()
             .filter(|_| (t - config.warmup).is_multiple_of(config.thin))
         {
             let x = to_host2(&state.position);
             divergence(t, "position", &x, dim, info.step_size)?;
-            store.push(&x);
+            store.push(&x)?;
         }
         on_step(t);
     }
@@ -161,10 +175,23 @@ pub fn run(
         (_, None) => 1.0, // no Metropolis test: every move is kept
         (n, Some(sum)) => to_host1(&sum)[0] as f64 / (n * chains) as f64,
     };
+    let divergences = divergent_total.map_or(0, |t| to_host1(&t)[0].round() as usize);
     Ok(RunOutput {
         state,
         draws,
         acceptance_rate,
         step_size: sampler.step_size(),
+        divergences,
     })
+}
+
+/// `total += sum(value)` on the device (no host synchronisation per step).
+fn add_on_device(total: &mut Option<Tensor<1>>, value: Option<Tensor<1>>) {
+    if let Some(v) = value {
+        let sum = v.sum();
+        *total = Some(match total.take() {
+            Some(acc) => acc + sum,
+            None => sum,
+        });
+    }
 }

@@ -72,6 +72,7 @@ impl Sampler for IndependentMh {
             StepInfo {
                 step_size: 0.0,
                 acceptance_probability: Some(p),
+                divergent: None,
             },
         ))
     }

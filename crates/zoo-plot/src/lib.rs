@@ -168,6 +168,16 @@ pub fn scatters(path: &Path, panels: &[Scatter]) -> Result<()> {
 
 /// Scatter plots, 400 px per panel, `cols` per row (`None`: one row).
 pub fn scatter_grid(path: &Path, panels: &[Scatter], cols: Option<usize>) -> Result<()> {
+    if let Some(p) = panels.iter().find(|p| p.points.len() % 2 != 0) {
+        return Err(Error::invalid(
+            "points",
+            format!(
+                "panel '{}' has {} values: points are (x, y) pairs",
+                p.title,
+                p.points.len()
+            ),
+        ));
+    }
     panel_row(
         path,
         panels,

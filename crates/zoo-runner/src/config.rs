@@ -185,6 +185,27 @@ impl Default for EvalConfig {
     }
 }
 
+impl EvalConfig {
+    /// Checks the evaluation's largest allocations against the memory budget before a run
+    /// starts: the samples with their sampler tensors, the IWAE batch (test points x K), the
+    /// training and test points.
+    pub fn check_memory(&self, dim: usize) -> zoo_energy::Result<()> {
+        use zoo_energy::memory::{check, product};
+        let d = dim as u128;
+        let samples = product(&[self.samples as u128, d, 4, 16]);
+        let iwae = product(&[self.test_points as u128, self.iwae_k as u128, d, 4, 8]);
+        let points = product(&[
+            (self.train_points as u128).saturating_add(self.test_points as u128),
+            d,
+            8,
+        ]);
+        check(
+            "the evaluation (samples, test points x iwae_k, train points)",
+            samples.saturating_add(iwae).saturating_add(points),
+        )
+    }
+}
+
 /// The `[objective]` table of the `ebm` family (each field defaults per method).
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
@@ -399,6 +420,17 @@ impl RunConfig {
                 return Err(fail(key, "must be >= 1".into()));
             }
         }
+        // Sample metrics (MMD, standard errors) need two points at least.
+        for (key, v) in [
+            ("eval.samples", eval.samples),
+            ("eval.test_points", eval.test_points),
+        ] {
+            if v < 2 {
+                return Err(fail(key, format!("must be >= 2, got {v}")));
+            }
+        }
+        eval.check_memory(data.dim())
+            .map_err(|e| fail("eval", e.to_string()))?;
         if raw.objective.is_some() && family != Family::Ebm {
             return Err(fail(
                 "objective",
@@ -622,6 +654,9 @@ fn typed<T: serde::de::DeserializeOwned>(
         for lead in ["unknown field `", "missing field `"] {
             if let Some(rest) = message.strip_prefix(lead)
                 && let Some(field) = rest.split('`').next()
+                // ... unless the path already ends at the field (an unknown key is tracked).
+                && key != field
+                && !key.ends_with(&format!(".{field}"))
             {
                 key = if key.is_empty() {
                     field.to_string()

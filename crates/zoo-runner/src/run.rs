@@ -318,13 +318,22 @@ fn read_curve(path: &Path) -> Result<Curve> {
         .split(',')
         .map(String::from)
         .collect();
-    let rows = lines
+    let corrupt = |message: String| Error::Corrupt {
+        path: path.display().to_string(),
+        message,
+    };
+    let rows: Vec<Vec<f64>> = lines
         .map(|l| l.split(',').map(str::parse).collect())
         .collect::<std::result::Result<_, _>>()
-        .map_err(|e| Error::Corrupt {
-            path: path.display().to_string(),
-            message: format!("not a number: {e}"),
-        })?;
+        .map_err(|e| corrupt(format!("not a number: {e}")))?;
+    let width = Vec::<String>::len(&columns);
+    if let Some(i) = rows.iter().position(|r| r.len() != width) {
+        return Err(corrupt(format!(
+            "line {} has {} fields, the header {width}",
+            i + 2,
+            rows[i].len()
+        )));
+    }
     Ok(Curve { columns, rows })
 }
 

@@ -83,20 +83,162 @@ impl Suite {
     }
 }
 
+impl Suite {
+    /// The `index`-th (from 1) of `count` disjoint slices of the suite, for runs spread over
+    /// machines: config k (in table order, from 0) belongs to slice k mod count + 1, so every
+    /// slice gets a share of each data set. The slices together are the suite.
+    pub fn shard(&self, index: usize, count: usize) -> Result<Suite> {
+        if count == 0 || index == 0 || index > count {
+            return Err(Error::Suite(format!(
+                "invalid shard {index}/{count}: need 1 <= I <= N"
+            )));
+        }
+        let configs = self
+            .configs
+            .iter()
+            .enumerate()
+            .filter(|(k, _)| k % count == index - 1)
+            .map(|(_, c)| c.clone())
+            .collect();
+        Ok(Suite {
+            dir: self.dir.clone(),
+            configs,
+        })
+    }
+}
+
+/// Parses `I/N` (a shard of `zoo table --shard`).
+pub fn parse_shard(text: &str) -> Result<(usize, usize)> {
+    let bad = || Error::Suite(format!("invalid shard {text:?}: write I/N, e.g. 2/8"));
+    let (i, n) = text.split_once('/').ok_or_else(bad)?;
+    let (i, n) = (
+        i.trim().parse().map_err(|_| bad())?,
+        n.trim().parse().map_err(|_| bad())?,
+    );
+    if n == 0 || i == 0 || i > n {
+        return Err(Error::Suite(format!(
+            "invalid shard {text:?}: need 1 <= I <= N"
+        )));
+    }
+    Ok((i, n))
+}
+
+/// Runs every config of `suite` into `opts.out` (resuming; finished runs are read back) and
+/// returns their rows. With `opts.verbose`, a line per run says how many are done and an
+/// estimate of the time left (the mean time of the runs computed so far, times those left).
+pub fn run_all(suite: &Suite, opts: &RunOptions) -> Result<Vec<Row>> {
+    let total = suite.configs.len();
+    let bar = zoo_energy::progress::bar(opts.progress, total, "suite");
+    let started = std::time::Instant::now();
+    let (mut rows, mut computed, mut computed_secs) = (Vec::new(), 0usize, 0.0);
+    for (k, cfg) in suite.configs.iter().enumerate() {
+        bar.set_message(cfg.name.clone());
+        let t = std::time::Instant::now();
+        let finished_before = finished(&opts.out, cfg);
+        rows.extend(run(cfg, opts)?);
+        let secs = t.elapsed().as_secs_f64();
+        if !finished_before {
+            computed += 1;
+            computed_secs += secs;
+        }
+        bar.inc(1);
+        if opts.verbose {
+            let left = total - k - 1;
+            let eta = match computed {
+                0 => "unknown".to_string(),
+                c => format!("{:.1} min", computed_secs / c as f64 * left as f64 / 60.0),
+            };
+            bar.suspend(|| {
+                eprintln!(
+                    "table: {}/{total} runs done ({}, {secs:.1} s; {:.1} min so far); about {eta} left",
+                    k + 1,
+                    cfg.name,
+                    started.elapsed().as_secs_f64() / 60.0
+                )
+            });
+        }
+    }
+    bar.finish_and_clear();
+    Ok(rows)
+}
+
+/// Whether every seed of `cfg` has its metrics in `out/<name>/` (a finished run).
+fn finished(out: &Path, cfg: &RunConfig) -> bool {
+    let dir = out.join(&cfg.name);
+    std::fs::read_to_string(dir.join("config.toml")).is_ok_and(|t| t == cfg.text)
+        && std::fs::read_to_string(dir.join("backend"))
+            .is_ok_and(|b| b.trim() == cfg.backend.name())
+        && cfg
+            .seeds
+            .iter()
+            .all(|s| dir.join(format!("seed-{s}/metrics.json")).exists())
+}
+
+/// Gathers the finished runs of `suite` from the results folders `from` (e.g. one per shard)
+/// into `out`: each run folder missing from `out` is copied from the first folder that holds it
+/// finished (same config text and backend). Every run must be found finished somewhere; the
+/// error lists those that are not. Then `table` on `out` reads everything back.
+pub fn merge(suite: &Suite, from: &[PathBuf], out: &Path) -> Result<()> {
+    // Every run is found before anything is copied: a failed merge writes nothing.
+    let (mut copies, mut missing) = (Vec::new(), Vec::new());
+    for cfg in suite.configs.iter().filter(|c| !finished(out, c)) {
+        match from.iter().find(|d| finished(d, cfg)) {
+            Some(src) => copies.push((src.join(&cfg.name), out.join(&cfg.name))),
+            None => missing.push(cfg.name.clone()),
+        }
+    }
+    if !missing.is_empty() {
+        return Err(Error::Suite(format!(
+            "{} of {} runs are finished in none of the folders: {}",
+            missing.len(),
+            suite.configs.len(),
+            missing.join(", ")
+        )));
+    }
+    for (src, dst) in &copies {
+        copy_run(src, dst)?;
+    }
+    Ok(())
+}
+
+/// Copies the run folder `src` to `dst` through a temporary sibling and a rename, replacing an
+/// unfinished `dst`.
+fn copy_run(src: &Path, dst: &Path) -> Result<()> {
+    let io = |what: &str, p: &Path| Error::io(format!("{what} {}", p.display()));
+    let parent = dst.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).map_err(io("creating", parent))?;
+    let name = dst.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = parent.join(format!(".{name}.merge{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    copy_tree(src, &tmp)?;
+    if dst.exists() {
+        std::fs::remove_dir_all(dst).map_err(io("removing", dst))?;
+    }
+    std::fs::rename(&tmp, dst).map_err(io("renaming onto", dst))
+}
+
+fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
+    let io = |what: &str, p: &Path| Error::io(format!("{what} {}", p.display()));
+    std::fs::create_dir_all(dst).map_err(io("creating", dst))?;
+    for entry in std::fs::read_dir(src).map_err(io("reading", src))? {
+        let entry = entry.map_err(io("reading", src))?;
+        let (from, to) = (entry.path(), dst.join(entry.file_name()));
+        if entry.file_type().map_err(io("reading", &from))?.is_dir() {
+            copy_tree(&from, &to)?;
+        } else {
+            std::fs::copy(&from, &to).map_err(io("copying", &from))?;
+        }
+    }
+    Ok(())
+}
+
 /// Runs every config of `suite` (resuming), writes `TABLE.md`, `table.json`, `table.csv` and
 /// `gallery.md` into `opts.out`, and returns the markdown table.
 pub fn table(suite: &Suite, opts: &RunOptions) -> Result<String> {
     if suite.configs.is_empty() {
         return Err(Error::Suite("the suite is empty".into()));
     }
-    let bar = zoo_energy::progress::bar(opts.progress, suite.configs.len(), "suite");
-    let mut rows = Vec::new();
-    for cfg in &suite.configs {
-        bar.set_message(cfg.name.clone());
-        rows.extend(run(cfg, opts)?);
-        bar.inc(1);
-    }
-    bar.finish_and_clear();
+    let rows = run_all(suite, opts)?;
     let md = markdown(&rows, &suite.configs);
     write_atomic(&opts.out.join("TABLE.md"), md.as_bytes())?;
     write_json(&opts.out.join("table.json"), &rows)?;

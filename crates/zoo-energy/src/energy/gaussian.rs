@@ -26,14 +26,25 @@ enum Precision {
 }
 
 /// A Gaussian energy with a hand-written score s(x) = -Sigma^{-1} (x - mean).
+///
+/// Isotropic and diagonal covariances are stored as their variances (O(d) memory, never a dense
+/// matrix); only a full covariance keeps its matrix, Cholesky factor and inverse (checked against
+/// the memory budget first, [`crate::memory`]).
 #[derive(Debug, Clone)]
 pub struct Gaussian {
     mean: Vec<f64>,
-    covariance: Matrix,
-    cholesky: Matrix,
+    covariance: Covariance,
+    /// Lower Cholesky factor of a full covariance; `None` for isotropic and diagonal ones.
+    cholesky: Option<Matrix>,
     log_z: f64,
     mean_row: Tensor<2>,
     precision: Precision,
+}
+
+/// log det of diag(variances), summed as the Cholesky route does (2 sum ln sqrt v_i), so that
+/// the numbers equal those of the dense computation to the last bit.
+fn diagonal_log_det(variances: impl Iterator<Item = f64>) -> f64 {
+    2.0 * variances.map(|v| v.sqrt().ln()).sum::<f64>()
 }
 
 impl Gaussian {
@@ -46,12 +57,12 @@ impl Gaussian {
         if let Some(m) = mean.iter().find(|m| !m.is_finite()) {
             return Err(Error::invalid("mean", format!("contains {m}")));
         }
-        let full: Matrix = match &covariance {
+        let (cholesky, log_det, precision) = match &covariance {
             Covariance::Isotropic(v) => {
                 crate::error::check_positive("variance", *v)?;
-                (0..d)
-                    .map(|i| (0..d).map(|j| if i == j { *v } else { 0.0 }).collect())
-                    .collect()
+                let inv = vec![1.0 / v; d];
+                let log_det = diagonal_log_det((0..d).map(|_| *v));
+                (None, log_det, Precision::Diagonal(row(&inv, device)))
             }
             Covariance::Diagonal(vs) => {
                 if vs.len() != d {
@@ -63,32 +74,29 @@ impl Gaussian {
                 for v in vs {
                     crate::error::check_positive("variance", *v)?;
                 }
-                (0..d)
-                    .map(|i| (0..d).map(|j| if i == j { vs[i] } else { 0.0 }).collect())
-                    .collect()
+                let inv: Vec<f64> = vs.iter().map(|v| 1.0 / v).collect();
+                let log_det = diagonal_log_det(vs.iter().copied());
+                (None, log_det, Precision::Diagonal(row(&inv, device)))
             }
             Covariance::Full(m) => {
                 linalg::check_square_symmetric("covariance", m, d)?;
-                m.clone()
-            }
-        };
-        let cholesky = linalg::cholesky("covariance", &full)?;
-        let log_z = log_2pi_half(d) + 0.5 * linalg::logdet_from_cholesky(&cholesky);
-        let precision = match &covariance {
-            Covariance::Full(_) => {
-                Precision::Full(matrix(&linalg::inverse_from_cholesky(&cholesky), device))
-            }
-            _ => {
-                let inv: Vec<f64> = (0..d).map(|i| 1.0 / full[i][i]).collect();
-                Precision::Diagonal(row(&inv, device))
+                crate::memory::check_elements(
+                    "a full covariance (its Cholesky factor and inverse, dim x dim each)",
+                    3 * (d as u128) * (d as u128),
+                    8,
+                )?;
+                let chol = linalg::cholesky("covariance", m)?;
+                let log_det = linalg::logdet_from_cholesky(&chol);
+                let inv = matrix(&linalg::inverse_from_cholesky(&chol), device);
+                (Some(chol), log_det, Precision::Full(inv))
             }
         };
         Ok(Self {
             mean_row: row(&mean, device),
             mean,
-            covariance: full,
+            covariance,
             cholesky,
-            log_z,
+            log_z: log_2pi_half(d) + 0.5 * log_det,
             precision,
         })
     }
@@ -103,9 +111,35 @@ impl Gaussian {
         &self.mean
     }
 
-    /// The covariance matrix.
-    pub fn covariance(&self) -> &Matrix {
+    /// The covariance as it was given (isotropic, diagonal or full).
+    pub fn covariance_form(&self) -> &Covariance {
         &self.covariance
+    }
+
+    /// The variance of coordinate `i`.
+    pub fn variance(&self, i: usize) -> f64 {
+        match &self.covariance {
+            Covariance::Isotropic(v) => *v,
+            Covariance::Diagonal(vs) => vs[i],
+            Covariance::Full(m) => m[i][i],
+        }
+    }
+
+    /// The covariance as a dense `d x d` matrix (built on demand for isotropic and diagonal ones).
+    pub fn covariance(&self) -> Matrix {
+        match &self.covariance {
+            Covariance::Full(m) => m.clone(),
+            _ => {
+                let d = self.mean.len();
+                (0..d)
+                    .map(|i| {
+                        (0..d)
+                            .map(|j| if i == j { self.variance(i) } else { 0.0 })
+                            .collect()
+                    })
+                    .collect()
+            }
+        }
     }
 
     /// `n` exact samples, mean + L z with L L^T = Sigma (for tests and as an AIS base).
@@ -115,9 +149,10 @@ impl Gaussian {
         let mut out = vec![0f32; n * d];
         for r in 0..n {
             for i in 0..d {
-                let v: f64 = (0..=i)
-                    .map(|k| self.cholesky[i][k] * z[r * d + k] as f64)
-                    .sum();
+                let v: f64 = match &self.cholesky {
+                    Some(l) => (0..=i).map(|k| l[i][k] * z[r * d + k] as f64).sum(),
+                    None => self.variance(i).sqrt() * z[r * d + i] as f64,
+                };
                 out[r * d + i] = (self.mean[i] + v) as f32;
             }
         }

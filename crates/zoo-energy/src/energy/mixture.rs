@@ -102,9 +102,10 @@ impl GaussianMixture {
         let m = self.mean();
         let mut out = vec![vec![0.0; d]; d];
         for (w, c) in self.weights.iter().zip(&self.components) {
+            let cov = c.covariance();
             for i in 0..d {
                 for j in 0..d {
-                    out[i][j] += w * (c.covariance()[i][j] + c.mean()[i] * c.mean()[j]);
+                    out[i][j] += w * (cov[i][j] + c.mean()[i] * c.mean()[j]);
                 }
             }
         }

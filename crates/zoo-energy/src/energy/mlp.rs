@@ -113,7 +113,12 @@ impl MlpEnergyConfig {
                 format!("the last width must be 1 (a scalar energy), got {w:?}"),
             ));
         }
-        Ok(())
+        // Host weights, their clone for the fused kernel check, the device copy: ~4 copies.
+        let params: u128 = w
+            .windows(2)
+            .map(|io| (io[0] as u128 + 1) * io[1] as u128)
+            .sum();
+        crate::memory::check_elements("the MLP's weights (`widths`)", params, 16)
     }
 
     /// Initialises the weights as PyTorch's `nn.Linear` does, W and b ~ U(-1/sqrt(fan_in),

@@ -142,9 +142,26 @@ impl EnergySpec {
         Self::from_toml(toml)
     }
 
-    /// Parses a TOML table with a `kind` key.
+    /// Parses a TOML table with a `kind` key; an error names the key at fault.
     pub fn from_toml(text: &str) -> Result<Self> {
-        toml::from_str(text).map_err(|e| Error::Config(one_line(&e.to_string())))
+        let table: toml::Table =
+            toml::from_str(text).map_err(|e| Error::Config(one_line(&e.to_string())))?;
+        let typed = |t: toml::Table| toml::Value::Table(t).try_into::<Self>();
+        typed(table.clone()).map_err(|e| {
+            let message = one_line(&e.to_string());
+            // serde buffers an internally tagged enum, which loses the key of a bad value
+            // ("unknown variant", "invalid value"): the key is the one whose removal changes the
+            // error (to success or to "missing field").
+            let culprit = table.keys().filter(|k| *k != "kind").find(|k| {
+                let mut without = table.clone();
+                without.remove(*k);
+                typed(without).map_or_else(|e2| one_line(&e2.to_string()) != message, |_| true)
+            });
+            Error::Config(match culprit {
+                Some(k) if !message.contains(&format!("`{k}`")) => format!("key `{k}`: {message}"),
+                _ => message,
+            })
+        })
     }
 
     /// Parses the command-line form: `NAME`, `NAME{key = value, ...}` or `@file.toml`.
@@ -181,16 +198,13 @@ impl EnergySpec {
                 "do not set kind ({kind}) inside braces: the name before '{{' is the kind"
             )));
         }
-        // The presets' dimension-setting keys conflict with explicit parameters; drop them.
-        for (k, v) in overrides {
-            if matches!(
-                k.as_str(),
-                "mean" | "covariance" | "variance" | "std" | "correlation"
-            ) {
-                t.remove("dim");
-            }
-            t.insert(k, v);
+        // A preset's `dim` yields to keys that fix the dimension themselves (`mean`, `variance`,
+        // `covariance`) unless `dim` is given too; `std` and `correlation` keep it.
+        let shapes = ["mean", "variance", "covariance"];
+        if !overrides.contains_key("dim") && shapes.iter().any(|k| overrides.contains_key(*k)) {
+            t.remove("dim");
         }
+        t.extend(overrides);
         Self::from_toml(&toml::to_string(&table).map_err(|e| Error::Config(e.to_string()))?)
     }
 
@@ -205,48 +219,15 @@ impl EnergySpec {
                 covariance,
                 correlation,
             } => {
-                let mean = match (mean, dim) {
-                    (Some(m), Some(d)) if m.len() != *d => {
-                        return Err(Error::invalid(
-                            "mean",
-                            format!("has {} entries but dim = {d}", m.len()),
-                        ));
-                    }
-                    (Some(m), _) => m.clone(),
-                    (None, Some(d)) => vec![0.0; *d],
-                    (None, None) => return Err(Error::invalid("mean", "give `mean` or `dim`")),
+                let parts = GaussianParts {
+                    dim: *dim,
+                    mean,
+                    std: *std,
+                    variance,
+                    covariance,
+                    correlation: *correlation,
                 };
-                let given = [
-                    std.is_some(),
-                    variance.is_some(),
-                    covariance.is_some(),
-                    correlation.is_some(),
-                ];
-                if given.iter().filter(|g| **g).count() > 1 {
-                    return Err(Error::invalid(
-                        "covariance",
-                        "give at most one of std, variance, covariance, correlation",
-                    ));
-                }
-                let cov = if let Some(s) = std {
-                    crate::error::check_positive("std", *s)?;
-                    Covariance::Isotropic(s * s)
-                } else if let Some(v) = variance {
-                    Covariance::Diagonal(v.clone())
-                } else if let Some(c) = covariance {
-                    Covariance::Full(c.clone())
-                } else if let Some(rho) = correlation {
-                    if !(rho.is_finite() && rho.abs() < 1.0) {
-                        return Err(Error::invalid(
-                            "correlation",
-                            format!("must lie in (-1, 1), got {rho}"),
-                        ));
-                    }
-                    Covariance::Full(ar1_correlation(mean.len(), *rho))
-                } else {
-                    Covariance::Isotropic(1.0)
-                };
-                Box::new(Gaussian::new(mean, cov, device)?)
+                Box::new(parts.build(device)?)
             }
             EnergySpec::Mixture {
                 weights,
@@ -301,6 +282,88 @@ impl EnergySpec {
                 }
             }
         })
+    }
+}
+
+/// The fields of [`EnergySpec::Gaussian`], borrowed.
+struct GaussianParts<'a> {
+    dim: Option<usize>,
+    mean: &'a Option<Vec<f64>>,
+    std: Option<f64>,
+    variance: &'a Option<Vec<f64>>,
+    covariance: &'a Option<Vec<Vec<f64>>>,
+    correlation: Option<f64>,
+}
+
+impl GaussianParts<'_> {
+    /// The Gaussian of a `gaussian` spec: the dimension from `mean`, `dim`, `variance` or
+    /// `covariance` (in that order), checked against the memory budget before anything of that
+    /// size is allocated.
+    fn build(&self, device: &Device) -> Result<Gaussian> {
+        let (mean, variance, covariance) = (self.mean, self.variance, self.covariance);
+        let (dim, std, correlation) = (&self.dim, &self.std, &self.correlation);
+        let d = match (mean, dim) {
+            (Some(m), Some(d)) if m.len() != *d => {
+                return Err(Error::invalid(
+                    "mean",
+                    format!("has {} entries but dim = {d}", m.len()),
+                ));
+            }
+            (Some(m), _) => m.len(),
+            (None, Some(d)) => *d,
+            (None, None) => match (variance, covariance) {
+                (Some(v), _) => v.len(),
+                (None, Some(c)) => c.len(),
+                (None, None) => {
+                    return Err(Error::invalid(
+                        "dim",
+                        "give `dim`, `mean`, `variance` or `covariance`",
+                    ));
+                }
+            },
+        };
+        crate::memory::check_elements(
+            "a gaussian of dimension `dim` (its vectors)",
+            8 * d as u128,
+            8,
+        )?;
+        let given = [
+            std.is_some(),
+            variance.is_some(),
+            covariance.is_some(),
+            correlation.is_some(),
+        ];
+        if given.iter().filter(|g| **g).count() > 1 {
+            return Err(Error::invalid(
+                "covariance",
+                "give at most one of std, variance, covariance, correlation",
+            ));
+        }
+        let cov = if let Some(s) = std {
+            crate::error::check_positive("std", *s)?;
+            Covariance::Isotropic(s * s)
+        } else if let Some(v) = variance {
+            Covariance::Diagonal(v.clone())
+        } else if let Some(c) = covariance {
+            Covariance::Full(c.clone())
+        } else if let Some(rho) = correlation {
+            if !(rho.is_finite() && rho.abs() < 1.0) {
+                return Err(Error::invalid(
+                    "correlation",
+                    format!("must lie in (-1, 1), got {rho}"),
+                ));
+            }
+            crate::memory::check_elements(
+                "a correlated gaussian (dim x dim covariance, Cholesky factor and inverse)",
+                4 * (d as u128) * (d as u128),
+                8,
+            )?;
+            Covariance::Full(ar1_correlation(d, *rho))
+        } else {
+            Covariance::Isotropic(1.0)
+        };
+        let mean = (*mean).clone().unwrap_or_else(|| vec![0.0; d]);
+        Gaussian::new(mean, cov, device)
     }
 }
 

@@ -45,6 +45,7 @@ pub fn anneal<B: Energy + ExactSample>(
         return Err(Error::invalid("base", "base and target dimensions differ"));
     }
     let per_group = check_groups(particles, config.groups)?;
+    super::check_particle_memory(particles, target.dim())?;
     let n = per_group * config.groups;
     let d = target.dim();
     let mut x = base.sample_exact(rng, n, device);

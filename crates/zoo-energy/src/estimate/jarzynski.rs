@@ -88,6 +88,7 @@ pub fn jarzynski_walkers<B: Energy + ExactSample>(
         .log_normalizer()
         .ok_or_else(|| Error::invalid("base", "the base needs a known log Z"))?;
     let per_group = check_groups(particles, config.groups)?;
+    super::check_particle_memory(particles, target.dim())?;
     let n = per_group * config.groups;
     // U_0 = E_base.
     let mut state = ChainState::at(base, base.sample_exact(rng, n, device));

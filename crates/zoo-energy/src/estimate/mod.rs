@@ -128,6 +128,17 @@ pub(crate) fn check_path(betas: &[f64]) -> Result<()> {
 
 /// Checks particles and groups: at least 2 groups, and at least 2 particles per group.
 #[doc(hidden)]
+/// Checks that `particles` points of dimension `dim` fit the memory budget: positions, scores,
+/// proposals and weights, about 12 tensors of `particles x dim` f32 at once.
+pub fn check_particle_memory(particles: usize, dim: usize) -> Result<()> {
+    crate::memory::check_elements(
+        "the annealed particles (particles x dim, ~12 tensors)",
+        particles as u128 * dim as u128,
+        48,
+    )
+}
+
+/// Checks the particle and group counts; returns the particles per group.
 pub fn check_groups(particles: usize, groups: usize) -> Result<usize> {
     if groups < 2 || particles < 2 * groups {
         return Err(Error::invalid(

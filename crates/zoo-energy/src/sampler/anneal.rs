@@ -45,6 +45,7 @@ pub fn geometric_schedule(start: f64, levels: usize) -> Result<Vec<f64>> {
             "need levels >= 1 and 0 < start <= 1",
         ));
     }
+    crate::memory::check_elements("the annealing schedule (levels)", levels as u128, 8)?;
     if levels == 1 {
         return Ok(vec![1.0]);
     }

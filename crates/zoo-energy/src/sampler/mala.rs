@@ -51,6 +51,7 @@ impl Sampler for Mala {
             StepInfo {
                 step_size: h,
                 acceptance_probability: Some(accept),
+                divergent: None,
             },
         ))
     }

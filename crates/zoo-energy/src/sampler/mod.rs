@@ -40,7 +40,7 @@ pub use accept::{accept_test, select_rows};
 pub use adapt::DualAveraging;
 pub use anneal::{AnnealedLangevin, LevelInfo, check_schedule, geometric_schedule};
 pub use buffer::{InitDistribution, ReplayBuffer};
-pub use hmc::Hmc;
+pub use hmc::{Hmc, jittered_length};
 pub use integrator::leapfrog;
 pub use mala::Mala;
 pub use ula::{Ula, langevin_move};
@@ -94,7 +94,14 @@ pub struct StepInfo {
     pub step_size: f64,
     /// min(1, alpha) per chain `[n]` for Metropolis-adjusted kernels; `None` for ULA (no test).
     pub acceptance_probability: Option<Tensor<1>>,
+    /// 1 per chain whose trajectory diverged (energy error H - H0 > [`DIVERGENCE_THRESHOLD`] or
+    /// not finite), else 0, `[n]`; `None` for kernels without a trajectory (ULA, MALA).
+    pub divergent: Option<Tensor<1>>,
 }
+
+/// The energy error H(x', p') - H(x, p) above which a trajectory counts as divergent (Stan's and
+/// BlackJAX's 1000).
+pub const DIVERGENCE_THRESHOLD: f64 = 1000.0;
 
 /// A Markov kernel over a batch of chains.
 pub trait Sampler {

@@ -52,6 +52,7 @@ impl Sampler for Ula {
             StepInfo {
                 step_size: self.step_size,
                 acceptance_probability: None,
+                divergent: None,
             },
         ))
     }

@@ -8,7 +8,8 @@ mod exact;
 mod samplers;
 
 pub use exact::{
-    ExactIsing, MAX_ENUMERATION_SPINS, curie_weiss_exact, enumerate, onsager_free_energy_per_spin,
+    ExactIsing, MAX_ENUMERATION_SPINS, curie_weiss_exact, enumerate, kaufman_log_z,
+    onsager_free_energy_per_spin,
 };
 pub use samplers::{Observables, SpinInfo, SpinSampler, SpinState, anneal_log_z, observe};
 
@@ -50,6 +51,12 @@ impl Ising {
             ));
         }
         check_finite_couplings(coupling, field)?;
+        // Per site: two bonds (16 bytes each) and four neighbour entries plus their Vec.
+        crate::memory::check_elements(
+            "an L x M Ising lattice (its bonds and neighbour lists)",
+            rows as u128 * cols as u128,
+            96,
+        )?;
         Ok(Self::from_bonds(
             rows,
             cols,
@@ -67,6 +74,12 @@ impl Ising {
             return Err(Error::invalid("N", "need at least one spin"));
         }
         check_finite_couplings(coupling, field)?;
+        // N (N - 1) / 2 pairs of 16 bytes and 2 neighbour entries of 8 bytes for each.
+        crate::memory::check_elements(
+            "a Curie-Weiss model as a graph of N spins (all N^2 / 2 pairs)",
+            n as u128 * n as u128,
+            16,
+        )?;
         let pairs = (0..n)
             .flat_map(|i| (i + 1..n).map(move |j| (i, j)))
             .collect();

@@ -198,6 +198,14 @@ pub fn observe(
         ));
     }
     let n = model.sites();
+    // Spins (1 byte a site, a copy for the cluster stack) and the E, m, |m| traces.
+    let bytes = crate::memory::product(&[replicas as u128, n as u128, 2]).saturating_add(
+        crate::memory::product(&[replicas as u128, steps as u128, 24]),
+    );
+    crate::memory::check(
+        "the replicas' spins and traces (replicas x sites, replicas x sweeps)",
+        bytes,
+    )?;
     let mut state = sampler.init(rng, model, replicas);
     for _ in 0..warmup {
         sampler.step_in_place(rng, model, beta, &mut state);
@@ -284,6 +292,11 @@ pub fn anneal_log_z(
     let per_group = crate::estimate::check_groups(replicas, groups)?;
     let n = model.sites();
     let total = per_group * groups;
+    crate::memory::check_elements(
+        "the annealed replicas' spins (particles x sites)",
+        total as u128 * n as u128,
+        2,
+    )?;
     let mut state = SpinState::random(rng, model, total);
     let mut log_w = vec![0f64; total];
     let mut log_z_acc = vec![0f64; groups];

@@ -1,0 +1,446 @@
+//! The bad-input suite: every command and every config table, given something wrong, exits
+//! non-zero without a panic or an abort, prints one to three lines on stderr that name the key,
+//! prints nothing on stdout and writes nothing.
+//!
+//! Each case runs `zoo` in a fresh empty working folder holding only the case's own files, with
+//! `ZOO_MAX_MEMORY=2G`, so that the size checks answer the same on every machine: afterwards the
+//! folder must hold exactly those files.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// One bad input: the arguments, files to create in the working folder, and a piece of text the
+/// error must contain (the key, the flag or the limit).
+struct Case {
+    args: Vec<String>,
+    files: Vec<(&'static str, String)>,
+    needle: &'static str,
+}
+
+fn case(args: &str, needle: &'static str) -> Case {
+    Case {
+        args: shell_words(args),
+        files: Vec::new(),
+        needle,
+    }
+}
+
+fn with_file(args: &str, file: &'static str, text: &str, needle: &'static str) -> Case {
+    Case {
+        files: vec![(file, text.to_string())],
+        ..case(args, needle)
+    }
+}
+
+/// Splits on spaces outside single quotes (the energy specs hold spaces).
+fn shell_words(s: &str) -> Vec<String> {
+    let (mut out, mut cur, mut quoted) = (Vec::new(), String::new(), false);
+    for c in s.chars() {
+        match c {
+            '\'' => quoted = !quoted,
+            ' ' if !quoted => {
+                if !cur.is_empty() {
+                    out.push(std::mem::take(&mut cur));
+                }
+            }
+            c => cur.push(c),
+        }
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+/// A run config that passes, for variations.
+const GOOD: &str =
+    "data = \"8gaussians\"\nfamily = \"flow\"\nmethod = \"realnvp\"\n[train]\niterations = 10\n";
+/// An EBM config that passes.
+const GOOD_EBM: &str =
+    "data = \"8gaussians\"\nfamily = \"ebm\"\nmethod = \"pcd\"\n[train]\niterations = 10\n";
+
+fn run_config(text: &str, needle: &'static str) -> Case {
+    with_file("run c.toml", "c.toml", text, needle)
+}
+
+fn sample_cases() -> Vec<Case> {
+    let e = |spec: &str, needle| case(&format!("sample --steps 8 --energy '{spec}'"), needle);
+    vec![
+        case("sample", "no energy"),
+        e("nonsense", "unknown energy"),
+        e("gaussian{dim = 0}", "dimension"),
+        e("gaussian{dim = 3", "must end with"),
+        e("gaussian{kind = \"funnel\"}", "kind"),
+        e("gaussian{foo = 1}", "foo"),
+        e("gaussian{std = -1.0}", "std"),
+        e("gaussian{std = 1.0, variance = [1.0, 1.0]}", "at most one"),
+        e("gaussian{mean = [1.0, 2.0], dim = 3}", "mean"),
+        e("gaussian{variance = [1.0, -2.0]}", "variance"),
+        e(
+            "gaussian{covariance = [[1.0, 2.0], [2.0, 1.0]]}",
+            "covariance",
+        ),
+        e(
+            "gaussian{covariance = [[1.0, 0.5], [0.4, 1.0]]}",
+            "covariance",
+        ),
+        e("gaussian{correlation = 1.5}", "correlation"),
+        e("gaussian{mean = [nan, 0.0]}", "mean"),
+        e("gaussian{dim = 100000000000}", "memory limit"),
+        e("correlated_gaussian{dim = 1000000}", "memory limit"),
+        e("gaussian{dim = 100000000, std = 2.0}", "memory limit"),
+        e("mixture{weights = [0.5, -0.5]}", "weights"),
+        e("mixture{stds = [1.0]}", "means"),
+        e("mixture{weights = [1.0]}", "weights"),
+        e("funnel{dim = 1}", "dim"),
+        e("funnel{scale = 0.0}", "scale"),
+        e("banana{curvature = nan}", "curvature"),
+        e("double_well{dim = 0}", "dim"),
+        e("double_well{barrier = -1.0}", "barrier"),
+        e("mlp{widths = [2, 0, 1]}", "widths"),
+        e("mlp{widths = [2, 64, 3]}", "widths"),
+        e("mlp{widths = [2, 1000000, 1000000, 1]}", "memory limit"),
+        e("mlp{activation = \"relu6\"}", "activation"),
+        case("sample --energy @missing.toml", "missing.toml"),
+        with_file(
+            "sample --energy @e.toml",
+            "e.toml",
+            "kind = 'gaussian'\ndim = -1\n",
+            "dim",
+        ),
+        case("sample --energy gaussian --sampler nuts", "sampler"),
+        case("sample --energy gaussian --chains 0", "chains"),
+        case("sample --energy gaussian --steps 3", "steps"),
+        case("sample --energy gaussian --thin 0", "thin"),
+        case("sample --energy gaussian --step-size 0", "step_size"),
+        case("sample --energy gaussian --step-size -0.1", "step_size"),
+        case(
+            "sample --energy gaussian --sampler hmc --leapfrog-steps 0",
+            "leapfrog_steps",
+        ),
+        case(
+            "sample --energy gaussian --target-acceptance 1.5",
+            "target_acceptance",
+        ),
+        case(
+            "sample --energy gaussian --sampler ula --target-acceptance 0.5",
+            "ULA",
+        ),
+        case("sample --energy gaussian --init-std 0", "init_std"),
+        case("sample --energy gaussian --backend tpu", "tpu"),
+        case(
+            "sample --energy gaussian --chains 100000000000",
+            "memory limit",
+        ),
+        case(
+            "sample --energy gaussian --chains 64 --steps 100000000000",
+            "kept draws",
+        ),
+        with_file(
+            "sample --energy gaussian --init i.csv",
+            "i.csv",
+            "1,2\n3\n",
+            "line 2",
+        ),
+        with_file(
+            "sample --energy gaussian --init i.csv",
+            "i.csv",
+            "a,b\n",
+            "not a number",
+        ),
+        with_file(
+            "sample --energy gaussian --init i.csv",
+            "i.csv",
+            "1,2,3\n",
+            "initial position",
+        ),
+        with_file(
+            "sample --energy gaussian --init i.csv",
+            "i.csv",
+            "\n",
+            "no rows",
+        ),
+        with_file(
+            "sample --energy gaussian --init i.csv",
+            "i.csv",
+            "1,nan\n",
+            "non-finite",
+        ),
+        case("sample --config missing.toml", "missing.toml"),
+        with_file(
+            "sample --config s.toml",
+            "s.toml",
+            "chain = 4\n[energy]\nkind = 'gaussian'\ndim = 2\n",
+            "chain",
+        ),
+        with_file(
+            "sample --config s.toml",
+            "s.toml",
+            "chains = -1\n[energy]\nkind = 'gaussian'\ndim = 2\n",
+            "s.toml",
+        ),
+        with_file(
+            "sample --config s.toml",
+            "s.toml",
+            "chains = = 4\n",
+            "s.toml",
+        ),
+        with_file(
+            "sample --config s.toml",
+            "s.toml",
+            "[energy]\nkind = 'gaussian'\ndim = 2\nstd = 0.0\n",
+            "std",
+        ),
+        case("sample --energy gaussian --seed -1", "-1"),
+        case("sample --energy gaussian --frobnicate", "frobnicate"),
+    ]
+}
+
+fn logz_cases() -> Vec<Case> {
+    let l =
+        |spec: &str, rest: &str, needle| case(&format!("logz --energy '{spec}' {rest}"), needle);
+    vec![
+        l("ising{L = 0, beta = 0.4}", "--method exact", "L"),
+        l(
+            "ising{L = 5, beta = 0.4, periodic = false}",
+            "--method exact",
+            "enumeration",
+        ),
+        l(
+            "ising{L = 100000, beta = 0.4}",
+            "--method ais",
+            "memory limit",
+        ),
+        l("ising{L = 4, beta = -1.0}", "--method exact", "beta"),
+        l("ising{L = 4}", "--method exact", "beta"),
+        l("ising{L = 4, beta = 0.4, foo = 1}", "--method exact", "foo"),
+        l(
+            "curie_weiss{N = 1000000000000, beta = 1.0}",
+            "--method exact",
+            "memory limit",
+        ),
+        l(
+            "curie_weiss{N = 10, beta = 1.0}",
+            "--method ais",
+            "curie_weiss",
+        ),
+        l("curie_weiss{N = 0, beta = 1.0}", "--method exact", "N"),
+        l("gaussian", "--method smc --particles 1", "particles"),
+        l("gaussian", "--method ais --groups 1", "groups"),
+        l("gaussian", "--method ais --steps 0", "steps"),
+        l(
+            "gaussian",
+            "--method ais --steps 100000000000000",
+            "memory limit",
+        ),
+        l("gaussian", "--method ais --base-std 0", "base_std"),
+        l("gaussian", "--method ais --step-size 0", "step_size"),
+        l("mlp", "--method exact", "closed-form"),
+        l("gaussian", "--method guess", "guess"),
+        l(
+            "gaussian",
+            "--method ais --particles 100000000000",
+            "memory limit",
+        ),
+        l(
+            "ising{L = 4, beta = 0.4}",
+            "--method ais --particles 1000000000000",
+            "memory limit",
+        ),
+    ]
+}
+
+fn ising_and_bench_cases() -> Vec<Case> {
+    vec![
+        case("ising --L 0 --beta 0.4", "L"),
+        case("ising --L 4 --beta -1", "beta"),
+        case("ising --L 4 --beta nan", "beta"),
+        case("ising --L 4 --beta 0.4 --sampler foo", "foo"),
+        case("ising --L 4 --beta 0.4 --sweeps 2", "sweeps"),
+        case("ising --L 4 --beta 0.4 --replicas 0", "replica"),
+        case("ising --L 100000 --beta 0.4", "memory limit"),
+        case(
+            "ising --L 64 --beta 0.4 --replicas 1000000000",
+            "memory limit",
+        ),
+        case(
+            "ising --L 4 --beta 0.4 --sampler wolff --field 0.5",
+            "Wolff",
+        ),
+        case("bench sample --particles 0", "particles"),
+        case("bench sample --particles 100000000000", "memory limit"),
+        case("bench sample --backend foo", "foo"),
+        case("bench sample --step-size 0", "step_size"),
+        case("bench sample --block 0", "block"),
+        case("bench realnvp --steps 0", "steps"),
+        case("bench dsm --repeats 0", "repeats"),
+        case("bench fft", "fft"),
+    ]
+}
+
+fn run_cases() -> Vec<Case> {
+    let add = |extra: &str| format!("{GOOD}{extra}");
+    let top = |extra: &str| format!("{extra}{GOOD}");
+    vec![
+        case("run missing.toml", "missing.toml"),
+        run_config(&add("[eval]\nsamples = 1\n"), "eval.samples"),
+        run_config(&add("[eval]\ntest_points = 1\n"), "eval.test_points"),
+        run_config(&add("[eval]\niwae_k = 0\n"), "eval.iwae_k"),
+        run_config(&add("[eval]\nsamples = 10000000000000\n"), "memory limit"),
+        run_config(&add("[eval]\nsample = 10\n"), "eval.sample"),
+        run_config(&add("[model]\nhidden = [0]\n"), "model.hidden"),
+        run_config(&add("[model]\nlayers = 0\n"), "model.layers"),
+        run_config(&add("[model]\ndim = 3\n"), "model.dim"),
+        run_config(&top("seeds = []\n"), "seeds"),
+        run_config(&top("name = \"../x\"\n"), "name"),
+        run_config(&top("backend = \"tpu\"\n"), "backend"),
+        run_config(&GOOD.replace("flow", "boltzmann"), "family"),
+        run_config(&GOOD.replace("realnvp", "glow"), "method"),
+        run_config(&GOOD.replace("8gaussians", "9gaussians"), "data"),
+        run_config(&add("[objective]\nmcmc_steps = 3\n"), "objective"),
+        run_config(
+            &GOOD.replace("iterations = 10", "learning_rat = 1.0"),
+            "`train.learning_rat`",
+        ),
+        run_config(
+            &GOOD.replace("iterations = 10", "iterations = -1"),
+            "train.iterations",
+        ),
+        run_config(
+            &GOOD.replace("iterations = 10", "iterations = 0"),
+            "train.iterations",
+        ),
+        run_config(&add("[[sampler]]\nkind = \"rk4\"\n"), "sampler[0].kind"),
+        run_config(&GOOD.replace("[train]", "[train]\n[train]"), "line"),
+        run_config("", "data"),
+        run_config(
+            &format!("{GOOD_EBM}[objective]\nmcmc_steps = 0\n"),
+            "objective.mcmc_steps",
+        ),
+        run_config(
+            &format!("{GOOD_EBM}[objective]\nstep_size = -1.0\n"),
+            "objective.step_size",
+        ),
+        run_config(
+            &format!("{GOOD_EBM}[[sampler]]\nkind = \"mala\"\nsteps = 0\n"),
+            "sampler[0].steps",
+        ),
+        run_config(
+            &format!("{GOOD_EBM}[[sampler]]\nkind = \"mala\"\nstep_size = 0.0\n"),
+            "sampler[0].step_size",
+        ),
+    ]
+}
+
+fn table_cases() -> Vec<Case> {
+    let suite_file = |args: &str, needle| with_file(args, "s/a.toml", GOOD, needle);
+    vec![
+        case("table", "configs/table"),
+        case("table --suite nowhere", "nowhere"),
+        with_file("table --suite s", "s/readme.txt", "x", "no *.toml"),
+        suite_file("table --suite s --shard 0/2", "shard"),
+        suite_file("table --suite s --shard 3/2", "shard"),
+        suite_file("table --suite s --shard x", "shard"),
+        suite_file(
+            "table --suite s --out o --merge elsewhere",
+            "finished in none",
+        ),
+        suite_file("table --suite s --backend tpu", "tpu"),
+        case("compare a.json b.json", "a.json"),
+        with_file("compare a.json a.json", "a.json", "{", "not a table.json"),
+        case("frobnicate", "frobnicate"),
+        case("", "command is missing"),
+    ]
+}
+
+fn scratch(k: usize) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("zoo-bad-input-{}-{k}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Every path below `dir`, relative, sorted.
+fn listing(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            out.push(p.strip_prefix(dir).unwrap().to_string_lossy().into_owned());
+            if p.is_dir() {
+                stack.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Runs one case; returns what is wrong with its outcome, if anything.
+fn check(k: usize, c: &Case) -> Option<String> {
+    let dir = scratch(k);
+    for (name, text) in &c.files {
+        let p = dir.join(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+    }
+    let before = listing(&dir);
+    let out = Command::new(env!("CARGO_BIN_EXE_zoo"))
+        .args(&c.args)
+        .current_dir(&dir)
+        .env("ZOO_MAX_MEMORY", "2G")
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap();
+    let after = listing(&dir);
+    let _ = std::fs::remove_dir_all(&dir);
+    let err = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    let problem = if out.status.success() {
+        "exit status 0".to_string()
+    } else if out.status.code().is_none_or(|c| c == 101 || c >= 128) {
+        format!("ended by {:?} (panic or signal)", out.status)
+    } else if err.contains("panicked") {
+        "a panic message".into()
+    } else if !(1..=3).contains(&lines.len()) {
+        format!("{} stderr lines", lines.len())
+    } else if !err.contains(c.needle) {
+        format!("no {:?} in the message", c.needle)
+    } else if !out.stdout.is_empty() {
+        "output on stdout".into()
+    } else if after != before {
+        format!("wrote files: {after:?}")
+    } else {
+        return None;
+    };
+    Some(format!("zoo {:?}: {problem}; stderr: {err:?}", c.args))
+}
+
+#[test]
+fn every_bad_input_is_one_clear_error_without_output_or_files() {
+    let cases: Vec<Case> = [
+        sample_cases(),
+        logz_cases(),
+        ising_and_bench_cases(),
+        run_cases(),
+        table_cases(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    assert!(cases.len() >= 80, "{} cases", cases.len());
+    let failures: Vec<String> = cases
+        .iter()
+        .enumerate()
+        .filter_map(|(k, c)| check(k, c))
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
+    eprintln!("{} bad inputs, each one clear error", cases.len());
+}
