@@ -34,13 +34,16 @@ fn run_for<S: Strategy>(
         failure_persistence: None,
         ..Config::default()
     };
-    let mut runner =
-        TestRunner::new_with_rng(config, TestRng::deterministic_rng(RngAlgorithm::ChaCha));
+    let mut rng = TestRng::deterministic_rng(RngAlgorithm::ChaCha);
     let (start, mut total) = (Instant::now(), 0u64);
     loop {
+        // A fresh runner per round (a runner that has reached `cases` runs no more), fed from
+        // the one seeded generator, so rounds differ and the whole run is reproducible.
+        let mut runner = TestRunner::new_with_rng(config.clone(), rng);
         if let Err(e) = runner.run(&strategy, &test) {
             panic!("{name}: {e}");
         }
+        rng = runner.new_rng();
         total += u64::from(cases);
         if budget.is_none_or(|b| start.elapsed() >= b) {
             break;
