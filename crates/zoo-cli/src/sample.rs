@@ -173,13 +173,8 @@ pub fn run(args: SampleArgs) -> Result<()> {
 
     let device = backend.device()?;
     let energy = energy_spec.build(&device)?;
-    // Positions, scores, proposals and momenta: ~12 tensors of chains x dim at once.
     let d = energy.dim();
-    zoo_energy::memory::check_elements(
-        "the chains (chains x dim, ~12 tensors)",
-        chains as u128 * d as u128,
-        48,
-    )?;
+    zoo_energy::memory::check_points("the chains (chains x dim)", chains, d)?;
     zoo_energy::run::check_kept_draws(chains, steps / thin, d)?;
     let mut sampler = match AnySampler::new(kind, step_size, leapfrog_steps)? {
         AnySampler::Hmc(h) => AnySampler::Hmc(h.with_jitter(jitter)),

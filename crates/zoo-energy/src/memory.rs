@@ -112,6 +112,12 @@ pub fn check(what: &str, bytes: u128) -> Result<()> {
     })
 }
 
+/// Checks a batch of `n` points of dimension `d` that a sampler or estimator works on:
+/// positions, scores, proposals, momenta and weights, about 12 f32 tensors of `n x d` at once.
+pub fn check_points(what: &str, n: usize, d: usize) -> Result<()> {
+    check_elements(what, n as u128 * d as u128, 48)
+}
+
 /// [`check`] for `count` elements of `bytes_each` bytes.
 pub fn check_elements(what: &str, count: u128, bytes_each: u128) -> Result<()> {
     check(what, product(&[count, bytes_each]))

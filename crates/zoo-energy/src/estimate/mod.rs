@@ -128,14 +128,9 @@ pub(crate) fn check_path(betas: &[f64]) -> Result<()> {
 
 /// Checks particles and groups: at least 2 groups, and at least 2 particles per group.
 #[doc(hidden)]
-/// Checks that `particles` points of dimension `dim` fit the memory budget: positions, scores,
-/// proposals and weights, about 12 tensors of `particles x dim` f32 at once.
+/// Checks that `particles` points of dimension `dim` fit the memory budget.
 pub fn check_particle_memory(particles: usize, dim: usize) -> Result<()> {
-    crate::memory::check_elements(
-        "the annealed particles (particles x dim, ~12 tensors)",
-        particles as u128 * dim as u128,
-        48,
-    )
+    crate::memory::check_points("the annealed particles (particles x dim)", particles, dim)
 }
 
 /// Checks the particle and group counts; returns the particles per group.
