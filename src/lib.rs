@@ -5,6 +5,7 @@
 //! - [`energy`]: energies, samplers, estimators, diagnostics, spin systems (`zoo-energy`).
 //! - [`data`]: 2-D data sets with exact densities, 8×8 digits, exact grid metrics (`zoo-data`).
 //! - [`plot`]: PNG heat maps, scatter plots, image grids and curves (`zoo-plot`).
+//! - [`train`]: the one training loop: divergence snapshot and restore, resumable checkpoints (`zoo-train`).
 //! - [`ebm`]: core EBM training: CD, PCD, short-run, Jarzynski, NCE, score matching, RBMs (`zoo-ebm`).
 //! - [`vae`]: VAEs with Gaussian or latent EBM priors, ELBO and IWAE (`zoo-vae`).
 //! - [`flow`]: normalizing flows; flows as energies, Boltzmann generators and MCMC proposals (`zoo-flow`).
@@ -18,4 +19,5 @@ pub use zoo_flow as flow;
 pub use zoo_gan as gan;
 pub use zoo_plot as plot;
 pub use zoo_runner as runner;
+pub use zoo_train as train;
 pub use zoo_vae as vae;

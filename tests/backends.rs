@@ -1,7 +1,7 @@
 //! The same sampling test on every backend compiled into this build (flex, ndarray, wgpu; wgpu
 //! runs on Mesa's software Vulkan where there is no GPU), and the backend-name errors.
 
-mod common;
+use crate::common;
 
 use common::assert_within;
 use ebm_zoo::energy::BackendKind;

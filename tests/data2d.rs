@@ -2,7 +2,7 @@
 //! score matches finite differences, sampling matches the density, and scoring the truth against
 //! itself gives KL = TV = 0.
 
-mod common;
+use crate::common;
 use common::cpu_device;
 use ebm_zoo::data::grid::{GridDensity, evaluate, mean_and_se};
 use ebm_zoo::data::{Grid2d, Toy2d};

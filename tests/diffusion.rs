@@ -3,7 +3,7 @@
 //! standard errors, and the PF-ODE log-likelihood equals the exact log-density to 1e-2 nats; bad
 //! schedules are clear errors.
 
-mod common;
+use crate::common;
 
 use common::{assert_within, cpu_device, rows};
 use ebm_zoo::diffusion::{

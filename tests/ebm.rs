@@ -1,7 +1,7 @@
 //! Core-EBM training: losses and hand-written gradients against float64 references, NCE's log Z,
 //! a trainer that provably improves, stabilisers, divergence handling, checkpoints and bad input.
 
-mod common;
+use crate::common;
 use common::cpu_device;
 use ebm_zoo::data::grid::evaluate;
 use ebm_zoo::data::{Grid2d, Toy2d};
@@ -9,12 +9,12 @@ use ebm_zoo::ebm::model::{GaussianModel, MixtureModel, spectral_norm};
 use ebm_zoo::ebm::objective::score::{dsm_loss, fd_ssm_loss};
 use ebm_zoo::ebm::objective::{ChainStart, MaximumLikelihood, Nce};
 use ebm_zoo::ebm::{Dataset, EnergyModel, TrainConfig, Trainer};
+use ebm_zoo::energy::Energy;
 use ebm_zoo::energy::burn::prelude::*;
 use ebm_zoo::energy::energy::{Activation, MlpEnergy, MlpEnergyConfig};
 use ebm_zoo::energy::rng::{normal, seeded};
 use ebm_zoo::energy::sampler::{AnySampler, InitDistribution, ReplayBuffer, SamplerKind};
 use ebm_zoo::energy::tensor::{to_host1, to_host2};
-use ebm_zoo::energy::{Energy, Error};
 
 /// A float64 MLP with the same weights, for references.
 struct Mlp64 {
@@ -405,63 +405,7 @@ fn persistent_training_improves_the_exact_kl_and_respects_the_spectral_bound() {
     );
 }
 
-#[test]
-fn divergence_is_reported_with_the_iteration_and_the_last_good_model_is_kept() {
-    let device = cpu_device();
-    let ad = device.clone().autodiff();
-    let mut rng = seeded(13);
-    let data = Dataset::new(
-        Toy2d::EightGaussians.density().sample_host(&mut rng, 2000),
-        2,
-    )
-    .unwrap();
-    let dir = std::env::temp_dir().join(format!("ebm-zoo-diverge-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let checkpoint = dir.join("model.bpk");
-    let config = TrainConfig {
-        iterations: 200,
-        learning_rate: 1.0,
-        snapshot_every: 2,
-        checkpoint: Some(checkpoint.clone()),
-        ..TrainConfig::default()
-    };
-    let sampler = AnySampler::new(SamplerKind::Ula, 0.01, 1).unwrap();
-    let mut objective = MaximumLikelihood::new(ChainStart::Data, sampler, 5).unwrap();
-    let mut trainer = Trainer::new(mlp_on(&ad, 14), config).unwrap();
-    let err = trainer
-        .run(&mut objective, &data, &mut rng, &device)
-        .unwrap_err();
-    let Error::TrainingDiverged {
-        iteration,
-        last_good,
-        ..
-    } = &err
-    else {
-        panic!("{err}")
-    };
-    let message = err.to_string();
-    assert!(
-        message.contains(&format!("iteration {iteration}")) && *last_good < *iteration,
-        "{message}"
-    );
-    // The restored model is finite, and the checkpoint on disk is that model.
-    let x = normal(&mut rng, [8, 2], &device);
-    let e = to_host1(&trainer.model().valid().energy(x.clone()));
-    assert!(e.iter().all(|v| v.is_finite() && v.abs() < 1e4), "{e:?}");
-    if *last_good > 0 {
-        let bytes = std::fs::read(&checkpoint).unwrap();
-        let record = ebm_zoo::energy::burn::store::ModuleRecord::from_bytes(
-            ebm_zoo::energy::burn::tensor::Bytes::from_bytes_vec(bytes),
-        )
-        .unwrap();
-        let loaded = mlp_on(&device, 99).load_record(record);
-        let e2 = to_host1(&loaded.energy(x));
-        for (a, b) in e.iter().zip(&e2) {
-            assert!((a - b).abs() < 1e-5 * (1.0 + a.abs()), "{a} vs {b}");
-        }
-    }
-    std::fs::remove_dir_all(&dir).ok();
-}
+// Divergence and restore: tests/training.rs (every family, checked against an independent run).
 
 #[test]
 fn bad_input_gives_clear_errors() {

@@ -2,7 +2,7 @@
 //! the moving model exactly (mode weights within 4 standard errors) and log Z (constant for a
 //! normalised mixture) must stay at its exact value, however fast the parameters move.
 
-mod common;
+use crate::common;
 use common::cpu_device;
 use ebm_zoo::ebm::model::MixtureModel;
 use ebm_zoo::ebm::objective::{JarzynskiPcd, Objective};

@@ -2,7 +2,7 @@
 //! finite differences, normalisation on a grid, maximum likelihood against exact entropies, the
 //! flow as an energy (samplers, AIS, NCE), Boltzmann generators, flow MCMC, bad input.
 
-mod common;
+use crate::common;
 
 use common::{assert_within, cpu_device, rows};
 use ebm_zoo::energy::burn::module::Param;

@@ -5,7 +5,7 @@
 //! gradient) against finite differences; VERA's score estimator against the exact score of a
 //! linear-Gaussian generator; the latent sampler against its closed-form target; training; errors.
 
-mod common;
+use crate::common;
 
 use burn::prelude::*;
 use common::{assert_score_matches_fd, assert_within, cpu_device, rel_err, rows};

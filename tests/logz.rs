@@ -3,7 +3,7 @@
 //! from above by the spread of the replicas around the exact value, and they shrink like
 //! 1/sqrt(N).
 
-mod common;
+use crate::common;
 
 use common::cpu_device;
 use ebm_zoo::energy::burn::prelude::*;

@@ -1,7 +1,6 @@
 //! RBMs: the hidden-sum log Z equals brute force over the visible states, AIS lands within its error
 //! bar of the exact value, and CD training raises the exact test log-likelihood.
 
-mod common;
 use ebm_zoo::data::{Digits, Split};
 use ebm_zoo::ebm::rbm::{Rbm, RbmTraining, base_rate_bias};
 use ebm_zoo::energy::rng::{normal_vec, seeded};

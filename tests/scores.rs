@@ -2,7 +2,7 @@
 //! relative error below 1e-3 in float32 (norm over a batch of points); the fused MLP kernel
 //! against the tensor MLP; and every closed-form log Z in 2-D against quadrature on a grid.
 
-mod common;
+use crate::common;
 
 use common::{cpu_device, rows};
 use ebm_zoo::energy::burn::prelude::*;

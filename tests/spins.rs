@@ -2,7 +2,7 @@
 //! against brute force, every sampler on a 4 x 4 lattice within 4 SE of exact enumeration, the
 //! cluster algorithm's autocorrelation time near beta_c, Onsager's limits, and bad input.
 
-mod common;
+use crate::common;
 
 use common::assert_within;
 use ebm_zoo::energy::rng::seeded;

@@ -2,7 +2,7 @@
 //! moments within 4 Monte Carlo standard errors (SE from the measured ESS), ULA's closed-form
 //! stationary bias, and ESS / R-hat against an AR(1) process whose values are known exactly.
 
-mod common;
+use crate::common;
 
 use common::{assert_within, cpu_device};
 use ebm_zoo::energy::burn::prelude::*;

@@ -2,7 +2,7 @@
 //! log-likelihood of a linear-Gaussian VAE, the prior's AIS log Z against grid quadrature, and
 //! bad input.
 
-mod common;
+use crate::common;
 
 use common::cpu_device;
 use ebm_zoo::energy::burn::module::Param;

@@ -9,11 +9,11 @@ use crate::sde::Sde;
 use burn::prelude::*;
 use rand::RngExt;
 use rayon::prelude::*;
-use std::time::Instant;
 use zoo_energy::kernels::{HostAdam, HostMlp};
 use zoo_energy::rng::normal_vec;
 use zoo_energy::tensor::{check_batch, host_checked};
-use zoo_energy::{Error, Result, ZooRng};
+use zoo_energy::{Result, ZooRng};
+use zoo_train::{Checkpoint, Trainable, check_value};
 
 /// Loss and gradients of one block: `input` rows [x~, log sigma], `eps` the noise, `weight`
 /// the per-row factor lambda / sigma^2.
@@ -47,47 +47,48 @@ fn block(
     (loss * f64::from(scale), grads)
 }
 
-/// The training loop of [`fit_dsm_fused`]: `noise` draws one row's (alpha, sigma, weight
-/// factor lambda / sigma^2).
-fn train_fused_with(
-    net: &mut MlpScore,
-    data: &[f32],
+/// The fused trainer's state: host weights, their Adam moments, and a network of the same
+/// structure that checkpoints write the weights into. `noise` draws one row's (alpha, sigma,
+/// weight factor lambda / sigma^2).
+struct FusedDsmRun<'a, F> {
+    mlp: HostMlp,
+    adam: HostAdam,
+    template: MlpScore,
+    input: Vec<f32>,
+    data: &'a [f32],
     d: usize,
-    cfg: &DsmConfig,
-    rng: &mut ZooRng,
-    mut noise: impl FnMut(&mut ZooRng) -> (f64, f64, f64),
-) -> Result<DsmReport> {
-    cfg.check()?;
-    let n = data.len() / d;
-    let mut mlp = HostMlp::from_mlp(&net.net);
-    let mut adam = HostAdam::new(mlp.parameter_sizes());
-    let b = cfg.batch_size;
-    let scale = 1.0 / b as f32;
-    let rows = b.div_ceil(rayon::current_num_threads()).clamp(32, 256);
-    let started = Instant::now();
-    let mut report = DsmReport::default();
-    let mut input = vec![0f32; b * (d + 1)];
-    for it in 1..=cfg.iterations {
-        let idx: Vec<usize> = (0..b).map(|_| rng.random_range(0..n)).collect();
-        let coefs: Vec<(f64, f64, f64)> = (0..b).map(|_| noise(rng)).collect();
+    cfg: &'a DsmConfig,
+    noise: F,
+}
+
+impl<F: FnMut(&mut ZooRng) -> (f64, f64, f64)> Trainable for FusedDsmRun<'_, F> {
+    type Log = f64;
+
+    fn step(&mut self, rng: &mut ZooRng, it: usize) -> Result<f64> {
+        let (b, d, data) = (self.cfg.batch_size, self.d, self.data);
+        let idx = zoo_train::minibatch_indices(rng, data.len() / d, b);
+        let coefs: Vec<(f64, f64, f64)> = (0..b).map(|_| (self.noise)(rng)).collect();
         let weight: Vec<f32> = coefs.iter().map(|c| c.2 as f32).collect();
         let eps = normal_vec(rng, b * d);
         for r in 0..b {
             let (alpha, sigma, _) = coefs[r];
-            let row = &mut input[r * (d + 1)..(r + 1) * (d + 1)];
+            let row = &mut self.input[r * (d + 1)..(r + 1) * (d + 1)];
             for j in 0..d {
                 row[j] = (alpha * f64::from(data[idx[r] * d + j])
                     + sigma * f64::from(eps[r * d + j])) as f32;
             }
             row[d] = sigma.ln() as f32;
         }
-        let parts: Vec<(f64, Vec<Vec<f32>>)> = input
+        let rows = b.div_ceil(rayon::current_num_threads()).clamp(32, 256);
+        let (mlp, scale) = (&self.mlp, 1.0 / b as f32);
+        let parts: Vec<(f64, Vec<Vec<f32>>)> = self
+            .input
             .par_chunks(rows * (d + 1))
             .zip(eps.par_chunks(rows * d))
             .zip(weight.par_chunks(rows))
-            .map(|((x, e), w)| block(&mlp, x, e, w, d, scale))
+            .map(|((x, e), w)| block(mlp, x, e, w, d, scale))
             .collect();
-        let mut grads = adam.zero_grads();
+        let mut grads = self.adam.zero_grads();
         let mut loss = 0.0;
         for (l, g) in parts {
             loss += l;
@@ -97,26 +98,57 @@ fn train_fused_with(
                 }
             }
         }
-        if !loss.is_finite() {
-            mlp.write_into(&mut net.net.layers);
-            return Err(Error::TrainingDiverged {
-                iteration: it,
-                what: "denoising score-matching loss".into(),
-                value: loss,
-                last_good: it - 1,
-            });
+        check_value(it, "denoising score-matching loss", loss, f64::INFINITY)?;
+        if let Some(g) = grads.iter().flatten().find(|g| !g.is_finite()) {
+            check_value(it, "gradient", f64::from(*g), f64::INFINITY)?;
         }
-        report.losses.push(loss);
-        adam.step(
-            mlp.parameters_mut(),
-            &mut grads,
-            cfg.learning_rate,
-            cfg.grad_clip,
-        );
+        let (lr, clip) = (self.cfg.learning_rate, self.cfg.grad_clip);
+        self.adam
+            .step(self.mlp.parameters_mut(), &mut grads, lr, clip);
+        Ok(loss)
     }
-    mlp.write_into(&mut net.net.layers);
-    report.seconds = started.elapsed().as_secs_f64();
-    Ok(report)
+
+    fn save(&self, checkpoint: &mut Checkpoint) -> Result<()> {
+        let mut net = self.template.clone();
+        self.mlp.write_into(&mut net.net.layers);
+        // Writing host weights back makes fresh parameters: give them their stable ids again.
+        checkpoint.put_module("net", &zoo_train::stable_ids(net, "net"))?;
+        checkpoint.put_json("adam", &self.adam)
+    }
+
+    fn load(&mut self, checkpoint: &Checkpoint) -> Result<()> {
+        let net = checkpoint.module("net", self.template.clone())?;
+        self.mlp = HostMlp::from_mlp(&net.net);
+        self.adam = checkpoint.json("adam")?;
+        self.template = net;
+        Ok(())
+    }
+}
+
+fn train_fused_with(
+    net: &mut MlpScore,
+    data: &[f32],
+    d: usize,
+    cfg: &DsmConfig,
+    rng: &mut ZooRng,
+    noise: impl FnMut(&mut ZooRng) -> (f64, f64, f64),
+) -> Result<DsmReport> {
+    cfg.check()?;
+    let mlp = HostMlp::from_mlp(&net.net);
+    let mut run = FusedDsmRun {
+        adam: HostAdam::new(mlp.parameter_sizes()),
+        mlp,
+        template: zoo_train::stable_ids(net.clone(), "net"),
+        input: vec![0f32; cfg.batch_size * (d + 1)],
+        data,
+        d,
+        cfg,
+        noise,
+    };
+    let outcome = zoo_train::train(&mut run, &cfg.loop_config(false), rng);
+    *net = run.template;
+    run.mlp.write_into(&mut net.net.layers);
+    outcome.map(DsmReport::from)
 }
 
 /// [`crate::fit_dsm`] for the noise-predicting MLP on a CPU backend, fused: the same draws from

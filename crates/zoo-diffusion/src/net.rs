@@ -13,17 +13,16 @@
 
 use crate::score::ScoreModel;
 use crate::sde::Sde;
-use burn::grad_clipping::GradientClippingConfig;
-use burn::optim::{AdamConfig, GradientsParams};
+use burn::optim::GradientsParams;
 use burn::prelude::*;
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
-use std::time::Instant;
 use zoo_energy::energy::{Activation, Energy, MlpEnergy, MlpEnergyConfig};
 use zoo_energy::nn::{Mlp, layer_widths};
 use zoo_energy::rng::normal;
 use zoo_energy::tensor::{check_batch, check_finite, from_host1, from_host2, row_sq_norm};
 use zoo_energy::{Error, Result, ZooRng, check_count, check_positive};
+use zoo_train::{Checkpoint, LoopConfig, OptimizerConfig, Resume, Trainable, check_value};
 
 /// A network that scores every row at its own noise level.
 pub trait ScoreNet: Module + Clone {
@@ -297,6 +296,11 @@ pub struct DsmConfig {
     pub grad_clip: Option<f64>,
     /// The weighting lambda(t) of the loss over noise levels.
     pub weighting: DsmWeighting,
+    /// Capture a restore point every this many good iterations.
+    pub snapshot_every: usize,
+    /// The resumable checkpoint (set by programs, not by TOML).
+    #[serde(skip)]
+    pub resume: Resume,
 }
 
 /// The weighting lambda(t) in E_t[lambda(t) |s(x_t, t) - grad log p(x_t | x_0)|^2] / 2.
@@ -335,6 +339,8 @@ impl Default for DsmConfig {
             learning_rate: 1e-3,
             grad_clip: Some(10.0),
             weighting: DsmWeighting::NoiseVariance,
+            snapshot_every: 50,
+            resume: Resume::default(),
         }
     }
 }
@@ -344,6 +350,7 @@ impl DsmConfig {
     pub fn check(&self) -> Result<()> {
         check_count("iterations", self.iterations)?;
         check_count("batch_size", self.batch_size)?;
+        check_count("snapshot_every", self.snapshot_every)?;
         check_positive("learning_rate", self.learning_rate)?;
         if let Some(c) = self.grad_clip {
             check_positive("grad_clip", c)?;
@@ -359,10 +366,33 @@ pub struct DsmReport {
     pub losses: Vec<f64>,
     /// Wall-clock seconds.
     pub seconds: f64,
+    /// The iteration training resumed from (0: it started afresh).
+    pub resumed_from: usize,
+}
+
+impl DsmConfig {
+    pub(crate) fn loop_config(&self, progress: bool) -> LoopConfig {
+        LoopConfig {
+            iterations: self.iterations,
+            snapshot_every: self.snapshot_every,
+            resume: self.resume.clone(),
+            progress,
+            label: "dsm".into(),
+        }
+    }
+
+    pub(crate) fn optimizer(&self) -> OptimizerConfig {
+        OptimizerConfig {
+            grad_clip: self.grad_clip,
+            ..OptimizerConfig::adam()
+        }
+    }
 }
 
 /// Trains `net` (on an autodiff device) by denoising score matching under `sde` on `data`
-/// (`[n, d]`, plain device): t ~ U(t_min, 1) per row.
+/// (`[n, d]`, plain device): t ~ U(t_min, 1) per row. Runs on the one training loop
+/// ([`zoo_train::train`]): divergence restores the last snapshot (network, Adam state,
+/// generator); `cfg.resume` makes the run resumable.
 pub fn fit_dsm<M: ScoreNet>(
     net: &mut M,
     sde: &Sde,
@@ -373,26 +403,47 @@ pub fn fit_dsm<M: ScoreNet>(
 ) -> Result<DsmReport> {
     sde.check()?;
     cfg.check()?;
-    let n = check_batch("training data", data, net.data_dim())?;
+    check_batch("training data", data, net.data_dim())?;
     check_finite("training data", data)?;
-    let device = data.device();
-    let mut optim = AdamConfig::new()
-        .with_grad_clipping(
-            cfg.grad_clip
-                .map(|c| GradientClippingConfig::Norm(c as f32)),
-        )
-        .init();
-    let (b, d) = (cfg.batch_size, net.data_dim());
-    let t_min = sde.t_min();
-    let bar = zoo_energy::progress::bar(show_progress, cfg.iterations, "dsm");
-    let started = Instant::now();
-    let mut report = DsmReport::default();
-    for it in 1..=cfg.iterations {
-        let idx: Vec<i64> = (0..b).map(|_| rng.random_range(0..n) as i64).collect();
-        let x0 = data.clone().select(
-            0,
-            Tensor::<1, Int>::from_data(TensorData::new(idx, [b]), &device),
-        );
+    let mut run = DsmRun {
+        net: zoo_train::stable_ids(net.clone(), "net"),
+        optim: cfg.optimizer().build(),
+        sde,
+        data,
+        cfg,
+    };
+    let outcome = zoo_train::train(&mut run, &cfg.loop_config(show_progress), rng);
+    *net = run.net;
+    outcome.map(DsmReport::from)
+}
+
+impl From<zoo_train::Trained<f64>> for DsmReport {
+    fn from(t: zoo_train::Trained<f64>) -> Self {
+        DsmReport {
+            losses: t.history,
+            seconds: t.seconds,
+            resumed_from: t.resumed_from,
+        }
+    }
+}
+
+/// One DSM run: the network and its Adam state.
+struct DsmRun<'a, M> {
+    net: M,
+    optim: burn::optim::ModuleOptimizer,
+    sde: &'a Sde,
+    data: &'a Tensor<2>,
+    cfg: &'a DsmConfig,
+}
+
+impl<M: ScoreNet> Trainable for DsmRun<'_, M> {
+    type Log = f64;
+
+    /// One step of lambda(t) |sigma s(x_t, t) + eps|^2 / 2 (Vincent 2011; Song et al. 2021).
+    fn step(&mut self, rng: &mut ZooRng, it: usize) -> Result<f64> {
+        let (cfg, sde, device) = (self.cfg, self.sde, self.data.device());
+        let (b, d, t_min) = (cfg.batch_size, self.net.data_dim(), sde.t_min());
+        let x0 = zoo_train::minibatch(rng, self.data, b);
         let ts: Vec<f64> = (0..b).map(|_| rng.random_range(t_min..1.0)).collect();
         let (alpha, sigma): (Vec<f32>, Vec<f32>) = ts
             .iter()
@@ -410,7 +461,7 @@ pub fn fit_dsm<M: ScoreNet>(
         let weight = from_host1(weight, &device).autodiff();
         let eps = normal(rng, [b, d], &device);
         let xt = x0 * alpha + eps.clone() * sigma.clone();
-        let s = net.score_rows(
+        let s = self.net.score_rows(
             xt.autodiff(),
             sigma.clone().log().autodiff(),
             sigma.clone().autodiff(),
@@ -419,26 +470,23 @@ pub fn fit_dsm<M: ScoreNet>(
             .mean()
             .mul_scalar(0.5);
         let value = f64::from(loss.clone().into_scalar::<f32>());
-        if !value.is_finite() {
-            return Err(Error::TrainingDiverged {
-                iteration: it,
-                what: "denoising score-matching loss".into(),
-                value,
-                last_good: it - 1,
-            });
-        }
-        report.losses.push(value);
+        check_value(it, "denoising score-matching loss", value, f64::INFINITY)?;
         let mut grads = loss.backward();
-        let g = GradientsParams::from_module(&mut grads, &*net);
-        *net = optim.step(cfg.learning_rate, net.clone(), g);
-        bar.inc(1);
-        if it % 100 == 0 {
-            bar.set_message(format!("loss {value:.4}"));
-        }
+        let g = GradientsParams::from_module(&mut grads, &self.net);
+        self.net = self.optim.step(cfg.learning_rate, self.net.clone(), g);
+        Ok(value)
     }
-    bar.finish_and_clear();
-    report.seconds = started.elapsed().as_secs_f64();
-    Ok(report)
+
+    fn save(&self, checkpoint: &mut Checkpoint) -> Result<()> {
+        checkpoint.put_module("net", &self.net)?;
+        checkpoint.put_optimizer("optimizer", &self.optim)
+    }
+
+    fn load(&mut self, checkpoint: &Checkpoint) -> Result<()> {
+        self.net = checkpoint.module("net", self.net.clone())?;
+        self.optim = checkpoint.optimizer("optimizer", self.cfg.optimizer().build())?;
+        Ok(())
+    }
 }
 
 /// A small convolutional noise predictor for square single-channel images: the image and a

@@ -8,10 +8,11 @@
 
 use rand::RngExt;
 use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use zoo_energy::estimate::{LogZEstimate, check_groups, combine, log_mean_exp, log_sum_exp};
 use zoo_energy::rng::normal_vec;
 use zoo_energy::{Error, Result, ZooRng, check_positive};
+use zoo_train::{Checkpoint, LoopConfig, Resume, Trainable};
 
 /// Hidden units up to which [`Rbm::log_z_exact`] enumerates.
 pub const MAX_EXACT_HIDDEN: usize = 24;
@@ -25,7 +26,7 @@ fn sigmoid(x: f64) -> f64 {
 }
 
 /// A binary RBM.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Rbm {
     visible: usize,
     hidden: usize,
@@ -305,6 +306,36 @@ impl Rbm {
         Ok(())
     }
 
+    /// Trains for `cfg.epochs` epochs of [`Rbm::train_epoch`] through the one training loop
+    /// ([`zoo_train::train`], one iteration per epoch): a non-finite weight restores the RBM,
+    /// the persistent chains and the generator to the last snapshot; `cfg.resume` makes the run
+    /// resumable. Returns the seconds spent.
+    pub fn fit(
+        &mut self,
+        rng: &mut ZooRng,
+        data: &[f64],
+        method: &mut RbmTraining,
+        cfg: &RbmTrainConfig,
+    ) -> Result<f64> {
+        check_binary(data, self.visible)?;
+        let loop_cfg = LoopConfig {
+            iterations: cfg.epochs,
+            snapshot_every: cfg.snapshot_every,
+            resume: cfg.resume.clone(),
+            progress: cfg.progress,
+            label: method.name(),
+        };
+        let mut run = RbmRun {
+            rbm: self.clone(),
+            method: method.clone(),
+            data,
+            cfg,
+        };
+        let outcome = zoo_train::train(&mut run, &loop_cfg, rng);
+        (*self, *method) = (run.rbm, run.method);
+        Ok(outcome?.seconds)
+    }
+
     /// AIS estimate of log Z (Salakhutdinov & Murray 2008): from the base-rate model
     /// p_0(v) ∝ exp(b_base·v) (exact log Z_0 = sum softplus(b_base) + nh log 2) along
     /// log p*_beta(v) = (1 - beta) b_base·v + beta b·v + sum_j softplus(beta (c_j + v·W_j)),
@@ -374,4 +405,82 @@ pub fn base_rate_bias(data: &[f64], visible: usize) -> Result<Vec<f64>> {
             (p / (1.0 - p)).ln()
         })
         .collect())
+}
+
+/// Settings of [`Rbm::fit`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct RbmTrainConfig {
+    /// Epochs (passes over the shuffled data).
+    pub epochs: usize,
+    /// SGD learning rate.
+    pub learning_rate: f64,
+    /// Rows per update.
+    pub batch_size: usize,
+    /// Capture a restore point every this many good epochs.
+    pub snapshot_every: usize,
+    /// The resumable checkpoint.
+    pub resume: Resume,
+    /// Show a progress bar.
+    pub progress: bool,
+}
+
+impl Default for RbmTrainConfig {
+    fn default() -> Self {
+        Self {
+            epochs: 10,
+            learning_rate: 0.05,
+            batch_size: 20,
+            snapshot_every: 1,
+            resume: Resume::default(),
+            progress: false,
+        }
+    }
+}
+
+/// One RBM training run: the model and its negative-phase state (PCD chains).
+struct RbmRun<'a> {
+    rbm: Rbm,
+    method: RbmTraining,
+    data: &'a [f64],
+    cfg: &'a RbmTrainConfig,
+}
+
+impl Trainable for RbmRun<'_> {
+    type Log = ();
+
+    fn step(&mut self, rng: &mut ZooRng, epoch: usize) -> Result<()> {
+        let (lr, b) = (self.cfg.learning_rate, self.cfg.batch_size);
+        match self
+            .rbm
+            .train_epoch(rng, self.data, &mut self.method, lr, b)
+        {
+            Err(Error::TrainingDiverged { what, value, .. }) => Err(Error::TrainingDiverged {
+                iteration: epoch,
+                what,
+                value,
+                last_good: 0,
+            }),
+            other => other,
+        }
+    }
+
+    fn save(&self, checkpoint: &mut Checkpoint) -> Result<()> {
+        checkpoint.put_json("rbm", &self.rbm)?;
+        if let RbmTraining::Pcd { chains, .. } = &self.method {
+            checkpoint.put_json("chains", chains)?;
+        }
+        Ok(())
+    }
+
+    fn load(&mut self, checkpoint: &Checkpoint) -> Result<()> {
+        let rbm: Rbm = checkpoint.json("rbm")?;
+        if (rbm.visible, rbm.hidden) != (self.rbm.visible, self.rbm.hidden) {
+            return Err(Error::invalid("checkpoint", "an RBM of another size"));
+        }
+        self.rbm = rbm;
+        if let RbmTraining::Pcd { chains, .. } = &mut self.method {
+            *chains = checkpoint.json("chains")?;
+        }
+        Ok(())
+    }
 }

@@ -1,19 +1,18 @@
-//! The one training loop: minibatch -> objective loss -> one backward pass -> Adam step ->
-//! optional spectral-norm bound -> objective's after-step hook, with divergence detection that
-//! restores the last good model, live diagnostics and an optional atomic checkpoint file.
+//! The EBM step of the one training loop ([`zoo_train::train`]): minibatch -> objective loss ->
+//! one backward pass -> optimiser step -> optional spectral-norm bound -> objective's after-step
+//! hook. The loop restores the last snapshot on divergence and resumes from a checkpoint that
+//! holds the model, the optimiser state and the objective's chains, buffers or walkers.
 
 use crate::data::Dataset;
 use crate::model::EnergyModel;
 use crate::objective::{Objective, Report};
-use burn::grad_clipping::GradientClippingConfig;
-use burn::optim::momentum::MomentumConfig;
-use burn::optim::{AdamConfig, GradientsParams, SgdConfig};
+use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
-use std::path::PathBuf;
 use std::time::Instant;
 use zoo_energy::tensor::to_host1;
 use zoo_energy::{Error, Result, ZooRng, check_count, check_positive};
+use zoo_train::{Checkpoint, LoopConfig, OptimizerConfig, Resume, Trainable, check_value};
 
 /// Settings of [`Trainer`] (a TOML table; unknown keys are errors).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -37,8 +36,9 @@ pub struct TrainConfig {
     pub energy_limit: f64,
     /// Keep a copy of the model every this many good iterations (the restore point).
     pub snapshot_every: usize,
-    /// Also write the restore point here (burnpack bytes, atomically).
-    pub checkpoint: Option<PathBuf>,
+    /// The resumable checkpoint of the whole training state (set by programs, not by TOML).
+    #[serde(skip)]
+    pub resume: Resume,
     /// Show a progress bar.
     pub progress: bool,
 }
@@ -55,7 +55,7 @@ impl Default for TrainConfig {
             spectral_bound: None,
             energy_limit: 1e4,
             snapshot_every: 50,
-            checkpoint: None,
+            resume: Resume::default(),
             progress: false,
         }
     }
@@ -83,23 +83,22 @@ impl TrainConfig {
         }
         Ok(())
     }
+
+    /// The optimiser these settings describe (Adam's beta_2 is 0.999).
+    pub fn optimizer(&self) -> OptimizerConfig {
+        OptimizerConfig {
+            kind: self.optimizer,
+            beta1: self.beta1,
+            grad_clip: self.grad_clip,
+            ..OptimizerConfig::adam()
+        }
+    }
 }
 
-/// The optimisers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OptimizerKind {
-    /// Adam (Kingma & Ba 2015).
-    Adam,
-    /// Stochastic gradient descent with momentum `beta1`. Its steps are proportional to the
-    /// gradient, so parameters whose true gradient is zero barely move: what Jarzynski-weighted
-    /// training needs (Adam turns gradient noise into steps of size `learning_rate`, and the
-    /// walkers' own noise then feeds back into their weights).
-    Sgd,
-}
+pub use zoo_train::OptimizerKind;
 
 /// One iteration's record.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Record {
     /// Iteration, from 1.
     pub iteration: usize,
@@ -108,7 +107,9 @@ pub struct Record {
     /// The objective's diagnostics.
     #[serde(flatten)]
     pub report: Report,
-    /// Wall-clock seconds since training started.
+    /// Wall-clock seconds since this call started training (not kept in checkpoints: a resumed
+    /// run reads 0 for the iterations before the resume).
+    #[serde(skip)]
     pub seconds: f64,
 }
 
@@ -140,16 +141,17 @@ impl Record {
     }
 }
 
-/// A model being trained, with its optimiser, history and restore point.
+/// A model being trained, with its optimiser and history.
 pub struct Trainer<M: EnergyModel> {
     model: Option<M>,
-    optimizer: burn::optim::ModuleOptimizer,
+    optimizer: Option<ModuleOptimizer>,
     config: TrainConfig,
     /// One record per iteration.
     pub history: Vec<Record>,
-    last_good: (usize, M),
     /// Seconds spent in [`Trainer::run`].
     pub seconds: f64,
+    /// The iteration the last [`Trainer::run`] resumed from (0: it started afresh).
+    pub resumed_from: usize,
 }
 
 impl<M: EnergyModel> std::fmt::Debug for Trainer<M> {
@@ -167,33 +169,13 @@ impl<M: EnergyModel> Trainer<M> {
     /// A trainer for `model` (which must live on an autodiff device).
     pub fn new(model: M, config: TrainConfig) -> Result<Self> {
         config.check()?;
-        let clip = config
-            .grad_clip
-            .map(|c| GradientClippingConfig::Norm(c as f32));
-        let optimizer = match config.optimizer {
-            OptimizerKind::Adam => AdamConfig::new()
-                .with_beta_1(config.beta1 as f32)
-                .with_grad_clipping(clip)
-                .init(),
-            OptimizerKind::Sgd => {
-                let momentum = (config.beta1 > 0.0).then(|| {
-                    MomentumConfig::new()
-                        .with_momentum(config.beta1)
-                        .with_dampening(0.0)
-                });
-                SgdConfig::new()
-                    .with_momentum(momentum)
-                    .with_gradient_clipping(clip)
-                    .init()
-            }
-        };
         Ok(Self {
-            last_good: (0, model.clone()),
-            model: Some(model),
-            optimizer,
+            model: Some(zoo_train::stable_ids(model, "model")),
+            optimizer: Some(config.optimizer().build()),
             config,
             history: Vec::new(),
             seconds: 0.0,
+            resumed_from: 0,
         })
     }
 
@@ -209,12 +191,13 @@ impl<M: EnergyModel> Trainer<M> {
         self.model.expect("the model is only taken during a step")
     }
 
-    /// Trains for `config.iterations` iterations on `data` with `objective`, minibatches and noise
+    /// Trains to `config.iterations` iterations on `data` with `objective`, minibatches and noise
     /// from `rng`; `device` is the plain (non-autodiff) device of the data and the samplers.
     ///
     /// On divergence (a non-finite loss, energies beyond `energy_limit`, a sampler whose energy
-    /// becomes NaN/inf) the model is restored to the last snapshot and
-    /// [`Error::TrainingDiverged`] names the iteration.
+    /// becomes NaN/inf) the model, the optimiser, the objective's state, the generator and the
+    /// history are restored to the last snapshot and [`Error::TrainingDiverged`] names both
+    /// iterations. With `config.resume` set, a run with the same fingerprint resumes.
     pub fn run<O: Objective<M> + ?Sized>(
         &mut self,
         objective: &mut O,
@@ -223,121 +206,100 @@ impl<M: EnergyModel> Trainer<M> {
         device: &Device,
     ) -> Result<()> {
         data.check_dim("the model", self.model().dim())?;
-        let start = Instant::now();
+        let started = Instant::now();
         objective.start(rng, self.model(), device)?;
-        let bar = zoo_energy::progress::bar(
-            self.config.progress,
-            self.config.iterations,
-            &objective.name(),
-        );
-        let lr = self.config.learning_rate;
-        for iteration in 1..=self.config.iterations {
-            let outcome = self.step(objective, data, rng, device, iteration, lr, &start);
-            if let Err(error) = outcome {
-                bar.finish_and_clear();
-                return Err(self.diverged(iteration, error));
-            }
-            if iteration % self.config.snapshot_every == 0 {
-                self.snapshot(iteration)?;
-            }
-            if let Some(r) = self.history.last() {
-                bar.set_message(r.summary());
-            }
-            bar.inc(1);
-        }
-        bar.finish_and_clear();
-        self.seconds += start.elapsed().as_secs_f64();
-        Ok(())
-    }
-
-    fn step<O: Objective<M> + ?Sized>(
-        &mut self,
-        objective: &mut O,
-        data: &Dataset,
-        rng: &mut ZooRng,
-        device: &Device,
-        iteration: usize,
-        lr: f64,
-        start: &Instant,
-    ) -> Result<()> {
-        let batch = data.batch(rng, self.config.batch_size, device);
-        let (loss, report) = objective.loss(rng, self.model(), batch, device)?;
-        let value = to_host1(&loss)[0] as f64;
-        let limit = self.config.energy_limit;
-        let bad = |what: &str, v: f64| -> Result<()> {
-            if v.is_finite() && v.abs() <= limit {
-                Ok(())
-            } else {
-                Err(Error::TrainingDiverged {
-                    iteration,
-                    what: what.into(),
-                    value: v,
-                    last_good: 0,
-                })
-            }
+        let c = &self.config;
+        let cfg = LoopConfig {
+            iterations: c.iterations,
+            snapshot_every: c.snapshot_every,
+            resume: c.resume.clone(),
+            progress: c.progress,
+            label: objective.name(),
         };
-        bad("loss", value)?;
-        bad("mean energy of the data", report.energy_data)?;
+        let mut run = EbmRun {
+            trainer: self,
+            objective,
+            data,
+            device,
+            started,
+        };
+        let outcome = zoo_train::train(&mut run, &cfg, rng);
+        if let Ok(done) = &outcome {
+            self.history = done.history.clone();
+            self.resumed_from = done.resumed_from;
+        }
+        self.seconds += started.elapsed().as_secs_f64();
+        outcome.map(|_| ())
+    }
+}
+
+/// One EBM training run: the trainer's model and optimiser, the objective and the data.
+struct EbmRun<'a, M: EnergyModel, O: Objective<M> + ?Sized> {
+    trainer: &'a mut Trainer<M>,
+    objective: &'a mut O,
+    data: &'a Dataset,
+    device: &'a Device,
+    started: Instant,
+}
+
+impl<M: EnergyModel, O: Objective<M> + ?Sized> Trainable for EbmRun<'_, M, O> {
+    type Log = Record;
+
+    fn step(&mut self, rng: &mut ZooRng, iteration: usize) -> Result<Record> {
+        let t = &mut *self.trainer;
+        let config = &t.config;
+        let batch = self.data.batch(rng, config.batch_size, self.device);
+        let model = t.model.as_ref().expect("present between steps");
+        let (loss, report) = self.objective.loss(rng, model, batch, self.device)?;
+        let value = to_host1(&loss)[0] as f64;
+        let limit = config.energy_limit;
+        check_value(iteration, "loss", value, limit)?;
+        check_value(
+            iteration,
+            "mean energy of the data",
+            report.energy_data,
+            limit,
+        )?;
         if let Some(e) = report.energy_negative {
-            bad("mean energy of the negatives", e)?;
+            check_value(iteration, "mean energy of the negatives", e, limit)?;
         }
         let gradients = loss.backward();
-        objective.apply_gradients(&gradients, lr);
-        let model = self.model.take().expect("present between steps");
+        let lr = config.learning_rate;
+        self.objective.apply_gradients(&gradients, lr);
+        let model = t.model.take().expect("present between steps");
         let gradients = GradientsParams::from_grads(gradients, &model);
-        let mut model = self.optimizer.step(lr, model, gradients);
-        if let Some(bound) = self.config.spectral_bound {
+        let optimizer = t.optimizer.as_mut().expect("present between steps");
+        let mut model = optimizer.step(lr, model, gradients);
+        if let Some(bound) = config.spectral_bound {
             model = model.bound_spectral_norm(bound);
         }
-        self.model = Some(model);
-        objective.after_step(rng, self.model(), device)?;
-        self.history.push(Record {
+        let model = t.model.insert(model);
+        self.objective.after_step(rng, model, self.device)?;
+        Ok(Record {
             iteration,
             loss: value,
             report,
-            seconds: start.elapsed().as_secs_f64(),
-        });
-        Ok(())
+            seconds: self.started.elapsed().as_secs_f64(),
+        })
     }
 
-    fn snapshot(&mut self, iteration: usize) -> Result<()> {
-        let model = self.model().clone();
-        if let Some(path) = &self.config.checkpoint {
-            let bytes = model
-                .clone()
-                .into_record()
-                .into_bytes()
-                .map_err(|e| Error::Config(format!("cannot serialise the model: {e:?}")))?;
-            zoo_energy::io::write_atomic(path, &bytes)?;
-        }
-        self.last_good = (iteration, model);
-        Ok(())
+    fn save(&self, checkpoint: &mut Checkpoint) -> Result<()> {
+        let t = &*self.trainer;
+        checkpoint.put_module("model", t.model.as_ref().expect("present"))?;
+        checkpoint.put_optimizer("optimizer", t.optimizer.as_ref().expect("present"))?;
+        self.objective.save(checkpoint)
     }
 
-    /// Restores the last good model and turns `error` into [`Error::TrainingDiverged`].
-    fn diverged(&mut self, iteration: usize, error: Error) -> Error {
-        let last_good = self.last_good.0;
-        self.model = Some(self.last_good.1.clone());
-        match error {
-            Error::TrainingDiverged { what, value, .. } => Error::TrainingDiverged {
-                iteration,
-                what,
-                value,
-                last_good,
-            },
-            Error::Divergence {
-                step,
-                chain,
-                what,
-                value,
-                ..
-            } => Error::TrainingDiverged {
-                iteration,
-                what: format!("sampler {what} (MCMC step {step}, chain {chain})"),
-                value: value as f64,
-                last_good,
-            },
-            other => other,
-        }
+    fn load(&mut self, checkpoint: &Checkpoint) -> Result<()> {
+        let t = &mut *self.trainer;
+        let init = t.model.clone().expect("present between steps");
+        t.model = Some(checkpoint.module("model", init)?);
+        let fresh = t.config.optimizer().build();
+        t.optimizer = Some(checkpoint.optimizer("optimizer", fresh)?);
+        self.objective.load(checkpoint, self.device)
+    }
+
+    fn summary(log: &Record) -> String {
+        log.summary()
     }
 }

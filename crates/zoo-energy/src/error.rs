@@ -105,6 +105,14 @@ pub enum Error {
         limit: String,
     },
     /// A malformed configuration (TOML or an energy specification).
+    /// A checkpoint file cannot be read, or belongs to another run.
+    #[error("checkpoint {path}: {message}")]
+    Checkpoint {
+        /// The file (or the in-memory snapshot's name).
+        path: String,
+        /// What is wrong with it.
+        message: String,
+    },
     #[error("invalid configuration: {0}")]
     Config(String),
     /// File system errors.

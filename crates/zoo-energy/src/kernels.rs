@@ -237,7 +237,7 @@ pub fn weight_grad(
 /// Adam on host buffers with burn's formula (bias-corrected moments, epsilon 1e-5 scaled as
 /// burn does, betas 0.9 / 0.999), after clipping each parameter tensor's gradient to norm `clip`
 /// as burn's norm clipping does. Shared by the fused trainers.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct HostAdam {
     m: Vec<Vec<f32>>,
     v: Vec<Vec<f32>>,

@@ -287,6 +287,16 @@ impl FusedCouplingFlow {
         (loss * f64::from(scale), grads)
     }
 
+    /// The Adam moments and step count (for checkpoints).
+    pub(crate) fn adam(&self) -> &HostAdam {
+        &self.adam
+    }
+
+    /// The Adam state, to restore it from a checkpoint.
+    pub(crate) fn adam_mut(&mut self) -> &mut HostAdam {
+        &mut self.adam
+    }
+
     /// One Adam step ([`HostAdam`], burn's formula and norm clipping).
     pub(crate) fn adam_step(&mut self, mut grads: Vec<Vec<f32>>, lr: f64, clip: Option<f64>) {
         let params = self.layers.iter_mut().flat_map(|l| {

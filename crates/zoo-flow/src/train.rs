@@ -11,9 +11,9 @@ use burn::grad_clipping::GradientClippingConfig;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
-use std::time::Instant;
 use zoo_energy::tensor::{row_dot, to_host1};
 use zoo_energy::{Energy, Error, Result, ZooRng, check_count, check_positive};
+use zoo_train::{Checkpoint, LoopConfig, Resume, Trainable, check_value};
 
 /// Settings of both trainers (a TOML table; unknown keys are errors).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -36,6 +36,9 @@ pub struct FitConfig {
     /// Maximum likelihood on a CPU backend: train coupling flows (RealNVP, NICE without actnorm
     /// or LU layers) with the fused host kernel instead of burn's autodiff (same loss, same Adam).
     pub fused: bool,
+    /// The resumable checkpoint (set by programs, not by TOML).
+    #[serde(skip)]
+    pub resume: Resume,
 }
 
 impl Default for FitConfig {
@@ -49,6 +52,7 @@ impl Default for FitConfig {
             snapshot_every: 50,
             progress: false,
             fused: true,
+            resume: Resume::default(),
         }
     }
 }
@@ -83,6 +87,8 @@ pub struct FitReport {
     pub losses: Vec<f64>,
     /// Wall-clock seconds.
     pub seconds: f64,
+    /// The iteration training resumed from (0: it started afresh).
+    pub resumed_from: usize,
 }
 
 impl FitReport {
@@ -108,86 +114,90 @@ fn batch_indices(rng: &mut ZooRng, n: usize, batch: usize, device: &Device) -> T
     Tensor::from_data(TensorData::new(idx, [batch]), device)
 }
 
-/// A non-finite or exploding loss at iteration `it` as a divergence error (its `last_good` is
-/// filled in by [`run_loop`]).
+/// A non-finite or exploding loss at iteration `it` as a divergence error (the loop fills in
+/// the restored iteration).
 fn check_loss(it: usize, what: &str, value: f64) -> Result<()> {
-    if value.is_finite() && value.abs() <= 1e8 {
-        return Ok(());
-    }
-    Err(Error::TrainingDiverged {
-        iteration: it,
-        what: what.to_string(),
-        value,
-        last_good: 0,
-    })
+    check_value(it, what, value, 1e8)
 }
 
-/// The loop every trainer here shares, whatever holds the parameters (a burn `Flow` or the fused
-/// host copy): `step` computes the loss, returns a divergence error before touching the
-/// parameters, or applies the update; the loop records the loss, keeps a snapshot every
-/// `snapshot_every` steps, restores it on divergence (naming the step it came from), and shows
-/// the progress bar.
-fn run_loop<S: Clone>(
-    state: &mut S,
-    cfg: &FitConfig,
-    label: &str,
-    mut step: impl FnMut(&mut S, usize) -> Result<f64>,
-) -> Result<FitReport> {
-    cfg.check()?;
-    let started = Instant::now();
-    let mut report = FitReport::default();
-    let (mut snapshot, mut snapshot_at) = (state.clone(), 0);
-    let bar = zoo_energy::progress::bar(cfg.progress, cfg.iterations, label);
-    for it in 1..=cfg.iterations {
-        let value = match step(state, it) {
-            Ok(value) => value,
-            Err(Error::TrainingDiverged {
-                iteration,
-                what,
-                value,
-                ..
-            }) => {
-                *state = snapshot;
-                return Err(Error::TrainingDiverged {
-                    iteration,
-                    what,
-                    value,
-                    last_good: snapshot_at,
-                });
-            }
-            Err(other) => return Err(other),
-        };
-        report.losses.push(value);
-        if it % cfg.snapshot_every == 0 {
-            snapshot = state.clone();
-            snapshot_at = it;
-        }
-        bar.inc(1);
-        if it % 20 == 0 {
-            bar.set_message(format!("loss {value:.4}"));
+impl FitConfig {
+    fn loop_config(&self, label: &str) -> LoopConfig {
+        LoopConfig {
+            iterations: self.iterations,
+            snapshot_every: self.snapshot_every,
+            resume: self.resume.clone(),
+            progress: self.progress,
+            label: label.into(),
         }
     }
-    bar.finish_and_clear();
-    report.seconds = started.elapsed().as_secs_f64();
-    Ok(report)
 }
 
-/// [`run_loop`] with burn's autodiff and Adam: `loss` gives the objective and its value.
+/// A flow trained by burn's autodiff and Adam on the loss `loss` gives (objective, value).
+struct FlowRun<F> {
+    flow: Flow,
+    optim: burn::optim::ModuleOptimizer,
+    config: FitConfig,
+    what: String,
+    loss: F,
+}
+
+impl<F> Trainable for FlowRun<F>
+where
+    F: FnMut(&Flow, &mut ZooRng, usize) -> Result<(Tensor<1>, f64)>,
+{
+    type Log = f64;
+
+    fn step(&mut self, rng: &mut ZooRng, it: usize) -> Result<f64> {
+        let (objective, value) = (self.loss)(&self.flow, rng, it)?;
+        check_loss(it, &self.what, value)?;
+        let grads = GradientsParams::from_grads(objective.backward(), &self.flow);
+        let lr = self.config.learning_rate;
+        self.flow = self.optim.step(lr, self.flow.clone(), grads);
+        Ok(value)
+    }
+
+    fn save(&self, checkpoint: &mut Checkpoint) -> Result<()> {
+        checkpoint.put_module("flow", &self.flow)?;
+        checkpoint.put_optimizer("optimizer", &self.optim)
+    }
+
+    fn load(&mut self, checkpoint: &Checkpoint) -> Result<()> {
+        self.flow = checkpoint.module("flow", self.flow.clone())?;
+        self.optim = checkpoint.optimizer("optimizer", self.config.optimizer())?;
+        Ok(())
+    }
+}
+
+/// Trains `flow` on `loss` through the one training loop ([`zoo_train::train`]): divergence
+/// restores the last snapshot (flow, Adam state, generator); `cfg.resume` makes it resumable.
 fn optimise(
     flow: &mut Flow,
     cfg: &FitConfig,
     label: &str,
-    mut loss: impl FnMut(&Flow, usize) -> Result<(Tensor<1>, f64)>,
+    rng: &mut ZooRng,
+    loss: impl FnMut(&Flow, &mut ZooRng, usize) -> Result<(Tensor<1>, f64)>,
 ) -> Result<FitReport> {
-    let mut optim = cfg.optimizer();
-    let what = format!("{label} loss");
-    run_loop(flow, cfg, label, |flow, it| {
-        let (objective, value) = loss(flow, it)?;
-        check_loss(it, &what, value)?;
-        let grads = GradientsParams::from_grads(objective.backward(), &*flow);
-        *flow = optim.step(cfg.learning_rate, flow.clone(), grads);
-        Ok(value)
-    })
+    cfg.check()?;
+    let mut run = FlowRun {
+        flow: zoo_train::stable_ids(flow.clone(), "flow"),
+        optim: cfg.optimizer(),
+        config: cfg.clone(),
+        what: format!("{label} loss"),
+        loss,
+    };
+    let outcome = zoo_train::train(&mut run, &cfg.loop_config(label), rng);
+    *flow = run.flow;
+    outcome.map(FitReport::from)
+}
+
+impl From<zoo_train::Trained<f64>> for FitReport {
+    fn from(t: zoo_train::Trained<f64>) -> Self {
+        FitReport {
+            losses: t.history,
+            seconds: t.seconds,
+            resumed_from: t.resumed_from,
+        }
+    }
 }
 
 /// Maximum likelihood: minimise -mean log q(x) over minibatches of `data` (`[n, dim]` on the
@@ -221,7 +231,7 @@ pub fn fit_max_likelihood(
             return fit_fused(flow, fused, &host, cfg, rng);
         }
     }
-    optimise(flow, cfg, "maximum likelihood", |flow, _| {
+    optimise(flow, cfg, "maximum likelihood", rng, |flow, rng, _| {
         let idx = batch_indices(rng, n, cfg.batch_size, &device);
         let x = data.clone().select(0, idx.clone()).autodiff();
         let ctx = context.map(|c| c.clone().select(0, idx).autodiff());
@@ -231,33 +241,83 @@ pub fn fit_max_likelihood(
     })
 }
 
-/// [`fit_max_likelihood`] on the fused host kernel: the same minibatches, loss, Adam, snapshots
-/// and divergence handling ([`run_loop`]), without autodiff; the parameters (restored ones after
-/// a divergence) are written back into `flow` at the end.
+/// [`fit_max_likelihood`] on the fused host kernel: the same minibatches, loss and Adam through
+/// the one training loop, without autodiff; the parameters (restored ones after a divergence)
+/// are written back into `flow` at the end.
 fn fit_fused(
     flow: &mut Flow,
-    mut host: crate::fused::FusedCouplingFlow,
+    host: crate::fused::FusedCouplingFlow,
     data: &[f32],
     cfg: &FitConfig,
     rng: &mut ZooRng,
 ) -> Result<FitReport> {
-    let d = flow.dim;
-    let n = data.len() / d;
-    let mut batch = vec![0f32; cfg.batch_size * d];
-    let result = run_loop(&mut host, cfg, "maximum likelihood (fused)", |host, it| {
-        for (row, i) in draw_indices(rng, n, cfg.batch_size).into_iter().enumerate() {
-            batch[row * d..(row + 1) * d].copy_from_slice(&data[i * d..(i + 1) * d]);
+    let mut run = FusedRun {
+        template: zoo_train::stable_ids(flow.clone(), "flow"),
+        batch: vec![0f32; cfg.batch_size * flow.dim],
+        host,
+        data,
+        cfg,
+    };
+    let outcome = zoo_train::train(
+        &mut run,
+        &cfg.loop_config("maximum likelihood (fused)"),
+        rng,
+    );
+    *flow = run.template;
+    run.host.write_back(flow);
+    outcome.map(FitReport::from)
+}
+
+/// The fused trainer's state: host parameters with their Adam moments.
+struct FusedRun<'a> {
+    host: crate::fused::FusedCouplingFlow,
+    /// A flow of the same structure: what the host parameters are written into for checkpoints.
+    template: Flow,
+    batch: Vec<f32>,
+    data: &'a [f32],
+    cfg: &'a FitConfig,
+}
+
+impl Trainable for FusedRun<'_> {
+    type Log = f64;
+
+    fn step(&mut self, rng: &mut ZooRng, it: usize) -> Result<f64> {
+        let d = self.template.dim;
+        let n = self.data.len() / d;
+        let data = self.data;
+        for (row, i) in draw_indices(rng, n, self.cfg.batch_size)
+            .into_iter()
+            .enumerate()
+        {
+            self.batch[row * d..(row + 1) * d].copy_from_slice(&data[i * d..(i + 1) * d]);
         }
-        let (value, grads) = host.loss_and_grad(&batch);
+        let (value, grads) = self.host.loss_and_grad(&self.batch);
         check_loss(it, "maximum likelihood loss", value)?;
         if let Some(g) = grads.iter().flatten().find(|g| !g.is_finite()) {
             check_loss(it, "gradient", f64::from(*g))?;
         }
-        host.adam_step(grads, cfg.learning_rate, cfg.grad_clip);
+        self.host
+            .adam_step(grads, self.cfg.learning_rate, self.cfg.grad_clip);
         Ok(value)
-    });
-    host.write_back(flow);
-    result
+    }
+
+    fn save(&self, checkpoint: &mut Checkpoint) -> Result<()> {
+        let mut flow = self.template.clone();
+        self.host.write_back(&mut flow);
+        // Writing host weights back makes fresh parameters: give them their stable ids again.
+        checkpoint.put_module("flow", &zoo_train::stable_ids(flow, "flow"))?;
+        checkpoint.put_json("adam", self.host.adam())
+    }
+
+    fn load(&mut self, checkpoint: &Checkpoint) -> Result<()> {
+        let flow = checkpoint.module("flow", self.template.clone())?;
+        let mut host = crate::fused::FusedCouplingFlow::from_flow(&flow)
+            .ok_or_else(|| Error::invalid("checkpoint", "not a fused coupling flow"))?;
+        *host.adam_mut() = checkpoint.json("adam")?;
+        self.host = host;
+        self.template = flow;
+        Ok(())
+    }
 }
 
 /// Settings of the Boltzmann-generator trainer.
@@ -304,7 +364,7 @@ pub fn fit_reverse_kl(
     }
     let batch = cfg.fit.batch_size;
     let dim = flow.dim;
-    optimise(flow, &cfg.fit, "reverse KL", |flow, it| {
+    optimise(flow, &cfg.fit, "reverse KL", rng, |flow, rng, it| {
         let z = zoo_energy::rng::normal(rng, [batch, dim], device).autodiff();
         let base = standard_normal_log_density(z.clone().without_autodiff());
         let (x, log_det) = flow.inverse(z, None);
@@ -321,7 +381,7 @@ pub fn fit_reverse_kl(
                     iteration: it,
                     what: format!("target energy of flow sample {i}"),
                     value: f64::from(e_host[i]),
-                    last_good: 0, // filled in (and the flow restored) by `run_loop`
+                    last_good: 0, // filled in (and the flow restored) by the loop
                 });
             }
         }

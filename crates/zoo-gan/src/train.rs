@@ -15,18 +15,18 @@
 //! energy's written-out score, differentiated once by autodiff).
 
 use crate::model::{Gan, GanLoss};
-use burn::grad_clipping::GradientClippingConfig;
 use burn::module::Param;
-use burn::optim::{AdamConfig, GradientsParams};
+use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use burn::tensor::activation::{relu, softplus};
-use rand::RngExt;
 use serde::{Deserialize, Serialize};
-use std::time::Instant;
 use zoo_energy::Energy;
 use zoo_energy::rng::{normal, uniform};
 use zoo_energy::tensor::{check_finite, row_sq_norm};
 use zoo_energy::{Error, Result, ZooRng, check_count, check_positive};
+use zoo_train::{
+    Checkpoint, LoopConfig, OptimizerConfig, OptimizerKind, Resume, Trainable, check_value,
+};
 
 /// Settings of [`fit`] (a TOML table; unknown keys are errors). Adam's defaults are DCGAN's
 /// (lr 2e-4, betas 0.5 and 0.999; Radford et al. 2016); the games' own constants are those of the
@@ -63,6 +63,11 @@ pub struct GanTrainConfig {
     pub energy_gradient_penalty: f64,
     /// VERA's importance samples per generated point for the score of q.
     pub posterior_samples: usize,
+    /// Capture a restore point every this many good iterations.
+    pub snapshot_every: usize,
+    /// The resumable checkpoint (set by programs, not by TOML).
+    #[serde(skip)]
+    pub resume: Resume,
 }
 
 impl Default for GanTrainConfig {
@@ -82,6 +87,8 @@ impl Default for GanTrainConfig {
             entropy_weight: 1.0,
             energy_gradient_penalty: 0.1,
             posterior_samples: 20,
+            snapshot_every: 50,
+            resume: Resume::default(),
         }
     }
 }
@@ -95,6 +102,7 @@ impl GanTrainConfig {
         }
         check_count("batch_size", self.batch_size)?;
         check_count("posterior_samples", self.posterior_samples)?;
+        check_count("snapshot_every", self.snapshot_every)?;
         check_positive("generator_learning_rate", self.generator_learning_rate)?;
         check_positive(
             "discriminator_learning_rate",
@@ -137,6 +145,8 @@ pub struct GanReport {
     pub posterior_scales: Vec<f64>,
     /// Wall-clock seconds.
     pub seconds: f64,
+    /// The iteration training resumed from (0: it started afresh).
+    pub resumed_from: usize,
 }
 
 /// VERA's posterior proposal scale, log eta (its own module and optimiser).
@@ -190,7 +200,18 @@ pub fn vera_score(
     Ok(score)
 }
 
-/// Trains `gan` (built on an autodiff device) on `data` (`[n, data_dim]`, plain device).
+/// One generator update's record.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct GanLog {
+    discriminator: f64,
+    generator: f64,
+    posterior_scale: Option<f64>,
+}
+
+/// Trains `gan` (built on an autodiff device) on `data` (`[n, data_dim]`, plain device) through
+/// the one training loop ([`zoo_train::train`]): a non-finite loss restores the last snapshot
+/// (both networks, spectral-norm vectors, all optimisers, VERA's eta, the generator of
+/// randomness) and `cfg.resume` makes the run resumable.
 pub fn fit(
     gan: &mut Gan,
     data: &Tensor<2>,
@@ -199,103 +220,135 @@ pub fn fit(
     show_progress: bool,
 ) -> Result<GanReport> {
     cfg.check()?;
-    let n = crate::model::check_data(gan, "training data", data)?;
+    crate::model::check_data(gan, "training data", data)?;
     check_finite("training data", data)?;
-    let device = data.device();
-    let adam = || {
-        AdamConfig::new()
-            .with_beta_1(cfg.beta_1 as f32)
-            .with_beta_2(cfg.beta_2 as f32)
-            .with_grad_clipping(
-                cfg.grad_clip
-                    .map(|c| GradientClippingConfig::Norm(c as f32)),
-            )
-            .init()
+    let adam = OptimizerConfig {
+        kind: OptimizerKind::Adam,
+        beta1: cfg.beta_1,
+        beta2: cfg.beta_2,
+        grad_clip: cfg.grad_clip,
     };
-    let (mut g_optim, mut d_optim, mut eta_optim) = (adam(), adam(), adam());
-    let loss_kind = gan.config.loss;
-    let n_critic = cfg.n_critic.unwrap_or(loss_kind.default_n_critic());
-    let (b, l) = (cfg.batch_size, gan.config.latent_dim);
-    let mut scale = (loss_kind == GanLoss::Vera).then(|| PosteriorScale {
-        log_eta: Param::from_tensor(Tensor::full([1], 0.1f32.ln(), &device.clone().autodiff())),
+    let loss = gan.config.loss;
+    let device = data.device().autodiff();
+    let scale = (loss == GanLoss::Vera).then(|| PosteriorScale {
+        log_eta: Param::from_tensor(Tensor::full([1], 0.1f32.ln(), &device)),
     });
-    let mut report = GanReport::default();
-    let bar = zoo_energy::progress::bar(show_progress, cfg.iterations, loss_kind.name());
-    let started = Instant::now();
-    let batch = |rng: &mut ZooRng| {
-        let idx: Vec<i64> = (0..b).map(|_| rng.random_range(0..n) as i64).collect();
-        data.clone().select(
-            0,
-            Tensor::<1, Int>::from_data(TensorData::new(idx, [b]), &device),
-        )
+    let mut gan_ = gan.clone();
+    gan_.generator = zoo_train::stable_ids(gan_.generator, "generator");
+    gan_.discriminator = zoo_train::stable_ids(gan_.discriminator, "discriminator");
+    let scale = scale.map(|s| zoo_train::stable_ids(s, "posterior_scale"));
+    let mut run = GanRun {
+        gan: gan_,
+        optimizers: [adam.build(), adam.build(), adam.build()],
+        adam,
+        scale,
+        data,
+        cfg,
     };
-    let diverged = |it: usize, what: &str, value: f64| Error::TrainingDiverged {
-        iteration: it,
-        what: what.into(),
-        value,
-        last_good: it - 1,
+    let loop_cfg = LoopConfig {
+        iterations: cfg.iterations,
+        snapshot_every: cfg.snapshot_every,
+        resume: cfg.resume.clone(),
+        progress: show_progress,
+        label: loss.name().into(),
     };
-    for it in 1..=cfg.iterations {
-        // Discriminator updates: fakes come from a constant copy of the generator.
+    let outcome = zoo_train::train(&mut run, &loop_cfg, rng);
+    *gan = run.gan;
+    let done = outcome?;
+    let h = &done.history;
+    Ok(GanReport {
+        discriminator_losses: h.iter().map(|l| l.discriminator).collect(),
+        generator_losses: h.iter().map(|l| l.generator).collect(),
+        posterior_scales: h.iter().filter_map(|l| l.posterior_scale).collect(),
+        seconds: done.seconds,
+        resumed_from: done.resumed_from,
+    })
+}
+
+/// One GAN training run: the two players, their optimisers (generator, discriminator, VERA's
+/// eta) and VERA's posterior scale.
+struct GanRun<'a> {
+    gan: Gan,
+    optimizers: [ModuleOptimizer; 3],
+    adam: OptimizerConfig,
+    scale: Option<PosteriorScale>,
+    data: &'a Tensor<2>,
+    cfg: &'a GanTrainConfig,
+}
+
+impl GanRun<'_> {
+    /// One discriminator update on a real and a fake minibatch; fakes come from a constant copy
+    /// of the generator. Returns the loss.
+    fn discriminator_step(&mut self, rng: &mut ZooRng, iteration: usize) -> Result<f64> {
+        let (cfg, gan) = (self.cfg, &mut self.gan);
+        let (b, l, device) = (cfg.batch_size, gan.config.latent_dim, self.data.device());
+        let real = zoo_train::minibatch(rng, self.data, b);
+        let z = normal(rng, [b, l], &device);
+        let eps = normal(rng, [b, gan.config.data_dim], &device);
+        let fake = gan.generator.valid().sample(z, eps);
+        gan.discriminator.power_iteration();
+        let loss = discriminator_loss(gan, cfg, real, fake, rng);
+        let value = f64::from(loss.clone().into_scalar::<f32>());
+        check_value(iteration, "discriminator loss", value, f64::INFINITY)?;
+        let mut grads = loss.backward();
+        let grads = GradientsParams::from_module(&mut grads, &gan.discriminator);
+        let lr = cfg.discriminator_learning_rate;
+        gan.discriminator = self.optimizers[1].step(lr, gan.discriminator.clone(), grads);
+        Ok(value)
+    }
+
+    /// VERA's entropy surrogate for the generator's loss, and one ELBO step on eta.
+    fn vera_terms(
+        &mut self,
+        rng: &mut ZooRng,
+        z: &Tensor<2>,
+        fake: &Tensor<2>,
+    ) -> Result<Option<(Tensor<1>, f64)>> {
+        let (cfg, gan) = (self.cfg, &self.gan);
+        let Some(sc) = self.scale.as_mut() else {
+            return Ok(None);
+        };
+        let (b, l, device) = (cfg.batch_size, gan.config.latent_dim, self.data.device());
+        let eta = f64::from(sc.log_eta.val().exp().into_scalar::<f32>());
+        let x = fake.clone().without_autodiff();
+        let s = vera_score(gan, x.clone(), z.clone(), eta, cfg.posterior_samples, rng)?;
+        let entropy_surrogate = (s.autodiff() * fake.clone()).sum_dim(1).mean();
+        // The proposal's ELBO in eta (one draw per point, generator held constant).
+        let sigma = gan.generator.sigma().expect("the VERA generator is noisy");
+        let sigma = f64::from(sigma.into_scalar::<f32>());
+        let e = normal(rng, [b, l], &device).autodiff();
+        let eta_t = sc.log_eta.val().exp().unsqueeze_dim::<2>(0);
+        let zk = z.clone().autodiff() + e.clone() * eta_t;
+        let mu = gan.generator.mean(zk.clone());
+        let log_joint = row_sq_norm(x.autodiff() - mu).mul_scalar(-0.5 / (sigma * sigma))
+            - row_sq_norm(zk).mul_scalar(0.5);
+        // log xi(z | x) = -|e|^2 / 2 - l log eta + const.
+        let log_xi = row_sq_norm(e).mul_scalar(-0.5) - sc.log_eta.val().mul_scalar(l as f64);
+        let neg_elbo = (log_xi - log_joint).mean();
+        let mut grads = neg_elbo.backward();
+        let grads = GradientsParams::from_module(&mut grads, &*sc);
+        *sc = self.optimizers[2].step(cfg.generator_learning_rate, sc.clone(), grads);
+        Ok(Some((
+            entropy_surrogate.mul_scalar(cfg.entropy_weight),
+            eta,
+        )))
+    }
+}
+
+impl Trainable for GanRun<'_> {
+    type Log = GanLog;
+
+    /// `n_critic` discriminator updates, then one generator update through a discriminator that
+    /// is not stepped.
+    fn step(&mut self, rng: &mut ZooRng, iteration: usize) -> Result<GanLog> {
+        let loss_kind = self.gan.config.loss;
+        let n_critic = self.cfg.n_critic.unwrap_or(loss_kind.default_n_critic());
         let mut d_value = 0.0;
         for _ in 0..n_critic {
-            let real = batch(rng);
-            let z = normal(rng, [b, l], &device);
-            let eps = normal(rng, [b, gan.config.data_dim], &device);
-            let fake = gan.generator.valid().sample(z, eps);
-            gan.discriminator.power_iteration();
-            let disc = &gan.discriminator;
-            let e_fake = disc.energy_of(fake.clone().autodiff());
-            // VERA penalises the input gradient at the data: energy and score in one pass.
-            let (e_real, real_score) = match (loss_kind, disc.critic.as_ref()) {
-                (GanLoss::Vera, Some(critic)) => {
-                    let (e, s) = critic.energy_and_score(real.clone().autodiff());
-                    (e, Some(s))
-                }
-                _ => (disc.energy_of(real.clone().autodiff()), None),
-            };
-            let loss = match loss_kind {
-                GanLoss::NonSaturating => {
-                    softplus(e_real, 1.0).mean() + softplus(e_fake.neg(), 1.0).mean()
-                }
-                GanLoss::Hinge => {
-                    relu(e_real.add_scalar(1.0)).mean() + relu(e_fake.neg().add_scalar(1.0)).mean()
-                }
-                GanLoss::WganGp => {
-                    let t = uniform(rng, b, &device).unsqueeze_dim::<2>(1);
-                    let hat = real.clone() * t.clone() + fake * t.neg().add_scalar(1.0);
-                    let critic = disc.critic.as_ref().expect("WGAN-GP has an MLP critic");
-                    let s = critic.score(hat.autodiff());
-                    let penalty = row_sq_norm(s)
-                        .add_scalar(1e-12)
-                        .sqrt()
-                        .sub_scalar(1.0)
-                        .square()
-                        .mean();
-                    e_real.mean() - e_fake.mean() + penalty.mul_scalar(cfg.gradient_penalty)
-                }
-                GanLoss::Ebgan => e_real.mean() + relu(e_fake.neg().add_scalar(cfg.margin)).mean(),
-                GanLoss::Vera => {
-                    let s = real_score.expect("VERA has an MLP critic");
-                    e_real.mean() - e_fake.mean()
-                        + row_sq_norm(s)
-                            .mean()
-                            .mul_scalar(cfg.energy_gradient_penalty)
-                }
-            };
-            d_value = f64::from(loss.clone().into_scalar::<f32>());
-            if !d_value.is_finite() {
-                return Err(diverged(it, "discriminator loss", d_value));
-            }
-            let mut grads = loss.backward();
-            let grads = GradientsParams::from_module(&mut grads, &gan.discriminator);
-            gan.discriminator = d_optim.step(
-                cfg.discriminator_learning_rate,
-                gan.discriminator.clone(),
-                grads,
-            );
+            d_value = self.discriminator_step(rng, iteration)?;
         }
-        // Generator update through a discriminator that is not stepped.
+        let (cfg, gan) = (self.cfg, &self.gan);
+        let (b, l, device) = (cfg.batch_size, gan.config.latent_dim, self.data.device());
         let z = normal(rng, [b, l], &device);
         let eps = normal(rng, [b, gan.config.data_dim], &device);
         let fake = gan.generator.sample(z.clone().autodiff(), eps.autodiff());
@@ -305,56 +358,112 @@ pub fn fit(
             _ => e_fake.mean(),
         };
         if loss_kind == GanLoss::Ebgan && cfg.pull_away > 0.0 {
-            let code = gan
-                .discriminator
-                .code(fake.clone())
-                .expect("EBGAN has an encoder");
+            let code = gan.discriminator.code(fake.clone());
+            let code = code.expect("EBGAN has an encoder");
             loss = loss + pulling_away(code).mul_scalar(cfg.pull_away);
         }
-        if let (GanLoss::Vera, Some(sc)) = (loss_kind, scale.as_mut()) {
-            let eta = f64::from(sc.log_eta.val().exp().into_scalar::<f32>());
-            report.posterior_scales.push(eta);
-            let x = fake.clone().without_autodiff();
-            let s = vera_score(gan, x.clone(), z.clone(), eta, cfg.posterior_samples, rng)?;
-            let entropy_surrogate = (s.autodiff() * fake).sum_dim(1).mean();
-            loss = loss + entropy_surrogate.mul_scalar(cfg.entropy_weight);
-            // The proposal's ELBO in eta (one draw per point, generator held constant).
-            let sigma = f64::from(
-                gan.generator
-                    .sigma()
-                    .expect("the VERA generator is noisy")
-                    .into_scalar::<f32>(),
-            );
-            let e = normal(rng, [b, l], &device).autodiff();
-            let eta_t = sc.log_eta.val().exp().unsqueeze_dim::<2>(0);
-            let zk = z.clone().autodiff() + e.clone() * eta_t;
-            let mu = gan.generator.mean(zk.clone());
-            let log_joint = row_sq_norm(x.autodiff() - mu).mul_scalar(-0.5 / (sigma * sigma))
-                - row_sq_norm(zk).mul_scalar(0.5);
-            // log xi(z | x) = -|e|^2 / 2 - l log eta + const.
-            let log_xi = row_sq_norm(e).mul_scalar(-0.5) - sc.log_eta.val().mul_scalar(l as f64);
-            let neg_elbo = (log_xi - log_joint).mean();
-            let mut grads = neg_elbo.backward();
-            let grads = GradientsParams::from_module(&mut grads, &*sc);
-            *sc = eta_optim.step(cfg.generator_learning_rate, sc.clone(), grads);
+        let vera = self.vera_terms(rng, &z, &fake)?;
+        let posterior_scale = vera.as_ref().map(|v| v.1);
+        if let Some((entropy, _)) = vera {
+            loss = loss + entropy;
         }
         let g_value = f64::from(loss.clone().into_scalar::<f32>());
-        if !g_value.is_finite() {
-            return Err(diverged(it, "generator loss", g_value));
-        }
+        check_value(iteration, "generator loss", g_value, f64::INFINITY)?;
         let mut grads = loss.backward();
+        let gan = &mut self.gan;
         let grads = GradientsParams::from_module(&mut grads, &gan.generator);
-        gan.generator = g_optim.step(cfg.generator_learning_rate, gan.generator.clone(), grads);
-        report.discriminator_losses.push(d_value);
-        report.generator_losses.push(g_value);
-        bar.inc(1);
-        if it % 100 == 0 {
-            bar.set_message(format!("D {d_value:.3} G {g_value:.3}"));
+        let lr = cfg.generator_learning_rate;
+        gan.generator = self.optimizers[0].step(lr, gan.generator.clone(), grads);
+        Ok(GanLog {
+            discriminator: d_value,
+            generator: g_value,
+            posterior_scale,
+        })
+    }
+
+    fn save(&self, checkpoint: &mut Checkpoint) -> Result<()> {
+        checkpoint.put_module("generator", &self.gan.generator)?;
+        checkpoint.put_module("discriminator", &self.gan.discriminator)?;
+        checkpoint.put_json("spectral_u", &self.gan.discriminator.spectral_u)?;
+        for (name, o) in OPTIMIZERS.iter().zip(&self.optimizers) {
+            checkpoint.put_optimizer(name, o)?;
+        }
+        if let Some(sc) = &self.scale {
+            checkpoint.put_module("posterior_scale", sc)?;
+        }
+        Ok(())
+    }
+
+    fn load(&mut self, checkpoint: &Checkpoint) -> Result<()> {
+        let gan = &mut self.gan;
+        gan.generator = checkpoint.module("generator", gan.generator.clone())?;
+        gan.discriminator = checkpoint.module("discriminator", gan.discriminator.clone())?;
+        self.gan.discriminator.spectral_u = checkpoint.json("spectral_u")?;
+        for (name, o) in OPTIMIZERS.iter().zip(&mut self.optimizers) {
+            *o = checkpoint.optimizer(name, self.adam.build())?;
+        }
+        if let Some(sc) = &mut self.scale {
+            *sc = checkpoint.module("posterior_scale", sc.clone())?;
+        }
+        Ok(())
+    }
+
+    fn summary(log: &GanLog) -> String {
+        format!("D {:.3} G {:.3}", log.discriminator, log.generator)
+    }
+}
+
+const OPTIMIZERS: [&str; 3] = [
+    "generator_optimizer",
+    "discriminator_optimizer",
+    "eta_optimizer",
+];
+
+/// The discriminator's loss of each game on a real and a fake minibatch (plain tensors).
+fn discriminator_loss(
+    gan: &Gan,
+    cfg: &GanTrainConfig,
+    real: Tensor<2>,
+    fake: Tensor<2>,
+    rng: &mut ZooRng,
+) -> Tensor<1> {
+    let (disc, kind, b) = (&gan.discriminator, gan.config.loss, cfg.batch_size);
+    let e_fake = disc.energy_of(fake.clone().autodiff());
+    // VERA penalises the input gradient at the data: energy and score in one pass.
+    let (e_real, real_score) = match (kind, disc.critic.as_ref()) {
+        (GanLoss::Vera, Some(critic)) => {
+            let (e, s) = critic.energy_and_score(real.clone().autodiff());
+            (e, Some(s))
+        }
+        _ => (disc.energy_of(real.clone().autodiff()), None),
+    };
+    match kind {
+        GanLoss::NonSaturating => softplus(e_real, 1.0).mean() + softplus(e_fake.neg(), 1.0).mean(),
+        GanLoss::Hinge => {
+            relu(e_real.add_scalar(1.0)).mean() + relu(e_fake.neg().add_scalar(1.0)).mean()
+        }
+        GanLoss::WganGp => {
+            let t = uniform(rng, b, &real.device()).unsqueeze_dim::<2>(1);
+            let hat = real * t.clone() + fake * t.neg().add_scalar(1.0);
+            let critic = disc.critic.as_ref().expect("WGAN-GP has an MLP critic");
+            let s = critic.score(hat.autodiff());
+            let penalty = row_sq_norm(s)
+                .add_scalar(1e-12)
+                .sqrt()
+                .sub_scalar(1.0)
+                .square()
+                .mean();
+            e_real.mean() - e_fake.mean() + penalty.mul_scalar(cfg.gradient_penalty)
+        }
+        GanLoss::Ebgan => e_real.mean() + relu(e_fake.neg().add_scalar(cfg.margin)).mean(),
+        GanLoss::Vera => {
+            let s = real_score.expect("VERA has an MLP critic");
+            e_real.mean() - e_fake.mean()
+                + row_sq_norm(s)
+                    .mean()
+                    .mul_scalar(cfg.energy_gradient_penalty)
         }
     }
-    bar.finish_and_clear();
-    report.seconds = started.elapsed().as_secs_f64();
-    Ok(report)
 }
 
 /// EBGAN's pulling-away term (Zhao et al. 2017, eq. 6): the mean squared cosine similarity

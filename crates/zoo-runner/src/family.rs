@@ -52,6 +52,8 @@ pub(crate) struct Trained {
     pub files: Files,
     pub curve: Curve,
     pub seconds: f64,
+    /// The iteration training resumed from (0: started afresh).
+    pub resumed_from: usize,
 }
 
 /// What [`evaluate`] returns: the rows and the pictures' data.
@@ -111,6 +113,7 @@ pub(crate) fn train(
     seed: u64,
     device: &Device,
     progress: bool,
+    resume: zoo_train::Resume,
 ) -> Result<Trained> {
     let ad = device.clone().autodiff();
     let (n, d) = (data.n_train(), data.dim);
@@ -126,10 +129,11 @@ pub(crate) fn train(
             let model = model.init(&ad, &mut init_rng)?;
             let train = zoo_ebm::TrainConfig {
                 progress,
+                resume,
                 ..train.clone()
             };
             let dataset = zoo_ebm::Dataset::new(data.train.clone(), d)?;
-            let (model, history, seconds) = ebm_train(
+            let (model, history, seconds, resumed_from) = ebm_train(
                 &cfg.method,
                 objective,
                 model,
@@ -143,12 +147,14 @@ pub(crate) fn train(
                 files: vec![("energy.bpk".into(), module_bytes(&model)?)],
                 curve: Curve::from_series(&[("loss", &history)]),
                 seconds,
+                resumed_from,
             })
         }
         Plan::Flow { model, train } => {
             let mut flow = model.init(&ad, &mut init_rng)?;
             let fit = zoo_flow::FitConfig {
                 progress,
+                resume,
                 ..train.clone()
             };
             let report = zoo_flow::fit_max_likelihood(&mut flow, &train_t(), None, &fit, &mut rng)?;
@@ -156,11 +162,16 @@ pub(crate) fn train(
                 files: vec![("flow.bpk".into(), module_bytes(&flow)?)],
                 curve: Curve::from_series(&[("nll", &report.losses)]),
                 seconds: report.seconds,
+                resumed_from: report.resumed_from,
             })
         }
         Plan::Diffusion { model, train } => {
             let sde = diffusion_sde(&cfg.method);
             let host = BackendKind::is_host_device(device);
+            let train = &zoo_diffusion::DsmConfig {
+                resume,
+                ..train.clone()
+            };
             let (bytes, report) = if cfg.method == "vp_energy" {
                 let mut net = model.energy(&ad, &mut init_rng)?;
                 let r =
@@ -179,11 +190,16 @@ pub(crate) fn train(
                 files: vec![("score.bpk".into(), bytes)],
                 curve: Curve::from_series(&[("dsm_loss", &report.losses)]),
                 seconds: report.seconds,
+                resumed_from: report.resumed_from,
             })
         }
         Plan::Gan { model, train } => {
             let mut gan = model.init(&ad, &mut init_rng)?;
-            let report = zoo_gan::fit(&mut gan, &train_t(), train, &mut rng, progress)?;
+            let train = zoo_gan::GanTrainConfig {
+                resume,
+                ..train.clone()
+            };
+            let report = zoo_gan::fit(&mut gan, &train_t(), &train, &mut rng, progress)?;
             let spectral = serde_json::to_vec(&gan.discriminator.spectral_u)
                 .expect("vectors of floats serialise");
             Ok(Trained {
@@ -200,15 +216,21 @@ pub(crate) fn train(
                     ("generator_loss", &report.generator_losses),
                 ]),
                 seconds: report.seconds,
+                resumed_from: report.resumed_from,
             })
         }
         Plan::Vae { model, train } => {
             let mut vae = model.init(&ad, &mut init_rng)?;
-            let report = zoo_vae::fit(&mut vae, &train_t(), train, &mut rng)?;
+            let train = zoo_vae::VaeTrainConfig {
+                resume,
+                ..train.clone()
+            };
+            let report = zoo_vae::fit(&mut vae, &train_t(), &train, &mut rng)?;
             Ok(Trained {
                 files: vec![("vae.bpk".into(), module_bytes(&vae)?)],
                 curve: Curve::from_series(&[("neg_elbo", &report.losses)]),
                 seconds: report.seconds,
+                resumed_from: report.resumed_from,
             })
         }
     }
@@ -225,7 +247,7 @@ fn ebm_train(
     init: InitDistribution,
     rng: &mut ZooRng,
     device: &Device,
-) -> Result<(MlpEnergy, Vec<f64>, f64)> {
+) -> Result<(MlpEnergy, Vec<f64>, f64, usize)> {
     use zoo_ebm::objective::{
         ChainStart, DenoisingScoreMatching, JarzynskiPcd, MaximumLikelihood, Nce,
         SlicedScoreMatching,
@@ -237,11 +259,12 @@ fn ebm_train(
         data: &zoo_ebm::Dataset,
         rng: &mut ZooRng,
         device: &Device,
-    ) -> Result<(MlpEnergy, Vec<f64>, f64)> {
+    ) -> Result<(MlpEnergy, Vec<f64>, f64, usize)> {
         let mut trainer = zoo_ebm::Trainer::new(model, train)?;
         trainer.run(&mut objective, data, rng, device)?;
         let losses = trainer.history.iter().map(|r| r.loss).collect();
-        Ok((trainer.model().clone(), losses, trainer.seconds))
+        let t = &trainer;
+        Ok((t.model().clone(), losses, t.seconds, t.resumed_from))
     }
     let h = o.step_size.unwrap_or(0.005);
     let ula = AnySampler::new(SamplerKind::Ula, h, 1)?;

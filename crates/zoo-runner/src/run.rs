@@ -3,6 +3,7 @@
 //! ```text
 //! <out>/<name>/config.toml          the config as given
 //! <out>/<name>/backend              the backend it runs on (another backend is refused)
+//! <out>/<name>/seed-<s>/train.ckpt   the training state every 100 iterations (mid-training resume)
 //! <out>/<name>/seed-<s>/checkpoint/  the trained model (burnpack), written before train.json
 //! <out>/<name>/seed-<s>/train.json   stage 1 done: training seconds and the checkpoint's files
 //! <out>/<name>/seed-<s>/curve.csv    the training curve
@@ -14,7 +15,8 @@
 //! Every file is written atomically (temporary file, then rename), and each stage's marker is
 //! written after everything the stage produced, so a run killed at any point restarts from the
 //! last finished stage: a seed with `metrics.json` is read back, a seed with `train.json` is
-//! evaluated from its checkpoint, any other seed is trained again from its seed.
+//! evaluated from its checkpoint, any other seed continues training from its `train.ckpt`
+//! (every family but the RBM, which the runner does not train).
 
 use crate::config::RunConfig;
 use crate::data::{Prepared, to_unit};
@@ -124,7 +126,18 @@ fn run_seed(
         (files, marker.seconds, read_curve(&curve_path)?)
     } else {
         say("training");
-        let trained = family::train(cfg, &data, seed, device, opts.progress)?;
+        // Families on the one training loop resume mid-training from this file.
+        let resume = zoo_train::Resume::at(
+            dir.join("train.ckpt"),
+            &format!("{}\nbackend {}\nseed {seed}", cfg.text, cfg.backend.name()),
+        );
+        let trained = family::train(cfg, &data, seed, device, opts.progress, resume)?;
+        if trained.resumed_from > 0 {
+            say(&format!(
+                "training resumed from its checkpoint at iteration {}",
+                trained.resumed_from
+            ));
+        }
         for (name, bytes) in &trained.files {
             write_atomic(&dir.join("checkpoint").join(name), bytes)?;
         }

@@ -12,17 +12,16 @@
 //!   log Z, checked by SMC and by importance sampling, shows it), persistent ones do not.
 
 use crate::model::Vae;
-use burn::grad_clipping::GradientClippingConfig;
-use burn::optim::{AdamConfig, GradientsParams};
+use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
-use std::time::Instant;
 use zoo_energy::energy::{Covariance, Energy, Gaussian, WithGaussianBase};
 use zoo_energy::estimate::{AnnealConfig, anneal, log_mean_exp};
 use zoo_energy::rng::normal;
 use zoo_energy::sampler::{AnySampler, Mala, Sampler, Ula};
 use zoo_energy::tensor::{check_finite, to_host1};
 use zoo_energy::{Error, Result, ZooRng, check_count, check_positive};
+use zoo_train::{Checkpoint, LoopConfig, OptimizerConfig, Resume, Trainable, check_value};
 
 /// Settings of [`fit`] (a TOML table; unknown keys are errors).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -49,6 +48,11 @@ pub struct VaeTrainConfig {
     pub langevin_steps: usize,
     /// Their step size h (z <- z + h s(z) + sqrt(2h) xi).
     pub langevin_step_size: f64,
+    /// Capture a restore point every this many good iterations.
+    pub snapshot_every: usize,
+    /// The resumable checkpoint (set by programs, not by TOML).
+    #[serde(skip)]
+    pub resume: Resume,
 }
 
 impl Default for VaeTrainConfig {
@@ -63,6 +67,8 @@ impl Default for VaeTrainConfig {
             persistent: true,
             langevin_steps: 60,
             langevin_step_size: 0.05,
+            snapshot_every: 50,
+            resume: Resume::default(),
         }
     }
 }
@@ -73,6 +79,7 @@ impl VaeTrainConfig {
         check_count("iterations", self.iterations)?;
         check_count("batch_size", self.batch_size)?;
         check_count("langevin_steps", self.langevin_steps)?;
+        check_count("snapshot_every", self.snapshot_every)?;
         check_positive("learning_rate", self.learning_rate)?;
         check_positive("prior_learning_rate", self.prior_learning_rate)?;
         check_positive("langevin_step_size", self.langevin_step_size)?;
@@ -96,6 +103,8 @@ pub struct VaeReport {
     pub losses: Vec<f64>,
     /// Wall-clock seconds.
     pub seconds: f64,
+    /// The iteration training resumed from (0: it started afresh).
+    pub resumed_from: usize,
 }
 
 /// Draws `n` prior samples: exact for the Gaussian prior, short-run ULA from N(0, I) on
@@ -149,35 +158,89 @@ pub fn continue_prior_chains(
     Ok(state.position)
 }
 
-/// Trains `vae` (on an autodiff device) on `data` (`[n, data_dim]`, plain device).
+/// Trains `vae` (on an autodiff device) on `data` (`[n, data_dim]`, plain device) through the
+/// one training loop ([`zoo_train::train`]): a non-finite ELBO restores the last snapshot (model,
+/// both optimisers, persistent prior chains, generator) and `cfg.resume` makes the run resumable.
 pub fn fit(
     vae: &mut Vae,
     data: &Tensor<2>,
     cfg: &VaeTrainConfig,
     rng: &mut ZooRng,
 ) -> Result<VaeReport> {
-    use rand::RngExt;
     cfg.check()?;
-    let n = vae.check_data("training data", data)?;
+    vae.check_data("training data", data)?;
     check_finite("training data", data)?;
-    let device = data.device();
-    let adam = || {
-        AdamConfig::new()
-            .with_grad_clipping(
-                cfg.grad_clip
-                    .map(|c| GradientClippingConfig::Norm(c as f32)),
-            )
-            .init()
+    let adam = OptimizerConfig {
+        grad_clip: cfg.grad_clip,
+        ..OptimizerConfig::adam()
     };
-    let (mut optim, mut prior_optim) = (adam(), adam());
-    let started = Instant::now();
-    let mut report = VaeReport::default();
-    let b = cfg.batch_size;
-    let mut chains: Option<Tensor<2>> = None;
-    for it in 1..=cfg.iterations {
-        let idx: Vec<i64> = (0..b).map(|_| rng.random_range(0..n) as i64).collect();
-        let idx = Tensor::<1, Int>::from_data(TensorData::new(idx, [b]), &device);
-        let x = data.clone().select(0, idx).autodiff();
+    let mut run = VaeRun {
+        vae: zoo_train::stable_ids(vae.clone(), "vae"),
+        optim: adam.build(),
+        prior_optim: adam.build(),
+        adam,
+        chains: None,
+        data,
+        cfg,
+    };
+    let loop_cfg = LoopConfig {
+        iterations: cfg.iterations,
+        snapshot_every: cfg.snapshot_every,
+        resume: cfg.resume.clone(),
+        progress: false,
+        label: "vae".into(),
+    };
+    let outcome = zoo_train::train(&mut run, &loop_cfg, rng);
+    *vae = run.vae;
+    let done = outcome?;
+    Ok(VaeReport {
+        losses: done.history,
+        seconds: done.seconds,
+        resumed_from: done.resumed_from,
+    })
+}
+
+/// One VAE training run: the model, its two optimisers and the prior's persistent chains.
+struct VaeRun<'a> {
+    vae: Vae,
+    optim: ModuleOptimizer,
+    prior_optim: ModuleOptimizer,
+    adam: OptimizerConfig,
+    chains: Option<Tensor<2>>,
+    data: &'a Tensor<2>,
+    cfg: &'a VaeTrainConfig,
+}
+
+impl VaeRun<'_> {
+    /// The prior's contrastive loss E(z_q) - E(z_p) + penalty, with z_p from (persistent) ULA.
+    fn prior_loss(&mut self, z: &Tensor<2>, rng: &mut ZooRng) -> Result<Option<Tensor<1>>> {
+        let (vae, cfg) = (&self.vae, self.cfg);
+        let Some(prior) = &vae.prior else {
+            return Ok(None);
+        };
+        let (b, steps, h) = (z.dims()[0], cfg.langevin_steps, cfg.langevin_step_size);
+        let negatives = match self.chains.take() {
+            Some(z0) if cfg.persistent => continue_prior_chains(vae, z0, steps, h, rng)?,
+            _ => sample_prior(vae, b, steps, h, rng, &self.data.device())?,
+        };
+        self.chains = Some(negatives.clone());
+        let positives = z.clone().without_autodiff().autodiff();
+        let (e_pos, e_neg) = (prior.energy(positives), prior.energy(negatives.autodiff()));
+        let penalty = (e_pos.clone().square().mean() + e_neg.clone().square().mean())
+            .mul_scalar(cfg.prior_energy_penalty);
+        Ok(Some(e_pos.mean() - e_neg.mean() + penalty))
+    }
+}
+
+impl Trainable for VaeRun<'_> {
+    type Log = f64;
+
+    /// One step on the negative ELBO (Kingma & Welling 2014) plus, with an EBM prior, the
+    /// prior's maximum-likelihood contrast (Pang et al. 2020).
+    fn step(&mut self, rng: &mut ZooRng, iteration: usize) -> Result<f64> {
+        let (b, device) = (self.cfg.batch_size, self.data.device());
+        let x = zoo_train::minibatch(rng, self.data, b).autodiff();
+        let vae = &self.vae;
         let (mean, log_var) = vae.posterior(x.clone());
         let eps = normal(rng, [b, vae.latent_dim], &device).autodiff();
         let z = mean.clone() + log_var.clone().mul_scalar(0.5).exp() * eps;
@@ -188,57 +251,51 @@ pub fn fit(
             .sub_scalar(vae.latent_dim as f64)
             .mul_scalar(0.5);
         let mut objective = kl - rec;
-        let mut contrast = None;
         if let Some(prior) = &vae.prior {
             // Encoder/decoder see E through z only; the prior gets the ML gradient.
             objective = objective + prior.valid().energy(z.clone());
-            let negatives = match chains.take() {
-                Some(z0) if cfg.persistent => {
-                    continue_prior_chains(vae, z0, cfg.langevin_steps, cfg.langevin_step_size, rng)?
-                }
-                _ => sample_prior(
-                    vae,
-                    b,
-                    cfg.langevin_steps,
-                    cfg.langevin_step_size,
-                    rng,
-                    &device,
-                )?,
-            };
-            chains = Some(negatives.clone());
-            let positives = z.clone().without_autodiff().autodiff();
-            let (e_pos, e_neg) = (prior.energy(positives), prior.energy(negatives.autodiff()));
-            let penalty = (e_pos.clone().square().mean() + e_neg.clone().square().mean())
-                .mul_scalar(cfg.prior_energy_penalty);
-            contrast = Some(e_pos.mean() - e_neg.mean() + penalty);
         }
+        let contrast = self.prior_loss(&z, rng)?;
         let elbo_loss = objective.mean();
         let value = f64::from(elbo_loss.clone().into_scalar::<f32>());
+        check_value(iteration, "negative ELBO", value, f64::INFINITY)?;
         // The contrastive term (zero at the optimum) drives the prior; it is not part of the ELBO.
         let loss = match contrast {
             Some(c) => elbo_loss + c,
             None => elbo_loss,
         };
-        if !value.is_finite() {
-            return Err(Error::TrainingDiverged {
-                iteration: it,
-                what: "negative ELBO".into(),
-                value,
-                last_good: it - 1,
-            });
-        }
-        report.losses.push(value);
         let mut grads = loss.backward();
-        let prior = vae.prior.take().map(|p| {
+        let cfg = self.cfg;
+        let prior = self.vae.prior.take().map(|p| {
             let g = GradientsParams::from_module(&mut grads, &p);
-            prior_optim.step(cfg.prior_learning_rate, p, g)
+            self.prior_optim.step(cfg.prior_learning_rate, p, g)
         });
-        let g = GradientsParams::from_module(&mut grads, &*vae);
-        *vae = optim.step(cfg.learning_rate, vae.clone(), g);
-        vae.prior = prior;
+        let g = GradientsParams::from_module(&mut grads, &self.vae);
+        self.vae = self.optim.step(cfg.learning_rate, self.vae.clone(), g);
+        self.vae.prior = prior;
+        Ok(value)
     }
-    report.seconds = started.elapsed().as_secs_f64();
-    Ok(report)
+
+    fn save(&self, checkpoint: &mut Checkpoint) -> Result<()> {
+        checkpoint.put_module("vae", &self.vae)?;
+        checkpoint.put_optimizer("optimizer", &self.optim)?;
+        checkpoint.put_optimizer("prior_optimizer", &self.prior_optim)?;
+        if let Some(chains) = &self.chains {
+            checkpoint.put_tensor("prior_chains", chains)?;
+        }
+        Ok(())
+    }
+
+    fn load(&mut self, checkpoint: &Checkpoint) -> Result<()> {
+        self.vae = checkpoint.module("vae", self.vae.clone())?;
+        self.optim = checkpoint.optimizer("optimizer", self.adam.build())?;
+        self.prior_optim = checkpoint.optimizer("prior_optimizer", self.adam.build())?;
+        self.chains = match checkpoint.has("prior_chains") {
+            true => Some(checkpoint.tensor("prior_chains", &self.data.device())?),
+            false => None,
+        };
+        Ok(())
+    }
 }
 
 /// log Z_U of the prior: exact for the Gaussian prior; for the EBM prior SMC along the geometric

@@ -23,6 +23,7 @@ use zoo_energy::rng::normal;
 use zoo_energy::sampler::langevin_move;
 use zoo_energy::tensor::{check_finite, from_host1, from_host2, row_sq_norm, to_host1};
 use zoo_energy::{ChainState, Error, Result, ZooRng, check_positive};
+use zoo_train::Checkpoint;
 
 /// Where the walkers start.
 #[derive(Debug, Clone)]
@@ -178,6 +179,29 @@ fn normalised(log_w: &[f64]) -> Vec<f64> {
 }
 
 impl<M: EnergyModel> Objective<M> for JarzynskiPcd {
+    fn save(&self, checkpoint: &mut Checkpoint) -> Result<()> {
+        let Some(w) = &self.state else { return Ok(()) };
+        checkpoint.put_tensor("walkers.position", &w.chains.position)?;
+        checkpoint.put_tensor("walkers.energy", &w.chains.energy)?;
+        checkpoint.put_tensor("walkers.score", &w.chains.score)?;
+        checkpoint.put_json("walkers.log_w", &w.log_w)
+    }
+
+    fn load(&mut self, checkpoint: &Checkpoint, device: &Device) -> Result<()> {
+        if !checkpoint.has("walkers.log_w") {
+            self.state = None;
+            return Ok(());
+        }
+        let chains = ChainState {
+            position: checkpoint.tensor("walkers.position", device)?,
+            energy: checkpoint.tensor("walkers.energy", device)?,
+            score: checkpoint.tensor("walkers.score", device)?,
+        };
+        let log_w = checkpoint.json("walkers.log_w")?;
+        self.state = Some(Walkers { chains, log_w });
+        Ok(())
+    }
+
     fn name(&self) -> String {
         "jarzynski".into()
     }

@@ -12,6 +12,7 @@ use burn::prelude::*;
 use zoo_energy::sampler::{AnySampler, InitDistribution, ReplayBuffer};
 use zoo_energy::tensor::from_host2;
 use zoo_energy::{Error, Result, ZooRng};
+use zoo_train::Checkpoint;
 
 /// Where the negative chains start each iteration.
 #[derive(Debug, Clone)]
@@ -60,6 +61,23 @@ impl MaximumLikelihood {
 }
 
 impl<M: EnergyModel> Objective<M> for MaximumLikelihood {
+    fn save(&self, checkpoint: &mut Checkpoint) -> Result<()> {
+        match &self.start {
+            ChainStart::Persistent(buffer) => {
+                checkpoint.put_json("replay_buffer", &buffer.contents())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn load(&mut self, checkpoint: &Checkpoint, _device: &Device) -> Result<()> {
+        if let ChainStart::Persistent(buffer) = &mut self.start {
+            let (data, next): (Vec<f32>, usize) = checkpoint.json("replay_buffer")?;
+            buffer.restore(data, next)?;
+        }
+        Ok(())
+    }
+
     fn name(&self) -> String {
         match self.start {
             ChainStart::Data => format!("cd-{}", self.steps),

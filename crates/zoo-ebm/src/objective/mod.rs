@@ -17,13 +17,14 @@ pub use score::{DenoisingScoreMatching, SlicedScoreMatching};
 use crate::model::EnergyModel;
 use burn::prelude::*;
 use burn::tensor::Gradients;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use zoo_energy::diagnostics::effective_sample_size;
 use zoo_energy::tensor::{to_host1, to_host2};
 use zoo_energy::{Energy, Error, Result, Sampler, ZooRng};
+use zoo_train::Checkpoint;
 
 /// Diagnostics of one training iteration (`None` where the method has no such quantity).
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Report {
     /// Mean energy of the data minibatch.
     pub energy_data: f64,
@@ -67,6 +68,17 @@ pub trait Objective<M: EnergyModel> {
 
     /// Called after every optimiser step with the updated model (Jarzynski's weight update).
     fn after_step(&mut self, _rng: &mut ZooRng, _model: &M, _device: &Device) -> Result<()> {
+        Ok(())
+    }
+
+    /// Writes the objective's state (chains, buffers, walkers and weights, own parameters) into
+    /// a training checkpoint; stateless objectives write nothing.
+    fn save(&self, _checkpoint: &mut Checkpoint) -> Result<()> {
+        Ok(())
+    }
+
+    /// Sets the state to what [`Objective::save`] wrote (tensors onto `device`).
+    fn load(&mut self, _checkpoint: &Checkpoint, _device: &Device) -> Result<()> {
         Ok(())
     }
 

@@ -14,6 +14,7 @@ use burn::tensor::activation::softplus;
 use zoo_energy::energy::{Covariance, ExactSample, Gaussian};
 use zoo_energy::tensor::to_host1;
 use zoo_energy::{Energy, Error, Result, ZooRng};
+use zoo_train::Checkpoint;
 
 /// An exactly samplable, normalised noise density.
 pub trait NoiseDensity: Energy + ExactSample {}
@@ -81,6 +82,15 @@ impl Nce {
 }
 
 impl<M: EnergyModel> Objective<M> for Nce {
+    fn save(&self, checkpoint: &mut Checkpoint) -> Result<()> {
+        checkpoint.put_json("nce", &(self.log_z, self.adam))
+    }
+
+    fn load(&mut self, checkpoint: &Checkpoint, _device: &Device) -> Result<()> {
+        (self.log_z, self.adam) = checkpoint.json("nce")?;
+        Ok(())
+    }
+
     fn name(&self) -> String {
         "nce".into()
     }

@@ -128,6 +128,31 @@ impl ReplayBuffer {
         (from_host2(out, [n, d], device), fresh)
     }
 
+    /// The stored points (row-major, `len() * dim` values) and the slot written next once full:
+    /// everything a checkpoint needs to continue the buffer exactly.
+    pub fn contents(&self) -> (&[f32], usize) {
+        (&self.data, self.next)
+    }
+
+    /// Replaces the buffer's contents with what [`ReplayBuffer::contents`] returned.
+    pub fn restore(&mut self, data: Vec<f32>, next: usize) -> Result<()> {
+        let rows = data.len() / self.dim;
+        if data.len() % self.dim != 0 || rows > self.capacity || (next > 0 && next >= rows) {
+            return Err(Error::invalid(
+                "replay buffer",
+                format!(
+                    "{} values with next slot {next} do not fit {} slots of dimension {}",
+                    data.len(),
+                    self.capacity,
+                    self.dim
+                ),
+            ));
+        }
+        self.data = data;
+        self.next = next;
+        Ok(())
+    }
+
     /// Stores the rows of `positions` `[m, dim]`, overwriting the oldest once full.
     pub fn push(&mut self, positions: &Tensor<2>) -> Result<()> {
         crate::tensor::check_batch("buffer positions", positions, self.dim)?;

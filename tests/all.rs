@@ -1,0 +1,34 @@
+//! Every workspace test but `memory.rs`, compiled as one binary: one link instead of one per
+//! file (the files keep their names; `cargo test --test all ebm::` runs one of them).
+//! `memory.rs` measures the resident memory of its process and keeps a binary of its own.
+
+mod common;
+
+#[path = "backends.rs"]
+mod backends;
+#[path = "data2d.rs"]
+mod data2d;
+#[path = "diffusion.rs"]
+mod diffusion;
+#[path = "ebm.rs"]
+mod ebm;
+#[path = "ebm_jarzynski.rs"]
+mod ebm_jarzynski;
+#[path = "flows.rs"]
+mod flows;
+#[path = "gan.rs"]
+mod gan;
+#[path = "logz.rs"]
+mod logz;
+#[path = "rbm.rs"]
+mod rbm;
+#[path = "scores.rs"]
+mod scores;
+#[path = "spins.rs"]
+mod spins;
+#[path = "statistics.rs"]
+mod statistics;
+#[path = "training.rs"]
+mod training;
+#[path = "vae.rs"]
+mod vae;
