@@ -9,7 +9,10 @@
 use rand::RngExt;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use zoo_energy::estimate::{LogZEstimate, check_groups, combine, log_mean_exp, log_sum_exp};
+use zoo_energy::estimate::{
+    AnnealPath, AnnealedPopulation, LogZEstimate, check_groups, log_sum_exp, resample_rows,
+    run_annealing,
+};
 use zoo_energy::rng::normal_vec;
 use zoo_energy::{Error, Result, ZooRng, check_positive};
 use zoo_train::{Checkpoint, LoopConfig, Resume, Trainable};
@@ -361,38 +364,25 @@ impl Rbm {
         let n = per_group * groups;
         let log_z0 = base_bias.iter().map(|&b| softplus(b)).sum::<f64>()
             + self.hidden as f64 * std::f64::consts::LN_2;
-        let log_p = |v: &[f64], beta: f64| -> f64 {
-            let lin: f64 = (0..self.visible)
-                .map(|i| v[i] * ((1.0 - beta) * base_bias[i] + beta * self.visible_bias[i]))
-                .sum();
-            lin + (0..self.hidden)
-                .map(|j| softplus(beta * self.hidden_input(v, j)))
-                .sum::<f64>()
+        let visible: Vec<f64> = (0..n * self.visible)
+            .map(|k| {
+                let b = base_bias[k % self.visible];
+                f64::from(u8::from(rng.random::<f64>() < sigmoid(b)))
+            })
+            .collect();
+        let betas: Vec<f64> = (1..=levels).map(|k| k as f64 / levels as f64).collect();
+        let path = AnnealPath {
+            betas: &betas,
+            groups,
+            resample_threshold: None,
+            log_z0,
         };
-        let betas: Vec<f64> = (0..=levels).map(|k| k as f64 / levels as f64).collect();
-        let mut log_w = Vec::with_capacity(n);
-        for _ in 0..n {
-            let mut v: Vec<f64> = base_bias
-                .iter()
-                .map(|&b| {
-                    if rng.random::<f64>() < sigmoid(b) {
-                        1.0
-                    } else {
-                        0.0
-                    }
-                })
-                .collect();
-            let mut w = 0.0;
-            for pair in betas.windows(2) {
-                w += log_p(&v, pair[1]) - log_p(&v, pair[0]);
-                if pair[1] < 1.0 {
-                    self.sweep(rng, &mut v, pair[1], base_bias);
-                }
-            }
-            log_w.push(w);
-        }
-        let group_log_z: Vec<f64> = log_w.chunks(per_group).map(log_mean_exp).collect();
-        Ok(combine(&group_log_z, log_z0, &log_w, 0))
+        let mut chains = RbmChains {
+            rbm: self,
+            base_bias,
+            visible,
+        };
+        run_annealing(rng, &mut chains, &path)
     }
 }
 
@@ -480,6 +470,53 @@ impl Trainable for RbmRun<'_> {
         self.rbm = rbm;
         if let RbmTraining::Pcd { chains, .. } = &mut self.method {
             *chains = checkpoint.json("chains")?;
+        }
+        Ok(())
+    }
+}
+
+/// Visible states annealed from the base-rate model (beta = 0) to the RBM (beta = 1) along
+/// log p*_beta(v) = (1 - beta) b_base.v + beta b.v + sum_j softplus(beta (c_j + v.W_j)).
+struct RbmChains<'a> {
+    rbm: &'a Rbm,
+    base_bias: &'a [f64],
+    visible: Vec<f64>,
+}
+
+impl RbmChains<'_> {
+    fn log_p(&self, v: &[f64], beta: f64) -> f64 {
+        let r = self.rbm;
+        let lin: f64 = (0..r.visible)
+            .map(|i| v[i] * ((1.0 - beta) * self.base_bias[i] + beta * r.visible_bias[i]))
+            .sum();
+        lin + (0..r.hidden)
+            .map(|j| softplus(beta * r.hidden_input(v, j)))
+            .sum::<f64>()
+    }
+}
+
+impl AnnealedPopulation for RbmChains<'_> {
+    fn len(&self) -> usize {
+        self.visible.len() / self.rbm.visible
+    }
+
+    fn add_log_weight_increment(&mut self, from: f64, to: f64, log_w: &mut [f64]) -> Result<()> {
+        for (v, w) in self.visible.chunks(self.rbm.visible).zip(log_w) {
+            *w += self.log_p(v, to) - self.log_p(v, from);
+        }
+        Ok(())
+    }
+
+    fn resample(&mut self, moves: &[(std::ops::Range<usize>, Vec<usize>)]) {
+        resample_rows(&mut self.visible, self.rbm.visible, moves);
+    }
+
+    /// One block-Gibbs sweep at `beta` (none at the target: it would not change the weights).
+    fn transition(&mut self, rng: &mut ZooRng, beta: f64) -> Result<()> {
+        if beta < 1.0 {
+            for v in self.visible.chunks_mut(self.rbm.visible) {
+                self.rbm.sweep(rng, v, beta, self.base_bias);
+            }
         }
         Ok(())
     }

@@ -1,12 +1,15 @@
 //! AIS and SMC along the geometric path with any of the samplers as the transition kernel.
 
-use super::{LogZEstimate, check_groups, combine, log_mean_exp};
+use super::{
+    AnnealPath, AnnealedPopulation, LogZEstimate, check_groups, resample_rows, run_annealing,
+};
 use crate::energy::{Energy, ExactSample, Interpolated};
 use crate::error::{Error, Result};
 use crate::rng::ZooRng;
 use crate::sampler::{AnySampler, Sampler};
 use crate::tensor::{from_host2, to_host1, to_host2};
 use burn::prelude::*;
+use std::ops::Range;
 
 /// Settings of [`anneal`].
 #[derive(Debug, Clone)]
@@ -44,65 +47,69 @@ pub fn anneal<B: Energy + ExactSample>(
     if base.dim() != target.dim() {
         return Err(Error::invalid("base", "base and target dimensions differ"));
     }
-    let per_group = check_groups(particles, config.groups)?;
+    check_groups(particles, config.groups)?;
     super::check_particle_memory(particles, target.dim())?;
-    let n = per_group * config.groups;
-    let d = target.dim();
-    let mut x = base.sample_exact(rng, n, device);
-    let mut log_w = vec![0f64; n];
-    let mut log_z_acc = vec![0f64; config.groups];
-    let mut resamplings = 0;
-    let mut prev = 0.0;
-    for &beta in &config.betas {
-        let e0 = to_host1(&base.energy(x.clone()));
-        let e1 = to_host1(&target.energy(x.clone()));
-        for i in 0..n {
-            log_w[i] -= (beta - prev) * (e1[i] as f64 - e0[i] as f64);
-        }
-        if let Some(threshold) = config.resample_threshold {
-            let mut host = to_host2(&x);
-            let mut moved = false;
-            for g in 0..config.groups {
-                let range = g * per_group..(g + 1) * per_group;
-                if super::ess(&log_w[range.clone()]) < threshold * per_group as f64 {
-                    log_z_acc[g] += log_mean_exp(&log_w[range.clone()]);
-                    resample(rng, &mut host, &log_w[range.clone()], range.start, d);
-                    log_w[range].iter_mut().for_each(|w| *w = 0.0);
-                    resamplings += 1;
-                    moved = true;
-                }
-            }
-            if moved {
-                x = from_host2(host, [n, d], device);
-            }
-        }
-        let level = Interpolated {
-            base: Some(base),
-            target,
-            beta,
-        };
-        let mut state = kernel.init(&level, x)?;
-        for _ in 0..config.steps_per_level {
-            state = kernel.step(rng, &level, state)?.0;
-        }
-        x = state.position;
-        prev = beta;
-    }
-    if log_w.iter().any(|w| w.is_nan()) {
-        return Err(Error::Config(
-            "annealing produced NaN weights: the kernel diverged; reduce its step size".into(),
-        ));
-    }
-    let groups: Vec<f64> = (0..config.groups)
-        .map(|g| log_z_acc[g] + log_mean_exp(&log_w[g * per_group..(g + 1) * per_group]))
-        .collect();
-    Ok(combine(&groups, log_z0, &log_w, resamplings))
+    let n = particles / config.groups * config.groups;
+    let mut population = Particles {
+        x: base.sample_exact(rng, n, device),
+        base,
+        target,
+        kernel,
+        steps: config.steps_per_level,
+        device,
+    };
+    let path = AnnealPath {
+        betas: &config.betas,
+        groups: config.groups,
+        resample_threshold: config.resample_threshold,
+        log_z0,
+    };
+    run_annealing(rng, &mut population, &path)
 }
 
-/// Multinomial resampling of the rows `start..start + w.len()` of `x` by weights exp(log_w).
-fn resample(rng: &mut ZooRng, x: &mut [f32], log_w: &[f64], start: usize, d: usize) {
-    let old: Vec<f32> = x[start * d..(start + log_w.len()) * d].to_vec();
-    for (i, j) in super::multinomial(rng, log_w).into_iter().enumerate() {
-        x[(start + i) * d..(start + i + 1) * d].copy_from_slice(&old[j * d..(j + 1) * d]);
+/// Particles of a continuous energy on the geometric path base^(1-beta) target^beta.
+struct Particles<'a, B> {
+    x: Tensor<2>,
+    base: &'a B,
+    target: &'a dyn Energy,
+    kernel: &'a mut AnySampler,
+    steps: usize,
+    device: &'a Device,
+}
+
+impl<B: Energy> AnnealedPopulation for Particles<'_, B> {
+    fn len(&self) -> usize {
+        self.x.dims()[0]
+    }
+
+    /// log gamma_beta = -(1 - beta) E_0 - beta E_1: the increment is -(to - from)(E_1 - E_0).
+    fn add_log_weight_increment(&mut self, from: f64, to: f64, log_w: &mut [f64]) -> Result<()> {
+        let e0 = to_host1(&self.base.energy(self.x.clone()));
+        let e1 = to_host1(&self.target.energy(self.x.clone()));
+        for (i, w) in log_w.iter_mut().enumerate() {
+            *w -= (to - from) * (e1[i] as f64 - e0[i] as f64);
+        }
+        Ok(())
+    }
+
+    fn resample(&mut self, moves: &[(Range<usize>, Vec<usize>)]) {
+        let [n, d] = self.x.dims();
+        let mut host = to_host2(&self.x);
+        resample_rows(&mut host, d, moves);
+        self.x = from_host2(host, [n, d], self.device);
+    }
+
+    fn transition(&mut self, rng: &mut ZooRng, beta: f64) -> Result<()> {
+        let level = Interpolated {
+            base: Some(self.base),
+            target: self.target,
+            beta,
+        };
+        let mut state = self.kernel.init(&level, self.x.clone())?;
+        for _ in 0..self.steps {
+            state = self.kernel.step(rng, &level, state)?.0;
+        }
+        self.x = state.position;
+        Ok(())
     }
 }

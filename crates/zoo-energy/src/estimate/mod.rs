@@ -9,9 +9,11 @@
 //! (delta method), or sd_b(log Z_b) / sqrt(B) when that is larger (degenerate weights).
 
 mod anneal;
+mod engine;
 mod jarzynski;
 
 pub use anneal::{AnnealConfig, anneal};
+pub use engine::{AnnealPath, AnnealedPopulation, resample_rows, run_annealing};
 pub use jarzynski::{
     JarzynskiConfig, half_increment as jarzynski_half_increment, increment as jarzynski_increment,
     jarzynski, jarzynski_walkers,
@@ -80,8 +82,7 @@ pub fn multinomial(rng: &mut crate::rng::ZooRng, log_w: &[f64]) -> Vec<usize> {
 }
 
 /// Combines per-group log Z estimates (each unbiased in Z) into one estimate with its error.
-#[doc(hidden)]
-pub fn combine(
+pub(crate) fn combine(
     log_z_groups: &[f64],
     log_z0: f64,
     final_log_w: &[f64],
@@ -126,10 +127,8 @@ pub(crate) fn check_path(betas: &[f64]) -> Result<()> {
     Ok(())
 }
 
-/// Checks particles and groups: at least 2 groups, and at least 2 particles per group.
-#[doc(hidden)]
 /// Checks that `particles` points of dimension `dim` fit the memory budget.
-pub fn check_particle_memory(particles: usize, dim: usize) -> Result<()> {
+pub(crate) fn check_particle_memory(particles: usize, dim: usize) -> Result<()> {
     crate::memory::check_points("the annealed particles (particles x dim)", particles, dim)
 }
 

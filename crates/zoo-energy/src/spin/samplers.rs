@@ -297,43 +297,53 @@ pub fn anneal_log_z(
         total as u128 * n as u128,
         2,
     )?;
-    let mut state = SpinState::random(rng, model, total);
-    let mut log_w = vec![0f64; total];
-    let mut log_z_acc = vec![0f64; groups];
-    let mut resamplings = 0;
-    let mut prev = 0.0;
-    for &beta in schedule {
-        for r in 0..total {
-            log_w[r] -= (beta - prev) * model.energy(&state.spins[r * n..(r + 1) * n]);
-        }
-        if let Some(threshold) = resample_threshold {
-            for g in 0..groups {
-                let range = g * per_group..(g + 1) * per_group;
-                if crate::estimate::ess(&log_w[range.clone()]) < threshold * per_group as f64 {
-                    log_z_acc[g] += crate::estimate::log_mean_exp(&log_w[range.clone()]);
-                    let picks = crate::estimate::multinomial(rng, &log_w[range.clone()]);
-                    let old = state.spins[range.start * n..range.end * n].to_vec();
-                    for (i, j) in picks.into_iter().enumerate() {
-                        let dst = (range.start + i) * n;
-                        state.spins[dst..dst + n].copy_from_slice(&old[j * n..(j + 1) * n]);
-                    }
-                    log_w[range].iter_mut().for_each(|w| *w = 0.0);
-                    resamplings += 1;
-                }
-            }
-        }
-        for _ in 0..sweeps_per_level {
-            for s in samplers {
-                s.step_in_place(rng, model, beta, &mut state);
-            }
-        }
-        prev = beta;
+    let mut population = Replicas {
+        state: SpinState::random(rng, model, total),
+        model,
+        samplers,
+        sweeps: sweeps_per_level,
+    };
+    let path = crate::estimate::AnnealPath {
+        betas: schedule,
+        groups,
+        resample_threshold,
+        log_z0: n as f64 * 2f64.ln(),
+    };
+    crate::estimate::run_annealing(rng, &mut population, &path)
+}
+
+/// Spin replicas on the path exp(-beta E) / Z_beta from beta = 0 (uniform, log Z = N ln 2).
+struct Replicas<'a> {
+    state: SpinState,
+    model: &'a Ising,
+    samplers: &'a [SpinSampler],
+    sweeps: usize,
+}
+
+impl crate::estimate::AnnealedPopulation for Replicas<'_> {
+    fn len(&self) -> usize {
+        self.state.spins.len() / self.model.sites()
     }
-    let log_z0 = n as f64 * 2f64.ln();
-    let per: Vec<f64> = (0..groups)
-        .map(|g| {
-            log_z_acc[g] + crate::estimate::log_mean_exp(&log_w[g * per_group..(g + 1) * per_group])
-        })
-        .collect();
-    Ok(crate::estimate::combine(&per, log_z0, &log_w, resamplings))
+
+    fn add_log_weight_increment(&mut self, from: f64, to: f64, log_w: &mut [f64]) -> Result<()> {
+        let n = self.model.sites();
+        for (r, w) in log_w.iter_mut().enumerate() {
+            *w -= (to - from) * self.model.energy(&self.state.spins[r * n..(r + 1) * n]);
+        }
+        Ok(())
+    }
+
+    fn resample(&mut self, moves: &[(std::ops::Range<usize>, Vec<usize>)]) {
+        crate::estimate::resample_rows(&mut self.state.spins, self.model.sites(), moves);
+    }
+
+    /// `sweeps` rounds of every sampler in turn at `beta`.
+    fn transition(&mut self, rng: &mut ZooRng, beta: f64) -> Result<()> {
+        for _ in 0..self.sweeps {
+            for s in self.samplers {
+                s.step_in_place(rng, self.model, beta, &mut self.state);
+            }
+        }
+        Ok(())
+    }
 }
