@@ -105,8 +105,29 @@ fn init_box(data: &Prepared) -> InitDistribution {
     InitDistribution::Uniform { low, high }
 }
 
+/// What every family's trainer receives: the run, its data and device, the checkpoint to resume
+/// from, and the two generators (model init, training).
+struct Ctx<'a> {
+    cfg: &'a RunConfig,
+    data: &'a Prepared,
+    device: &'a Device,
+    ad: Device,
+    progress: bool,
+    resume: zoo_train::Resume,
+    init_rng: ZooRng,
+    rng: ZooRng,
+}
+
+impl Ctx<'_> {
+    /// The training points as a `[n, dim]` tensor on the plain device.
+    fn train_tensor(&self) -> Tensor<2> {
+        let (n, d) = (self.data.n_train(), self.data.dim);
+        from_host2(self.data.train.clone(), [n, d], self.device)
+    }
+}
+
 /// Trains `cfg` for `seed`. Model init draws from `seeded(seed)`, training from
-/// `seeded(seed + 1)`.
+/// `seeded(seed + 1)`; `resume` is the run's training checkpoint.
 pub(crate) fn train(
     cfg: &RunConfig,
     data: &Prepared,
@@ -115,199 +136,213 @@ pub(crate) fn train(
     progress: bool,
     resume: zoo_train::Resume,
 ) -> Result<Trained> {
-    let ad = device.clone().autodiff();
-    let (n, d) = (data.n_train(), data.dim);
-    let train_t = || from_host2(data.train.clone(), [n, d], device);
-    let mut init_rng = seeded(seed);
-    let mut rng = seeded(seed + 1);
+    let mut ctx = Ctx {
+        cfg,
+        data,
+        device,
+        ad: device.clone().autodiff(),
+        progress,
+        resume,
+        init_rng: seeded(seed),
+        rng: seeded(seed + 1),
+    };
     match &cfg.plan {
         Plan::Ebm {
             model,
             train,
             objective,
-        } => {
-            let model = model.init(&ad, &mut init_rng)?;
-            let train = zoo_ebm::TrainConfig {
-                progress,
-                resume,
-                ..train.clone()
-            };
-            let dataset = zoo_ebm::Dataset::new(data.train.clone(), d)?;
-            let (model, history, seconds, resumed_from) = ebm_train(
-                &cfg.method,
-                objective,
-                model,
-                train,
-                &dataset,
-                init_box(data),
-                &mut rng,
-                device,
-            )?;
-            Ok(Trained {
-                files: vec![("energy.bpk".into(), module_bytes(&model)?)],
-                curve: Curve::from_series(&[("loss", &history)]),
-                seconds,
-                resumed_from,
-            })
-        }
-        Plan::Flow { model, train } => {
-            let mut flow = model.init(&ad, &mut init_rng)?;
-            let fit = zoo_flow::FitConfig {
-                progress,
-                resume,
-                ..train.clone()
-            };
-            let report = zoo_flow::fit_max_likelihood(&mut flow, &train_t(), None, &fit, &mut rng)?;
-            Ok(Trained {
-                files: vec![("flow.bpk".into(), module_bytes(&flow)?)],
-                curve: Curve::from_series(&[("nll", &report.losses)]),
-                seconds: report.seconds,
-                resumed_from: report.resumed_from,
-            })
-        }
-        Plan::Diffusion { model, train } => {
-            let sde = diffusion_sde(&cfg.method);
-            let host = BackendKind::is_host_device(device);
-            let train = &zoo_diffusion::DsmConfig {
-                resume,
-                ..train.clone()
-            };
-            let (bytes, report) = if cfg.method == "vp_energy" {
-                let mut net = model.energy(&ad, &mut init_rng)?;
-                let r =
-                    zoo_diffusion::fit_dsm(&mut net, &sde, &train_t(), train, &mut rng, progress)?;
-                (module_bytes(&net)?, r)
-            } else {
-                let mut net = model.mlp(&ad, &mut init_rng)?;
-                let r = if host {
-                    zoo_diffusion::fit_dsm_fused(&mut net, &sde, &train_t(), train, &mut rng)?
-                } else {
-                    zoo_diffusion::fit_dsm(&mut net, &sde, &train_t(), train, &mut rng, progress)?
-                };
-                (module_bytes(&net)?, r)
-            };
-            Ok(Trained {
-                files: vec![("score.bpk".into(), bytes)],
-                curve: Curve::from_series(&[("dsm_loss", &report.losses)]),
-                seconds: report.seconds,
-                resumed_from: report.resumed_from,
-            })
-        }
-        Plan::Gan { model, train } => {
-            let mut gan = model.init(&ad, &mut init_rng)?;
-            let train = zoo_gan::GanTrainConfig {
-                resume,
-                ..train.clone()
-            };
-            let report = zoo_gan::fit(&mut gan, &train_t(), &train, &mut rng, progress)?;
-            let spectral = serde_json::to_vec(&gan.discriminator.spectral_u)
-                .expect("vectors of floats serialise");
-            Ok(Trained {
-                files: vec![
-                    ("generator.bpk".into(), module_bytes(&gan.generator)?),
-                    (
-                        "discriminator.bpk".into(),
-                        module_bytes(&gan.discriminator)?,
-                    ),
-                    ("spectral_u.json".into(), spectral),
-                ],
-                curve: Curve::from_series(&[
-                    ("discriminator_loss", &report.discriminator_losses),
-                    ("generator_loss", &report.generator_losses),
-                ]),
-                seconds: report.seconds,
-                resumed_from: report.resumed_from,
-            })
-        }
-        Plan::Vae { model, train } => {
-            let mut vae = model.init(&ad, &mut init_rng)?;
-            let train = zoo_vae::VaeTrainConfig {
-                resume,
-                ..train.clone()
-            };
-            let report = zoo_vae::fit(&mut vae, &train_t(), &train, &mut rng)?;
-            Ok(Trained {
-                files: vec![("vae.bpk".into(), module_bytes(&vae)?)],
-                curve: Curve::from_series(&[("neg_elbo", &report.losses)]),
-                seconds: report.seconds,
-                resumed_from: report.resumed_from,
-            })
-        }
+        } => train_ebm(&mut ctx, model, train, objective),
+        Plan::Flow { model, train } => train_flow(&mut ctx, model, train),
+        Plan::Diffusion { model, train } => train_diffusion(&mut ctx, model, train),
+        Plan::Gan { model, train } => train_gan(&mut ctx, model, train),
+        Plan::Vae { model, train } => train_vae(&mut ctx, model, train),
     }
 }
 
+fn train_ebm(
+    ctx: &mut Ctx,
+    model: &zoo_energy::energy::MlpEnergyConfig,
+    train: &zoo_ebm::TrainConfig,
+    objective: &EbmObjective,
+) -> Result<Trained> {
+    let model = model.init(&ctx.ad, &mut ctx.init_rng)?;
+    let train = zoo_ebm::TrainConfig {
+        progress: ctx.progress,
+        resume: ctx.resume.clone(),
+        ..train.clone()
+    };
+    let dataset = zoo_ebm::Dataset::new(ctx.data.train.clone(), ctx.data.dim)?;
+    let (model, history, seconds, resumed_from) =
+        ebm_train(ctx, objective, model, train, &dataset)?;
+    Ok(Trained {
+        files: vec![("energy.bpk".into(), module_bytes(&model)?)],
+        curve: Curve::from_series(&[("loss", &history)]),
+        seconds,
+        resumed_from,
+    })
+}
+
+fn train_flow(
+    ctx: &mut Ctx,
+    model: &zoo_flow::FlowConfig,
+    train: &zoo_flow::FitConfig,
+) -> Result<Trained> {
+    let mut flow = model.init(&ctx.ad, &mut ctx.init_rng)?;
+    let fit = zoo_flow::FitConfig {
+        progress: ctx.progress,
+        resume: ctx.resume.clone(),
+        ..train.clone()
+    };
+    let x = ctx.train_tensor();
+    let report = zoo_flow::fit_max_likelihood(&mut flow, &x, None, &fit, &mut ctx.rng)?;
+    Ok(Trained {
+        files: vec![("flow.bpk".into(), module_bytes(&flow)?)],
+        curve: Curve::from_series(&[("nll", &report.losses)]),
+        seconds: report.seconds,
+        resumed_from: report.resumed_from,
+    })
+}
+
+fn train_diffusion(
+    ctx: &mut Ctx,
+    model: &zoo_diffusion::ScoreNetConfig,
+    train: &zoo_diffusion::DsmConfig,
+) -> Result<Trained> {
+    let sde = diffusion_sde(&ctx.cfg.method);
+    let train = &zoo_diffusion::DsmConfig {
+        resume: ctx.resume.clone(),
+        ..train.clone()
+    };
+    let (x, progress) = (ctx.train_tensor(), ctx.progress);
+    let (bytes, report) = if ctx.cfg.method == "vp_energy" {
+        let mut net = model.energy(&ctx.ad, &mut ctx.init_rng)?;
+        let r = zoo_diffusion::fit_dsm(&mut net, &sde, &x, train, &mut ctx.rng, progress)?;
+        (module_bytes(&net)?, r)
+    } else {
+        let mut net = model.mlp(&ctx.ad, &mut ctx.init_rng)?;
+        let r = if BackendKind::is_host_device(ctx.device) {
+            zoo_diffusion::fit_dsm_fused(&mut net, &sde, &x, train, &mut ctx.rng)?
+        } else {
+            zoo_diffusion::fit_dsm(&mut net, &sde, &x, train, &mut ctx.rng, progress)?
+        };
+        (module_bytes(&net)?, r)
+    };
+    Ok(Trained {
+        files: vec![("score.bpk".into(), bytes)],
+        curve: Curve::from_series(&[("dsm_loss", &report.losses)]),
+        seconds: report.seconds,
+        resumed_from: report.resumed_from,
+    })
+}
+
+fn train_gan(
+    ctx: &mut Ctx,
+    model: &zoo_gan::GanConfig,
+    train: &zoo_gan::GanTrainConfig,
+) -> Result<Trained> {
+    let mut gan = model.init(&ctx.ad, &mut ctx.init_rng)?;
+    let train = zoo_gan::GanTrainConfig {
+        resume: ctx.resume.clone(),
+        ..train.clone()
+    };
+    let x = ctx.train_tensor();
+    let report = zoo_gan::fit(&mut gan, &x, &train, &mut ctx.rng, ctx.progress)?;
+    let spectral =
+        serde_json::to_vec(&gan.discriminator.spectral_u).expect("vectors of floats serialise");
+    let discriminator = module_bytes(&gan.discriminator)?;
+    Ok(Trained {
+        files: vec![
+            ("generator.bpk".into(), module_bytes(&gan.generator)?),
+            ("discriminator.bpk".into(), discriminator),
+            ("spectral_u.json".into(), spectral),
+        ],
+        curve: Curve::from_series(&[
+            ("discriminator_loss", &report.discriminator_losses),
+            ("generator_loss", &report.generator_losses),
+        ]),
+        seconds: report.seconds,
+        resumed_from: report.resumed_from,
+    })
+}
+
+fn train_vae(
+    ctx: &mut Ctx,
+    model: &zoo_vae::VaeConfig,
+    train: &zoo_vae::VaeTrainConfig,
+) -> Result<Trained> {
+    let mut vae = model.init(&ctx.ad, &mut ctx.init_rng)?;
+    let train = zoo_vae::VaeTrainConfig {
+        resume: ctx.resume.clone(),
+        ..train.clone()
+    };
+    let x = ctx.train_tensor();
+    let report = zoo_vae::fit(&mut vae, &x, &train, &mut ctx.rng)?;
+    Ok(Trained {
+        files: vec![("vae.bpk".into(), module_bytes(&vae)?)],
+        curve: Curve::from_series(&[("neg_elbo", &report.losses)]),
+        seconds: report.seconds,
+        resumed_from: report.resumed_from,
+    })
+}
+
 /// The core-EBM objectives with the defaults of `examples/ebm_2d.rs`.
-#[allow(clippy::too_many_arguments)]
 fn ebm_train(
-    method: &str,
+    ctx: &mut Ctx,
     o: &EbmObjective,
     model: MlpEnergy,
     train: zoo_ebm::TrainConfig,
     data: &zoo_ebm::Dataset,
-    init: InitDistribution,
-    rng: &mut ZooRng,
-    device: &Device,
 ) -> Result<(MlpEnergy, Vec<f64>, f64, usize)> {
     use zoo_ebm::objective::{
-        ChainStart, DenoisingScoreMatching, JarzynskiPcd, MaximumLikelihood, Nce,
+        ChainStart, DenoisingScoreMatching, JarzynskiPcd, MaximumLikelihood, Nce, Objective,
         SlicedScoreMatching,
     };
-    fn go<O: zoo_ebm::Objective<MlpEnergy>>(
-        mut objective: O,
-        model: MlpEnergy,
-        train: zoo_ebm::TrainConfig,
-        data: &zoo_ebm::Dataset,
-        rng: &mut ZooRng,
-        device: &Device,
-    ) -> Result<(MlpEnergy, Vec<f64>, f64, usize)> {
-        let mut trainer = zoo_ebm::Trainer::new(model, train)?;
-        trainer.run(&mut objective, data, rng, device)?;
-        let losses = trainer.history.iter().map(|r| r.loss).collect();
-        let t = &trainer;
-        Ok((t.model().clone(), losses, t.seconds, t.resumed_from))
-    }
+    let (init, device) = (init_box(ctx.data), ctx.device);
     let h = o.step_size.unwrap_or(0.005);
     let ula = AnySampler::new(SamplerKind::Ula, h, 1)?;
     let penalty = o.energy_penalty.unwrap_or(0.01);
-    // Every objective is its own type: one generic call per arm.
-    macro_rules! fit {
-        ($objective:expr) => {
-            go($objective, model, train, data, rng, device)
-        };
-    }
-    match method {
-        "cd" => fit!(
+    let mut objective: Box<dyn Objective<MlpEnergy>> = match ctx.cfg.method.as_str() {
+        "cd" => Box::new(
             MaximumLikelihood::new(ChainStart::Data, ula, o.mcmc_steps.unwrap_or(10))?
-                .with_energy_penalty(o.energy_penalty.unwrap_or(0.0))?
+                .with_energy_penalty(o.energy_penalty.unwrap_or(0.0))?,
         ),
-        "pcd" => fit!(
+        "pcd" => Box::new(
             MaximumLikelihood::new(
                 ChainStart::Persistent(ReplayBuffer::new(data.dim(), 10_000, 0.05, init)?),
                 ula,
                 o.mcmc_steps.unwrap_or(20),
             )?
-            .with_energy_penalty(penalty)?
+            .with_energy_penalty(penalty)?,
         ),
-        "short_run" => fit!(
+        "short_run" => Box::new(
             MaximumLikelihood::new(ChainStart::Noise(init), ula, o.mcmc_steps.unwrap_or(60))?
-                .with_energy_penalty(penalty)?
+                .with_energy_penalty(penalty)?,
         ),
-        "jarzynski" => fit!(
+        "jarzynski" => Box::new(
             JarzynskiPcd::new(
                 o.walkers.unwrap_or(2048),
                 h,
                 0.5,
                 vec![0.0; data.dim()],
-                2.0
+                2.0,
             )?
             .with_steps_per_update(2)?
-            .with_energy_penalty(penalty)?
+            .with_energy_penalty(penalty)?,
         ),
-        "nce" => fit!(Nce::fitted(data, o.noise_ratio.unwrap_or(4), 1.2, device)?),
-        "dsm" => fit!(DenoisingScoreMatching::new(o.sigma.unwrap_or(0.05))?),
-        "ssm" => fit!(SlicedScoreMatching::new(o.sigma.unwrap_or(0.05))?),
-        other => unreachable!("method {other} was validated with the config"),
-    }
+        "nce" => Box::new(Nce::fitted(data, o.noise_ratio.unwrap_or(4), 1.2, device)?),
+        "dsm" => Box::new(DenoisingScoreMatching::new(o.sigma.unwrap_or(0.05))?),
+        "ssm" => Box::new(SlicedScoreMatching::new(o.sigma.unwrap_or(0.05))?),
+        other => {
+            let known = crate::config::Family::Ebm.methods().join(", ");
+            let why = format!("unknown EBM method {other:?}; known: {known}");
+            return Err(zoo_energy::Error::invalid("method", why).into());
+        }
+    };
+    let mut trainer = zoo_ebm::Trainer::new(model, train)?;
+    trainer.run(objective.as_mut(), data, &mut ctx.rng, device)?;
+    let losses = trainer.history.iter().map(|r| r.loss).collect();
+    let t = &trainer;
+    Ok((t.model().clone(), losses, t.seconds, t.resumed_from))
 }
 
 fn diffusion_sde(method: &str) -> zoo_diffusion::Sde {
@@ -722,7 +757,10 @@ fn diffusion_eval(
                 "heun" => (Solver::Heun, 100),
                 "rk4" => (Solver::Rk4, 50),
                 "ddim" => (Solver::Ddim, 100),
-                other => unreachable!("sampler {other} was validated with the config"),
+                other => {
+                    let why = format!("{other:?} is not a diffusion sampler");
+                    return Err(zoo_energy::Error::invalid("sampler", why).into());
+                }
             };
             let (x, r) = zoo_diffusion::sample(
                 score,
