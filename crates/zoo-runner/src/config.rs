@@ -2,8 +2,8 @@
 //! backend. Every table goes into a serde struct with `deny_unknown_fields` (the family crates'
 //! own configs for `[model]` and `[train]`), and every error names the file and the key.
 
-use serde::Deserialize;
 use serde::de::IntoDeserializer;
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use zoo_data::Toy2d;
 use zoo_energy::BackendKind;
@@ -229,6 +229,8 @@ pub struct EbmObjective {
 pub enum Plan {
     /// `zoo-ebm`.
     Ebm {
+        /// The objective.
+        method: zoo_ebm::objective::ObjectiveKind,
         /// Widths and activation of the MLP energy.
         model: zoo_energy::energy::MlpEnergyConfig,
         /// The trainer.
@@ -245,6 +247,8 @@ pub enum Plan {
     },
     /// `zoo-diffusion`.
     Diffusion {
+        /// The SDE and the network's parameterisation.
+        method: DiffusionMethod,
         /// The score network.
         model: zoo_diffusion::ScoreNetConfig,
         /// DSM training.
@@ -264,6 +268,18 @@ pub enum Plan {
         /// ELBO training (and the EBM prior's).
         train: zoo_vae::VaeTrainConfig,
     },
+}
+
+/// The diffusion methods of the runner (`method = ...`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DiffusionMethod {
+    /// VP SDE, noise-predicting MLP.
+    VpMlp,
+    /// VP SDE, the energy-parameterised model (every level a shared `Energy`).
+    VpEnergy,
+    /// VE SDE over NCSN's noise ladder, noise-predicting MLP.
+    VeNcsn,
 }
 
 /// A parsed, validated config.
@@ -468,6 +484,7 @@ impl RunConfig {
                     typed(file, "objective", raw.objective.unwrap_or_default())?;
                 check("objective", check_objective(&objective))?;
                 Plan::Ebm {
+                    method: typed(file, "method", toml::Value::from(raw.method.clone()))?,
                     model,
                     train,
                     objective,
@@ -493,7 +510,12 @@ impl RunConfig {
                     checked(file, "model", model, zoo_diffusion::ScoreNetConfig::check)?;
                 let train: zoo_diffusion::DsmConfig =
                     checked(file, "train", train, zoo_diffusion::DsmConfig::check)?;
-                Plan::Diffusion { model, train }
+                let method = typed(file, "method", toml::Value::from(raw.method.clone()))?;
+                Plan::Diffusion {
+                    method,
+                    model,
+                    train,
+                }
             }
             Family::Gan => {
                 fill(file, &mut model, "data_dim", dim.into(), "the data")?;

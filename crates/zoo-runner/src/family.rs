@@ -3,7 +3,7 @@
 //! scores every sampler). Evaluation always starts from the checkpoint bytes, so a run resumed
 //! after a kill scores exactly what an uninterrupted run scores.
 
-use crate::config::{EbmObjective, Plan, RunConfig, SamplerSpec};
+use crate::config::{DiffusionMethod, EbmObjective, Plan, RunConfig, SamplerSpec};
 use crate::data::{Prepared, bits_per_dim};
 use crate::error::{Error, Result};
 use crate::metrics::{Row, SampleScores, estimator, finite, score_density, score_samples};
@@ -11,6 +11,7 @@ use burn::module::Module;
 use burn::prelude::*;
 use burn::store::ModuleRecord;
 use std::time::Instant;
+use zoo_ebm::objective::ObjectiveKind;
 use zoo_energy::energy::MlpEnergy;
 use zoo_energy::rng::seeded;
 use zoo_energy::sampler::{AnySampler, InitDistribution, ReplayBuffer, SamplerKind};
@@ -105,10 +106,9 @@ fn init_box(data: &Prepared) -> InitDistribution {
     InitDistribution::Uniform { low, high }
 }
 
-/// What every family's trainer receives: the run, its data and device, the checkpoint to resume
+/// What every family's trainer receives: the data and the device, the checkpoint to resume
 /// from, and the two generators (model init, training).
 struct Ctx<'a> {
-    cfg: &'a RunConfig,
     data: &'a Prepared,
     device: &'a Device,
     ad: Device,
@@ -137,7 +137,6 @@ pub(crate) fn train(
     resume: zoo_train::Resume,
 ) -> Result<Trained> {
     let mut ctx = Ctx {
-        cfg,
         data,
         device,
         ad: device.clone().autodiff(),
@@ -148,12 +147,17 @@ pub(crate) fn train(
     };
     match &cfg.plan {
         Plan::Ebm {
+            method,
             model,
             train,
             objective,
-        } => train_ebm(&mut ctx, model, train, objective),
+        } => train_ebm(&mut ctx, *method, model, train, objective),
         Plan::Flow { model, train } => train_flow(&mut ctx, model, train),
-        Plan::Diffusion { model, train } => train_diffusion(&mut ctx, model, train),
+        Plan::Diffusion {
+            method,
+            model,
+            train,
+        } => train_diffusion(&mut ctx, *method, model, train),
         Plan::Gan { model, train } => train_gan(&mut ctx, model, train),
         Plan::Vae { model, train } => train_vae(&mut ctx, model, train),
     }
@@ -161,6 +165,7 @@ pub(crate) fn train(
 
 fn train_ebm(
     ctx: &mut Ctx,
+    method: ObjectiveKind,
     model: &zoo_energy::energy::MlpEnergyConfig,
     train: &zoo_ebm::TrainConfig,
     objective: &EbmObjective,
@@ -173,7 +178,7 @@ fn train_ebm(
     };
     let dataset = zoo_ebm::Dataset::new(ctx.data.train.clone(), ctx.data.dim)?;
     let (model, history, seconds, resumed_from) =
-        ebm_train(ctx, objective, model, train, &dataset)?;
+        ebm_train(ctx, method, objective, model, train, &dataset)?;
     Ok(Trained {
         files: vec![("energy.bpk".into(), module_bytes(&model)?)],
         curve: Curve::from_series(&[("loss", &history)]),
@@ -205,16 +210,17 @@ fn train_flow(
 
 fn train_diffusion(
     ctx: &mut Ctx,
+    method: DiffusionMethod,
     model: &zoo_diffusion::ScoreNetConfig,
     train: &zoo_diffusion::DsmConfig,
 ) -> Result<Trained> {
-    let sde = diffusion_sde(&ctx.cfg.method);
+    let sde = diffusion_sde(method);
     let train = &zoo_diffusion::DsmConfig {
         resume: ctx.resume.clone(),
         ..train.clone()
     };
     let (x, progress) = (ctx.train_tensor(), ctx.progress);
-    let (bytes, report) = if ctx.cfg.method == "vp_energy" {
+    let (bytes, report) = if method == DiffusionMethod::VpEnergy {
         let mut net = model.energy(&ctx.ad, &mut ctx.init_rng)?;
         let r = zoo_diffusion::fit_dsm(&mut net, &sde, &x, train, &mut ctx.rng, progress)?;
         (module_bytes(&net)?, r)
@@ -288,6 +294,7 @@ fn train_vae(
 /// The core-EBM objectives with the defaults of `examples/ebm_2d.rs`.
 fn ebm_train(
     ctx: &mut Ctx,
+    method: ObjectiveKind,
     o: &EbmObjective,
     model: MlpEnergy,
     train: zoo_ebm::TrainConfig,
@@ -301,12 +308,12 @@ fn ebm_train(
     let h = o.step_size.unwrap_or(0.005);
     let ula = AnySampler::new(SamplerKind::Ula, h, 1)?;
     let penalty = o.energy_penalty.unwrap_or(0.01);
-    let mut objective: Box<dyn Objective<MlpEnergy>> = match ctx.cfg.method.as_str() {
-        "cd" => Box::new(
+    let mut objective: Box<dyn Objective<MlpEnergy>> = match method {
+        ObjectiveKind::Cd => Box::new(
             MaximumLikelihood::new(ChainStart::Data, ula, o.mcmc_steps.unwrap_or(10))?
                 .with_energy_penalty(o.energy_penalty.unwrap_or(0.0))?,
         ),
-        "pcd" => Box::new(
+        ObjectiveKind::Pcd => Box::new(
             MaximumLikelihood::new(
                 ChainStart::Persistent(ReplayBuffer::new(data.dim(), 10_000, 0.05, init)?),
                 ula,
@@ -314,11 +321,11 @@ fn ebm_train(
             )?
             .with_energy_penalty(penalty)?,
         ),
-        "short_run" => Box::new(
+        ObjectiveKind::ShortRun => Box::new(
             MaximumLikelihood::new(ChainStart::Noise(init), ula, o.mcmc_steps.unwrap_or(60))?
                 .with_energy_penalty(penalty)?,
         ),
-        "jarzynski" => Box::new(
+        ObjectiveKind::Jarzynski => Box::new(
             JarzynskiPcd::new(
                 o.walkers.unwrap_or(2048),
                 h,
@@ -329,14 +336,9 @@ fn ebm_train(
             .with_steps_per_update(2)?
             .with_energy_penalty(penalty)?,
         ),
-        "nce" => Box::new(Nce::fitted(data, o.noise_ratio.unwrap_or(4), 1.2, device)?),
-        "dsm" => Box::new(DenoisingScoreMatching::new(o.sigma.unwrap_or(0.05))?),
-        "ssm" => Box::new(SlicedScoreMatching::new(o.sigma.unwrap_or(0.05))?),
-        other => {
-            let known = crate::config::Family::Ebm.methods().join(", ");
-            let why = format!("unknown EBM method {other:?}; known: {known}");
-            return Err(zoo_energy::Error::invalid("method", why).into());
-        }
+        ObjectiveKind::Nce => Box::new(Nce::fitted(data, o.noise_ratio.unwrap_or(4), 1.2, device)?),
+        ObjectiveKind::Dsm => Box::new(DenoisingScoreMatching::new(o.sigma.unwrap_or(0.05))?),
+        ObjectiveKind::Ssm => Box::new(SlicedScoreMatching::new(o.sigma.unwrap_or(0.05))?),
     };
     let mut trainer = zoo_ebm::Trainer::new(model, train)?;
     trainer.run(objective.as_mut(), data, &mut ctx.rng, device)?;
@@ -345,15 +347,14 @@ fn ebm_train(
     Ok((t.model().clone(), losses, t.seconds, t.resumed_from))
 }
 
-fn diffusion_sde(method: &str) -> zoo_diffusion::Sde {
-    if method == "ve_ncsn" {
+fn diffusion_sde(method: DiffusionMethod) -> zoo_diffusion::Sde {
+    match method {
         // The VE SDE of NCSN's ladder (Song & Ermon 2019): 50 levels from 4 to 0.01.
-        zoo_diffusion::Sde::Ve {
+        DiffusionMethod::VeNcsn => zoo_diffusion::Sde::Ve {
             sigma_min: 0.01,
             sigma_max: 4.0,
-        }
-    } else {
-        zoo_diffusion::Sde::vp()
+        },
+        DiffusionMethod::VpMlp | DiffusionMethod::VpEnergy => zoo_diffusion::Sde::vp(),
     }
 }
 
@@ -494,9 +495,9 @@ pub(crate) fn evaluate(
             }
             (flow.num_params(), nll, drawn)
         }
-        Plan::Diffusion { model, .. } => {
-            let sde = diffusion_sde(&cfg.method);
-            if cfg.method == "vp_energy" {
+        Plan::Diffusion { method, model, .. } => {
+            let sde = diffusion_sde(*method);
+            if *method == DiffusionMethod::VpEnergy {
                 let net = load_module(model.energy(device, &mut init_rng)?, files, "score.bpk")?;
                 let params = net.num_params();
                 let score = zoo_diffusion::NetScore::new(&net, sde);

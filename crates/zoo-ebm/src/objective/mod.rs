@@ -42,6 +42,39 @@ pub struct Report {
     pub cross_entropy: Option<f64>,
 }
 
+/// The objectives by name (`method = "..."` in run configs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ObjectiveKind {
+    /// Contrastive divergence CD-k ([`MaximumLikelihood`] from the data).
+    Cd,
+    /// Persistent chains with a replay buffer ([`MaximumLikelihood`]).
+    Pcd,
+    /// Short-run MCMC from noise ([`MaximumLikelihood`]).
+    ShortRun,
+    /// Jarzynski-weighted PCD ([`JarzynskiPcd`]).
+    Jarzynski,
+    /// Noise-contrastive estimation ([`Nce`]).
+    Nce,
+    /// Denoising score matching ([`DenoisingScoreMatching`]).
+    Dsm,
+    /// Finite-difference sliced score matching ([`SlicedScoreMatching`]).
+    Ssm,
+}
+
+impl ObjectiveKind {
+    /// Every objective, in the order of the docs.
+    pub const ALL: [ObjectiveKind; 7] = [
+        ObjectiveKind::Cd,
+        ObjectiveKind::Pcd,
+        ObjectiveKind::ShortRun,
+        ObjectiveKind::Jarzynski,
+        ObjectiveKind::Nce,
+        ObjectiveKind::Dsm,
+        ObjectiveKind::Ssm,
+    ];
+}
+
 /// A training objective for models of type `M`.
 pub trait Objective<M: EnergyModel> {
     /// A short name (`cd-1`, `pcd`, `jarzynski`, ...).
