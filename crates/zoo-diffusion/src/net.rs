@@ -359,16 +359,8 @@ impl DsmConfig {
     }
 }
 
-/// The loss per step and the wall time.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct DsmReport {
-    /// The weighted DSM loss per step.
-    pub losses: Vec<f64>,
-    /// Wall-clock seconds.
-    pub seconds: f64,
-    /// The iteration training resumed from (0: it started afresh).
-    pub resumed_from: usize,
-}
+/// The weighted DSM loss per step, the wall time and the resume point.
+pub type DsmReport = zoo_train::LossReport;
 
 impl DsmConfig {
     pub(crate) fn loop_config(&self, progress: bool) -> LoopConfig {
@@ -415,16 +407,6 @@ pub fn fit_dsm<M: ScoreNet>(
     let outcome = zoo_train::train(&mut run, &cfg.loop_config(show_progress), rng);
     *net = run.net;
     outcome.map(DsmReport::from)
-}
-
-impl From<zoo_train::Trained<f64>> for DsmReport {
-    fn from(t: zoo_train::Trained<f64>) -> Self {
-        DsmReport {
-            losses: t.history,
-            seconds: t.seconds,
-            resumed_from: t.resumed_from,
-        }
-    }
 }
 
 /// One DSM run: the network and its Adam state.

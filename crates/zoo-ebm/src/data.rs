@@ -2,7 +2,6 @@
 //! generator.
 
 use burn::prelude::*;
-use rand::RngExt;
 use zoo_energy::tensor::{first_non_finite, from_host2};
 use zoo_energy::{Error, Result, ZooRng};
 
@@ -80,8 +79,7 @@ impl Dataset {
     pub fn batch(&self, rng: &mut ZooRng, n: usize, device: &Device) -> Tensor<2> {
         let d = self.dim;
         let mut out = Vec::with_capacity(n * d);
-        for _ in 0..n {
-            let i = rng.random_range(0..self.len());
+        for i in zoo_train::minibatch_indices(rng, self.len(), n) {
             out.extend_from_slice(&self.values[i * d..(i + 1) * d]);
         }
         from_host2(out, [n, d], device)

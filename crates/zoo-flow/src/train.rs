@@ -80,34 +80,13 @@ impl FitConfig {
     }
 }
 
-/// What a training run recorded.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct FitReport {
-    /// The loss of every step (nats per point).
-    pub losses: Vec<f64>,
-    /// Wall-clock seconds.
-    pub seconds: f64,
-    /// The iteration training resumed from (0: it started afresh).
-    pub resumed_from: usize,
-}
+/// What a training run recorded: the loss of every step (nats per point), seconds, resume point.
+pub type FitReport = zoo_train::LossReport;
 
-impl FitReport {
-    /// Mean loss of the last `k` steps.
-    pub fn final_loss(&self, k: usize) -> f64 {
-        let tail = &self.losses[self.losses.len().saturating_sub(k)..];
-        tail.iter().sum::<f64>() / tail.len().max(1) as f64
-    }
-}
-
-/// Row indices of a minibatch, drawn with replacement (the one source of minibatch randomness,
-/// shared by the burn and the fused paths).
-fn draw_indices(rng: &mut ZooRng, n: usize, batch: usize) -> Vec<usize> {
-    use rand::RngExt;
-    (0..batch).map(|_| rng.random_range(0..n)).collect()
-}
-
+/// A minibatch's row indices as a tensor ([`zoo_train::minibatch_indices`], the draw the fused
+/// path uses too), for selecting data and context rows alike.
 fn batch_indices(rng: &mut ZooRng, n: usize, batch: usize, device: &Device) -> Tensor<1, Int> {
-    let idx: Vec<i64> = draw_indices(rng, n, batch)
+    let idx: Vec<i64> = zoo_train::minibatch_indices(rng, n, batch)
         .into_iter()
         .map(|i| i as i64)
         .collect();
@@ -188,16 +167,6 @@ fn optimise(
     let outcome = zoo_train::train(&mut run, &cfg.loop_config(label), rng);
     *flow = run.flow;
     outcome.map(FitReport::from)
-}
-
-impl From<zoo_train::Trained<f64>> for FitReport {
-    fn from(t: zoo_train::Trained<f64>) -> Self {
-        FitReport {
-            losses: t.history,
-            seconds: t.seconds,
-            resumed_from: t.resumed_from,
-        }
-    }
 }
 
 /// Maximum likelihood: minimise -mean log q(x) over minibatches of `data` (`[n, dim]` on the
@@ -285,10 +254,8 @@ impl Trainable for FusedRun<'_> {
         let d = self.template.dim;
         let n = self.data.len() / d;
         let data = self.data;
-        for (row, i) in draw_indices(rng, n, self.cfg.batch_size)
-            .into_iter()
-            .enumerate()
-        {
+        let picks = zoo_train::minibatch_indices(rng, n, self.cfg.batch_size);
+        for (row, i) in picks.into_iter().enumerate() {
             self.batch[row * d..(row + 1) * d].copy_from_slice(&data[i * d..(i + 1) * d]);
         }
         let (value, grads) = self.host.loss_and_grad(&self.batch);

@@ -9,7 +9,6 @@ use crate::error::{Error, Result};
 use crate::metrics::{Row, SampleScores, estimator, finite, score_density, score_samples};
 use burn::module::Module;
 use burn::prelude::*;
-use burn::store::ModuleRecord;
 use std::time::Instant;
 use zoo_ebm::objective::ObjectiveKind;
 use zoo_energy::energy::MlpEnergy;
@@ -67,34 +66,22 @@ pub(crate) struct Evaluated {
 }
 
 fn module_bytes<M: Module>(m: &M) -> Result<Vec<u8>> {
-    let bytes = m
-        .clone()
-        .into_record()
-        .into_bytes()
-        .map_err(|e| Error::Corrupt {
-            path: "checkpoint".into(),
-            message: format!("cannot serialise the model: {e:?}"),
-        })?;
-    Ok(bytes.to_vec())
+    zoo_train::module_bytes(m).map_err(|message| Error::Corrupt {
+        path: "checkpoint".into(),
+        message,
+    })
 }
 
 fn load_module<M: Module>(init: M, files: &Files, name: &str) -> Result<M> {
-    let bytes = files
+    let corrupt = |message: String| Error::Corrupt {
+        path: name.into(),
+        message,
+    };
+    let (_, bytes) = files
         .iter()
         .find(|(n, _)| n == name)
-        .map(|(_, b)| b.clone())
-        .ok_or_else(|| Error::Corrupt {
-            path: name.into(),
-            message: "missing from the checkpoint".into(),
-        })?;
-    let record =
-        ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes)).map_err(|e| {
-            Error::Corrupt {
-                path: name.into(),
-                message: format!("not a burnpack record: {e:?}"),
-            }
-        })?;
-    Ok(init.load_record(record))
+        .ok_or_else(|| corrupt("missing from the checkpoint".into()))?;
+    zoo_train::load_module(init, bytes).map_err(corrupt)
 }
 
 /// The box the chains of a set start in: the set's bounds in 2-D, (-1, 1) for digits.

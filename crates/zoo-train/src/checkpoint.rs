@@ -20,6 +20,21 @@ use zoo_energy::{Error, Result, ZooRng};
 
 const MAGIC: &[u8; 8] = b"ZOOCKPT1";
 
+/// A module's parameters as burnpack bytes (burn's record format, parameter ids included).
+pub fn module_bytes<M: Module>(module: &M) -> std::result::Result<Vec<u8>, String> {
+    let bytes = module.clone().into_record().into_bytes();
+    bytes
+        .map(|b| b.to_vec())
+        .map_err(|e| format!("cannot serialise the module: {e:?}"))
+}
+
+/// `init` (a module of the same structure) with the parameters of [`module_bytes`]'s output.
+pub fn load_module<M: Module>(init: M, bytes: &[u8]) -> std::result::Result<M, String> {
+    let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes.to_vec()))
+        .map_err(|e| format!("not a burnpack record: {e:?}"))?;
+    Ok(init.load_record(record))
+}
+
 /// The exact position of a [`ZooRng`] (ChaCha8): seed, stream and word position.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RngState {
@@ -127,21 +142,14 @@ impl Checkpoint {
 
     /// Stores a module's parameters (burnpack).
     pub fn put_module<M: Module>(&mut self, name: &str, module: &M) -> Result<()> {
-        let bytes = module
-            .clone()
-            .into_record()
-            .into_bytes()
-            .map_err(|e| self.error(format!("cannot serialise the module '{name}': {e:?}")))?;
-        self.put_bytes(name, bytes.to_vec());
+        let bytes = module_bytes(module).map_err(|e| self.error(format!("'{name}': {e}")))?;
+        self.put_bytes(name, bytes);
         Ok(())
     }
 
     /// Loads the parameters stored under `name` into `init` (a module of the same structure).
     pub fn module<M: Module>(&self, name: &str, init: M) -> Result<M> {
-        let bytes = Bytes::from_bytes_vec(self.bytes(name)?.to_vec());
-        let record = ModuleRecord::from_bytes(bytes)
-            .map_err(|e| self.error(format!("part '{name}' is not a burnpack record: {e:?}")))?;
-        Ok(init.load_record(record))
+        load_module(init, self.bytes(name)?).map_err(|e| self.error(format!("part '{name}': {e}")))
     }
 
     /// Stores an optimiser's state (Adam moments and step counts, momenta).

@@ -18,7 +18,7 @@
 
 mod checkpoint;
 
-pub use checkpoint::{Checkpoint, RngState};
+pub use checkpoint::{Checkpoint, RngState, load_module, module_bytes};
 
 use burn::grad_clipping::GradientClippingConfig;
 use burn::module::{Module, ModuleMapper, Param, ParamId};
@@ -132,6 +132,35 @@ pub struct Trained<L> {
     pub resumed_from: usize,
     /// Wall-clock seconds of this call.
     pub seconds: f64,
+}
+
+/// What a family whose steps record one loss returns (flows, diffusion, VAEs).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct LossReport {
+    /// The loss of every iteration (the family's units, per point).
+    pub losses: Vec<f64>,
+    /// Wall-clock seconds of this call.
+    pub seconds: f64,
+    /// The iteration training resumed from (0: it started afresh).
+    pub resumed_from: usize,
+}
+
+impl LossReport {
+    /// Mean loss of the last `k` iterations.
+    pub fn final_loss(&self, k: usize) -> f64 {
+        let tail = &self.losses[self.losses.len().saturating_sub(k)..];
+        tail.iter().sum::<f64>() / tail.len().max(1) as f64
+    }
+}
+
+impl From<Trained<f64>> for LossReport {
+    fn from(t: Trained<f64>) -> Self {
+        LossReport {
+            losses: t.history,
+            seconds: t.seconds,
+            resumed_from: t.resumed_from,
+        }
+    }
 }
 
 /// `Err(TrainingDiverged)` when `value` is not finite or `|value| > limit`.

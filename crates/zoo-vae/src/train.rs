@@ -96,16 +96,9 @@ impl VaeTrainConfig {
     }
 }
 
-/// The negative ELBO (without log Z of an EBM prior) of every step, and the wall time.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct VaeReport {
-    /// -ELBO + log Z_a per step, nats per example.
-    pub losses: Vec<f64>,
-    /// Wall-clock seconds.
-    pub seconds: f64,
-    /// The iteration training resumed from (0: it started afresh).
-    pub resumed_from: usize,
-}
+/// The negative ELBO (without log Z of an EBM prior, nats per example) of every step, the wall
+/// time and the resume point.
+pub type VaeReport = zoo_train::LossReport;
 
 /// Draws `n` prior samples: exact for the Gaussian prior, short-run ULA from N(0, I) on
 /// U(z) = E(z) + |z|^2 / 2 for the EBM prior.
@@ -192,12 +185,7 @@ pub fn fit(
     };
     let outcome = zoo_train::train(&mut run, &loop_cfg, rng);
     *vae = run.vae;
-    let done = outcome?;
-    Ok(VaeReport {
-        losses: done.history,
-        seconds: done.seconds,
-        resumed_from: done.resumed_from,
-    })
+    outcome.map(VaeReport::from)
 }
 
 /// One VAE training run: the model, its two optimisers and the prior's persistent chains.
