@@ -3,10 +3,12 @@
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use ebm_zoo::energy::BackendKind;
-use ebm_zoo::energy::energy::{Activation, Energy, MlpEnergyConfig};
+use ebm_zoo::energy::energy::Energy;
 use ebm_zoo::energy::rng::{normal, seeded};
-use ebm_zoo::energy::sampler::{Sampler, Ula};
 use ebm_zoo::energy::tensor::to_host1;
+use ebm_zoo::mcmc::sampler::{Sampler, Ula};
+use ebm_zoo::neural::Activation;
+use ebm_zoo::neural::MlpEnergyConfig;
 use std::time::Duration;
 
 /// ULA, 200 steps of h = 0.01, on the MLP energy 2 -> 128 -> 128 -> 1 (SiLU), N particles.

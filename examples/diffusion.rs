@@ -21,9 +21,9 @@ use ebm_zoo::diffusion::{
     sample, sample_corrected,
 };
 use ebm_zoo::energy::BackendKind;
-use ebm_zoo::energy::energy::Activation;
 use ebm_zoo::energy::rng::seeded;
 use ebm_zoo::energy::tensor::{from_host2, to_host1, to_host2};
+use ebm_zoo::neural::Activation;
 use ebm_zoo::plot::{Scatter, image_grid, scatter_grid};
 use std::path::PathBuf;
 

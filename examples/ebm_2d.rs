@@ -16,10 +16,13 @@ use ebm_zoo::ebm::objective::{
     SlicedScoreMatching,
 };
 use ebm_zoo::ebm::{Dataset, EnergyModel, TrainConfig, Trainer};
-use ebm_zoo::energy::energy::{Activation, MlpEnergy, MlpEnergyConfig};
+use ebm_zoo::energy::BackendKind;
 use ebm_zoo::energy::rng::seeded;
-use ebm_zoo::energy::sampler::{AnySampler, InitDistribution, ReplayBuffer, SamplerKind};
-use ebm_zoo::energy::{BackendKind, Sampler};
+use ebm_zoo::mcmc::Sampler;
+use ebm_zoo::mcmc::sampler::{AnySampler, InitDistribution, ReplayBuffer, SamplerKind};
+use ebm_zoo::neural::Activation;
+use ebm_zoo::neural::MlpEnergy;
+use ebm_zoo::neural::MlpEnergyConfig;
 use ebm_zoo::plot::{HeatMap, Scatter, heat_maps, scatters};
 use std::path::PathBuf;
 

@@ -14,10 +14,11 @@ use ebm_zoo::data::{Digits, Split};
 use ebm_zoo::ebm::objective::{ChainStart, MaximumLikelihood, Objective};
 use ebm_zoo::ebm::{Dataset, TrainConfig, Trainer};
 use ebm_zoo::energy::BackendKind;
-use ebm_zoo::energy::energy::{ConvEnergy, ConvEnergyConfig};
 use ebm_zoo::energy::rng::seeded;
-use ebm_zoo::energy::sampler::{AnySampler, InitDistribution, ReplayBuffer, SamplerKind};
 use ebm_zoo::energy::tensor::to_host2;
+use ebm_zoo::mcmc::sampler::{AnySampler, InitDistribution, ReplayBuffer, SamplerKind};
+use ebm_zoo::neural::ConvEnergy;
+use ebm_zoo::neural::ConvEnergyConfig;
 use std::path::PathBuf;
 
 #[derive(Parser)]

@@ -26,9 +26,9 @@ use ebm_zoo::ebm::objective::{ChainStart, JarzynskiPcd, MaximumLikelihood};
 use ebm_zoo::ebm::train::OptimizerKind;
 use ebm_zoo::ebm::{Dataset, TrainConfig, Trainer};
 use ebm_zoo::energy::rng::{normal_vec, seeded};
-use ebm_zoo::energy::sampler::{AnySampler, InitDistribution, ReplayBuffer, SamplerKind};
 use ebm_zoo::energy::tensor::to_host2;
 use ebm_zoo::energy::{BackendKind, Energy};
+use ebm_zoo::mcmc::sampler::{AnySampler, InitDistribution, ReplayBuffer, SamplerKind};
 
 #[derive(Parser)]
 struct Args {

@@ -8,8 +8,9 @@ use burn::prelude::*;
 use ebm_zoo::data::{Grid2d, Toy2d, evaluate};
 use ebm_zoo::ebm::objective::Nce;
 use ebm_zoo::ebm::{Dataset, EnergyModel, TrainConfig, Trainer};
-use ebm_zoo::energy::energy::{Activation, MlpEnergyConfig};
 use ebm_zoo::energy::rng::seeded;
+use ebm_zoo::neural::Activation;
+use ebm_zoo::neural::MlpEnergyConfig;
 
 fn main() -> anyhow::Result<()> {
     let device = Device::flex();

@@ -8,8 +8,10 @@ use burn::prelude::*;
 use ebm_zoo::data::{Grid2d, Toy2d, evaluate};
 use ebm_zoo::ebm::objective::{DenoisingScoreMatching, Objective, SlicedScoreMatching};
 use ebm_zoo::ebm::{Dataset, EnergyModel, TrainConfig, Trainer};
-use ebm_zoo::energy::energy::{Activation, MlpEnergy, MlpEnergyConfig};
 use ebm_zoo::energy::rng::seeded;
+use ebm_zoo::neural::Activation;
+use ebm_zoo::neural::MlpEnergy;
+use ebm_zoo::neural::MlpEnergyConfig;
 
 fn fit(
     objective: &mut dyn Objective<MlpEnergy>,

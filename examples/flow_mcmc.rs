@@ -11,16 +11,16 @@
 
 use burn::prelude::*;
 use clap::Parser;
-use ebm_zoo::energy::diagnostics::{Draws, Summary};
 use ebm_zoo::energy::energy::{Banana, Funnel};
 use ebm_zoo::energy::rng::{normal, seeded};
-use ebm_zoo::energy::sampler::{DualAveraging, Hmc, Sampler, StepInfo};
 use ebm_zoo::energy::tensor::{to_host1, to_host2};
 use ebm_zoo::energy::{BackendKind, Energy, ZooRng};
 use ebm_zoo::flow::{
     FitConfig, Flow, FlowConfig, FlowKind, IndependentMh, NeuTraEnergy, ReverseKlConfig,
     fit_reverse_kl, importance_weights,
 };
+use ebm_zoo::mcmc::diagnostics::{Draws, Summary};
+use ebm_zoo::mcmc::sampler::{DualAveraging, Hmc, Sampler, StepInfo};
 use std::time::Instant;
 
 #[derive(Parser)]

@@ -13,13 +13,13 @@ use ebm_zoo::data::grid::{GridDensity, mean_and_se};
 use ebm_zoo::data::{Grid2d, Toy2d};
 use ebm_zoo::energy::energy::DoubleWell;
 use ebm_zoo::energy::rng::{normal, seeded};
-use ebm_zoo::energy::sampler::Sampler;
 use ebm_zoo::energy::tensor::{from_host2, to_host1};
 use ebm_zoo::energy::{BackendKind, Energy};
 use ebm_zoo::flow::{
     FitConfig, FlowConfig, FlowEnergy, FlowKind, IndependentMh, ReverseKlConfig,
     fit_max_likelihood, fit_reverse_kl, importance_weights,
 };
+use ebm_zoo::mcmc::sampler::Sampler;
 use ebm_zoo::plot::{HeatMap, heat_maps};
 use std::path::PathBuf;
 

@@ -13,13 +13,13 @@ use clap::Parser;
 use ebm_zoo::data::grid::{sample_metrics, true_cell_masses};
 use ebm_zoo::data::{Digits, Grid2d, Split, Toy2d, evaluate};
 use ebm_zoo::energy::BackendKind;
-use ebm_zoo::energy::diagnostics::mmd2_rbf;
-use ebm_zoo::energy::energy::Activation;
 use ebm_zoo::energy::rng::seeded;
 use ebm_zoo::energy::tensor::{from_host2, to_host2};
 use ebm_zoo::gan::{
     GanConfig, GanLoss, GanTrainConfig, LatentLangevinConfig, Output, fit, latent_langevin, sample,
 };
+use ebm_zoo::mcmc::diagnostics::mmd2_rbf;
+use ebm_zoo::neural::Activation;
 use ebm_zoo::plot::{Scatter, image_grid, scatter_grid};
 use std::path::PathBuf;
 use std::time::Instant;

@@ -8,7 +8,7 @@
 
 use clap::Parser;
 use ebm_zoo::energy::rng::seeded;
-use ebm_zoo::energy::spin::{Ising, SpinSampler, observe};
+use ebm_zoo::spin::{Ising, SpinSampler, observe};
 use plotters::prelude::*;
 
 #[derive(Parser)]

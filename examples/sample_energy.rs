@@ -7,9 +7,9 @@
 
 use ebm_zoo::energy::energy::{Covariance, Energy, GaussianMixture};
 use ebm_zoo::energy::rng::{normal, seeded};
-use ebm_zoo::energy::run::{RunConfig, run};
-use ebm_zoo::energy::sampler::Mala;
 use ebm_zoo::energy::{BackendKind, Result};
+use ebm_zoo::mcmc::run::{RunConfig, run};
+use ebm_zoo::mcmc::sampler::Mala;
 
 fn main() -> Result<()> {
     let device = BackendKind::Flex.device()?;

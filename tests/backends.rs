@@ -5,12 +5,15 @@ use crate::common;
 
 use common::assert_within;
 use ebm_zoo::energy::BackendKind;
-use ebm_zoo::energy::diagnostics::Summary;
-use ebm_zoo::energy::energy::{Activation, Energy, EnergySpec, MlpEnergyConfig};
+use ebm_zoo::energy::energy::Energy;
 use ebm_zoo::energy::rng::{normal, seeded};
-use ebm_zoo::energy::run::{RunConfig, run};
-use ebm_zoo::energy::sampler::Mala;
 use ebm_zoo::energy::tensor::{to_host1, to_host2};
+use ebm_zoo::mcmc::diagnostics::Summary;
+use ebm_zoo::mcmc::run::{RunConfig, run};
+use ebm_zoo::mcmc::sampler::Mala;
+use ebm_zoo::neural::Activation;
+use ebm_zoo::neural::MlpEnergyConfig;
+use ebm_zoo::runner::spec::EnergySpec;
 
 /// MALA on the 2-D mixture with unequal weights: mean and variance within 4 SE of the exact values.
 fn mixture_test(backend: BackendKind) {
@@ -137,8 +140,8 @@ fn training_runs_and_agrees_on_every_compiled_backend() {
         ChainStart, DenoisingScoreMatching, JarzynskiPcd, MaximumLikelihood, Objective,
     };
     use ebm_zoo::ebm::{Dataset, TrainConfig, Trainer};
-    use ebm_zoo::energy::energy::MlpEnergy;
-    use ebm_zoo::energy::sampler::{AnySampler, SamplerKind};
+    use ebm_zoo::mcmc::sampler::{AnySampler, SamplerKind};
+    use ebm_zoo::neural::MlpEnergy;
     let data = Dataset::new(
         Toy2d::EightGaussians
             .density()

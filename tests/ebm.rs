@@ -11,10 +11,12 @@ use ebm_zoo::ebm::objective::{ChainStart, MaximumLikelihood, Nce};
 use ebm_zoo::ebm::{Dataset, EnergyModel, TrainConfig, Trainer};
 use ebm_zoo::energy::Energy;
 use ebm_zoo::energy::burn::prelude::*;
-use ebm_zoo::energy::energy::{Activation, MlpEnergy, MlpEnergyConfig};
 use ebm_zoo::energy::rng::{normal, seeded};
-use ebm_zoo::energy::sampler::{AnySampler, InitDistribution, ReplayBuffer, SamplerKind};
 use ebm_zoo::energy::tensor::{to_host1, to_host2};
+use ebm_zoo::mcmc::sampler::{AnySampler, InitDistribution, ReplayBuffer, SamplerKind};
+use ebm_zoo::neural::Activation;
+use ebm_zoo::neural::MlpEnergy;
+use ebm_zoo::neural::MlpEnergyConfig;
 
 /// A float64 MLP with the same weights, for references.
 struct Mlp64 {

@@ -7,7 +7,6 @@ use crate::common;
 use common::{assert_within, cpu_device, rows};
 use ebm_zoo::energy::burn::module::Param;
 use ebm_zoo::energy::burn::prelude::*;
-use ebm_zoo::energy::energy::Activation;
 use ebm_zoo::energy::energy::{Covariance, ExactSample, Gaussian};
 use ebm_zoo::energy::rng::normal;
 use ebm_zoo::energy::tensor::to_host1;
@@ -16,6 +15,7 @@ use ebm_zoo::flow::layers::{ActNorm, Autoregressive, Coupling, LuLinear, MaskedM
 use ebm_zoo::flow::{
     Elementwise, FitConfig, Flow, FlowConfig, FlowEnergy, FlowKind, Layer, fit_max_likelihood,
 };
+use ebm_zoo::neural::Activation;
 
 const DIM: usize = 5;
 const CONTEXT: usize = 2;
@@ -481,8 +481,8 @@ fn maximum_likelihood_reaches_the_exact_entropy_unconditional_and_conditional() 
 /// from a Gaussian finds log Z = 0 within its error bar.
 #[test]
 fn a_flow_is_a_normalised_energy_for_the_shared_samplers_and_estimators() {
-    use ebm_zoo::energy::estimate::{AnnealConfig, anneal};
-    use ebm_zoo::energy::sampler::{AnySampler, Mala, Sampler};
+    use ebm_zoo::mcmc::estimate::{AnnealConfig, anneal};
+    use ebm_zoo::mcmc::sampler::{AnySampler, Mala, Sampler};
     let device = cpu_device();
     let mut rng = seeded(31);
     let smooth = |kind| FlowConfig {
@@ -723,8 +723,8 @@ fn a_boltzmann_generator_estimates_log_z_within_its_error_bar() {
 /// pulled-back score matches finite differences.
 #[test]
 fn flow_mcmc_leaves_the_target_invariant() {
-    use ebm_zoo::energy::sampler::{Hmc, Sampler};
     use ebm_zoo::flow::{IndependentMh, NeuTraEnergy};
+    use ebm_zoo::mcmc::sampler::{Hmc, Sampler};
     let device = cpu_device();
     let mut rng = seeded(61);
     let target = Gaussian::new(

@@ -11,14 +11,15 @@ use burn::prelude::*;
 use common::{assert_score_matches_fd, assert_within, cpu_device, rel_err, rows};
 use ebm_zoo::data::Toy2d;
 use ebm_zoo::data::grid::{sample_metrics, true_cell_masses};
-use ebm_zoo::energy::energy::{Activation, Covariance, Energy, Gaussian, autodiff_score};
-use ebm_zoo::energy::nn::{Mlp, linear_from_host};
+use ebm_zoo::energy::energy::{Covariance, Energy, Gaussian, autodiff_score};
 use ebm_zoo::energy::rng::{normal, seeded};
 use ebm_zoo::energy::tensor::{from_host2, to_host1, to_host2};
 use ebm_zoo::gan::{
     GanConfig, GanLoss, GanTrainConfig, LatentEnergy, LatentLangevinConfig, Output, fit,
     pulling_away, run_latent_chain, sample, vera_score,
 };
+use ebm_zoo::neural::Activation;
+use ebm_zoo::neural::nn::{Mlp, linear_from_host};
 
 fn gan(loss: GanLoss, output: Output, latent: usize, data: usize, seed: u64) -> ebm_zoo::gan::Gan {
     let cfg = GanConfig {
@@ -180,7 +181,7 @@ fn gradient_penalty_weight_gradient_through_the_written_out_score_matches_finite
     .unwrap();
     let critic = g.discriminator.critic.clone().unwrap();
     let x = normal(&mut seeded(8), [10, 2], &device);
-    let penalty = |c: &ebm_zoo::energy::energy::MlpEnergy| {
+    let penalty = |c: &ebm_zoo::neural::MlpEnergy| {
         let s = c.score(x.clone().autodiff());
         (s.square()
             .sum_dim(1)

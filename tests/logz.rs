@@ -8,10 +8,10 @@ use crate::common;
 use common::cpu_device;
 use ebm_zoo::energy::burn::prelude::*;
 use ebm_zoo::energy::energy::{Covariance, Energy, Gaussian, GaussianMixture};
-use ebm_zoo::energy::estimate::{AnnealConfig, JarzynskiConfig, LogZEstimate, anneal, jarzynski};
 use ebm_zoo::energy::linalg::ar1_correlation;
 use ebm_zoo::energy::rng::seeded;
-use ebm_zoo::energy::sampler::{AnySampler, SamplerKind, geometric_schedule};
+use ebm_zoo::mcmc::estimate::{AnnealConfig, JarzynskiConfig, LogZEstimate, anneal, jarzynski};
+use ebm_zoo::mcmc::sampler::{AnySampler, SamplerKind, geometric_schedule};
 
 fn report(what: &str, est: &LogZEstimate, exact: f64) {
     println!(
@@ -240,7 +240,7 @@ fn bad_schedules_and_sizes_are_errors() {
 fn jarzynski_weighted_averages_are_exact_for_a_coarse_step() {
     // The 2-D mixture's mean from Jarzynski-weighted ULA walkers, with a step large enough to
     // bias plain ULA: the weighted mean per group, spread over 16 groups for the standard error.
-    use ebm_zoo::energy::estimate::jarzynski_walkers;
+    use ebm_zoo::mcmc::estimate::jarzynski_walkers;
     let dev = cpu_device();
     let target = common::mixture_preset();
     let base = Gaussian::new(vec![0.0; 2], Covariance::Isotropic(9.0), &dev).unwrap();

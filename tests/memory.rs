@@ -3,9 +3,10 @@
 
 mod common;
 
-use ebm_zoo::energy::energy::{Activation, MlpEnergyConfig};
 use ebm_zoo::energy::rng::{normal, seeded};
-use ebm_zoo::energy::sampler::{Mala, Sampler};
+use ebm_zoo::mcmc::sampler::{Mala, Sampler};
+use ebm_zoo::neural::Activation;
+use ebm_zoo::neural::MlpEnergyConfig;
 
 fn resident_kib() -> Option<u64> {
     let statm = std::fs::read_to_string("/proc/self/statm").ok()?;

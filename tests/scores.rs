@@ -7,11 +7,14 @@ use crate::common;
 use common::{cpu_device, rows};
 use ebm_zoo::energy::burn::prelude::*;
 use ebm_zoo::energy::energy::{
-    Activation, AutodiffEnergy, Banana, Covariance, DoubleWell, Energy, EnergySpec, Funnel,
-    Gaussian, GaussianMixture, MlpEnergyConfig, autodiff_score,
+    AutodiffEnergy, Banana, Covariance, DoubleWell, Energy, Funnel, Gaussian, GaussianMixture,
+    autodiff_score,
 };
 use ebm_zoo::energy::rng::{normal, seeded};
 use ebm_zoo::energy::tensor::{from_host2, to_host1, to_host2};
+use ebm_zoo::neural::Activation;
+use ebm_zoo::neural::MlpEnergyConfig;
+use ebm_zoo::runner::spec::EnergySpec;
 
 use common::{finite_difference_score, rel_err};
 
@@ -168,7 +171,7 @@ fn mlp_scores_match_autodiff_and_finite_differences() {
 
 #[test]
 fn conv_energy_score_matches_autodiff_and_finite_differences() {
-    use ebm_zoo::energy::energy::ConvEnergyConfig;
+    use ebm_zoo::neural::ConvEnergyConfig;
     let dev = cpu_device();
     for act in [Activation::Silu, Activation::Tanh] {
         let config = ConvEnergyConfig {
@@ -314,7 +317,7 @@ fn exact_samplers_of_the_reference_densities_have_the_right_moments() {
 /// pass. Its weight gradient is checked against central finite differences of the loss.
 #[test]
 fn a_loss_on_the_mlp_score_has_correct_weight_gradients_from_one_backward_pass() {
-    use ebm_zoo::energy::energy::MlpEnergy;
+    use ebm_zoo::neural::MlpEnergy;
     let dev = cpu_device();
     let base = MlpEnergyConfig::new(vec![2, 16, 16, 1], Activation::Softplus)
         .init(&dev, &mut seeded(21))

@@ -6,7 +6,7 @@ use crate::common;
 
 use common::assert_within;
 use ebm_zoo::energy::rng::seeded;
-use ebm_zoo::energy::spin::{
+use ebm_zoo::spin::{
     Ising, SpinSampler, anneal_log_z, curie_weiss_exact, enumerate, kaufman_log_z, observe,
     onsager_free_energy_per_spin,
 };

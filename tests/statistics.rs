@@ -6,13 +6,14 @@ use crate::common;
 
 use common::{assert_within, cpu_device};
 use ebm_zoo::energy::burn::prelude::*;
-use ebm_zoo::energy::diagnostics::{Draws, Summary, effective_sample_size, split_rhat};
 use ebm_zoo::energy::energy::{Covariance, Energy, Gaussian, GaussianMixture};
 use ebm_zoo::energy::linalg::{Matrix, ar1_correlation};
 use ebm_zoo::energy::rng::{normal, normal_vec, seeded};
-use ebm_zoo::energy::run::{RunConfig, run};
-use ebm_zoo::energy::sampler::{Hmc, Mala, Sampler, Ula};
-use ebm_zoo::energy::{ChainState, StepInfo};
+use ebm_zoo::mcmc::ChainState;
+use ebm_zoo::mcmc::StepInfo;
+use ebm_zoo::mcmc::diagnostics::{Draws, Summary, effective_sample_size, split_rhat};
+use ebm_zoo::mcmc::run::{RunConfig, run};
+use ebm_zoo::mcmc::sampler::{Hmc, Mala, Sampler, Ula};
 
 /// Checks every mean and covariance entry within 4 SE; the SE of a covariance entry comes from
 /// the ESS of the product series (x_i - m_i)(x_j - m_j).
@@ -350,7 +351,7 @@ fn a_diverging_sampler_is_stopped_with_the_step_and_chain() {
 
 #[test]
 fn tempered_annealing_reaches_the_target() {
-    use ebm_zoo::energy::sampler::{AnnealedLangevin, geometric_schedule};
+    use ebm_zoo::mcmc::sampler::{AnnealedLangevin, geometric_schedule};
     let dev = cpu_device();
     let target = Gaussian::new(vec![2.0, -1.0], Covariance::Isotropic(0.25), &dev).unwrap();
     let base = Gaussian::new(vec![0.0, 0.0], Covariance::Isotropic(9.0), &dev).unwrap();
@@ -373,7 +374,7 @@ fn tempered_annealing_reaches_the_target() {
 
 #[test]
 fn schedules_and_parameters_are_validated() {
-    use ebm_zoo::energy::sampler::{AnnealedLangevin, check_schedule};
+    use ebm_zoo::mcmc::sampler::{AnnealedLangevin, check_schedule};
     assert!(
         check_schedule(&[0.1, 0.5, 0.4, 1.0])
             .unwrap_err()
@@ -429,7 +430,7 @@ fn schedules_and_parameters_are_validated() {
 
 #[test]
 fn replay_buffer_reinitialises_at_the_requested_rate() {
-    use ebm_zoo::energy::sampler::{InitDistribution, ReplayBuffer};
+    use ebm_zoo::mcmc::sampler::{InitDistribution, ReplayBuffer};
     let dev = cpu_device();
     let init = InitDistribution::Uniform {
         low: -1.0,
@@ -470,7 +471,7 @@ fn replay_buffer_reinitialises_at_the_requested_rate() {
 /// final chains are distributed as the last level, whose moments are known exactly.
 #[test]
 fn annealed_langevin_over_noise_levels_reaches_the_smoothed_target() {
-    use ebm_zoo::energy::sampler::AnnealedLangevin;
+    use ebm_zoo::mcmc::sampler::AnnealedLangevin;
     let dev = cpu_device();
     let weights = vec![0.8, 0.2];
     let means = vec![vec![-2.0, 0.0], vec![2.0, 0.0]];
@@ -529,7 +530,7 @@ fn annealed_langevin_over_noise_levels_reaches_the_smoothed_target() {
 fn mmd_matches_its_closed_form_for_shifted_gaussians() {
     // N(0, I) against N(mu, I) in d = 2 with the kernel exp(-|x - y|^2 / (2 h^2)):
     // MMD^2 = 2 (h^2 / (h^2 + 2))^{d/2} (1 - exp(-|mu|^2 / (2 (h^2 + 2)))).
-    use ebm_zoo::energy::diagnostics::mmd2_rbf;
+    use ebm_zoo::mcmc::diagnostics::mmd2_rbf;
     let mut rng = seeded(41);
     let (n, reps, h) = (400, 12, 1.0f64);
     for mu in [0.0f32, 1.0] {

@@ -19,10 +19,12 @@ use ebm_zoo::ebm::objective::{
 use ebm_zoo::ebm::{Dataset, TrainConfig, Trainer};
 use ebm_zoo::energy::burn::module::{Module, ModuleVisitor, Param};
 use ebm_zoo::energy::burn::prelude::*;
-use ebm_zoo::energy::energy::{Activation, MlpEnergy, MlpEnergyConfig};
-use ebm_zoo::energy::sampler::{AnySampler, InitDistribution, ReplayBuffer, SamplerKind};
 use ebm_zoo::energy::tensor::from_host2;
 use ebm_zoo::energy::{Error, Result, seeded};
+use ebm_zoo::mcmc::sampler::{AnySampler, InitDistribution, ReplayBuffer, SamplerKind};
+use ebm_zoo::neural::Activation;
+use ebm_zoo::neural::MlpEnergy;
+use ebm_zoo::neural::MlpEnergyConfig;
 use ebm_zoo::train::{Checkpoint, Resume};
 use rand::{RngExt, SeedableRng};
 use std::path::PathBuf;

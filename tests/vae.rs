@@ -8,9 +8,9 @@ use common::cpu_device;
 use ebm_zoo::energy::burn::module::Param;
 use ebm_zoo::energy::burn::prelude::*;
 use ebm_zoo::energy::energy::{Covariance, Energy, Gaussian};
-use ebm_zoo::energy::nn::linear_from_host;
 use ebm_zoo::energy::rng::normal;
 use ebm_zoo::energy::seeded;
+use ebm_zoo::neural::nn::linear_from_host;
 use ebm_zoo::vae::{
     DecoderKind, PriorKind, VaeConfig, VaeTrainConfig, evaluate, fit, prior_log_normalizer,
 };
@@ -178,7 +178,7 @@ fn ebm_prior_log_z_by_ais_matches_quadrature() {
         &energy.energy(Tensor::from_data(TensorData::new(pts, [n * n, 2]), &device)),
     );
     let neg: Vec<f64> = e.iter().map(|v| -f64::from(*v)).collect();
-    let exact = ebm_zoo::energy::estimate::log_sum_exp(&neg) + (h * h).ln();
+    let exact = ebm_zoo::mcmc::estimate::log_sum_exp(&neg) + (h * h).ln();
     let (ais, se) = prior_log_normalizer(&vae, 4096, 200, &mut seeded(12), &device).unwrap();
     println!(
         "prior log Z: SMC {ais:.4} ± {se:.4}, quadrature {exact:.4} (Gaussian part alone {:.4})",

@@ -4,8 +4,9 @@
 use ebm_zoo::energy::BackendKind;
 use ebm_zoo::energy::Energy;
 use ebm_zoo::energy::burn::prelude::*;
-use ebm_zoo::energy::energy::{Covariance, EnergySpec, GaussianMixture};
+use ebm_zoo::energy::energy::{Covariance, GaussianMixture};
 use ebm_zoo::energy::tensor::{from_host2, to_host1, to_host2};
+use ebm_zoo::runner::spec::EnergySpec;
 
 /// The CPU device the statistical tests run on: flex when compiled in, else ndarray.
 pub fn cpu_device() -> Device {

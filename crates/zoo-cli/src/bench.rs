@@ -7,9 +7,12 @@ use burn::module::Module;
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::json;
 use std::time::Instant;
-use zoo_energy::energy::{Activation, Energy, MlpEnergyConfig};
-use zoo_energy::sampler::{Sampler, Ula};
-use zoo_energy::{BackendKind, ChainState, rng, tensor};
+use zoo_energy::energy::Energy;
+use zoo_energy::{BackendKind, rng, tensor};
+use zoo_mcmc::ChainState;
+use zoo_mcmc::sampler::{Sampler, Ula};
+use zoo_neural::Activation;
+use zoo_neural::MlpEnergyConfig;
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {

@@ -7,13 +7,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::path::PathBuf;
 use zoo_energy::energy::{Covariance, Gaussian};
-use zoo_energy::estimate::{AnnealConfig, JarzynskiConfig, LogZEstimate, anneal, jarzynski};
-use zoo_energy::sampler::{AnySampler, SamplerKind, geometric_schedule};
-use zoo_energy::spin::{
+use zoo_energy::{BackendKind, rng};
+use zoo_mcmc::estimate::{AnnealConfig, JarzynskiConfig, LogZEstimate, anneal, jarzynski};
+use zoo_mcmc::sampler::{AnySampler, SamplerKind, geometric_schedule};
+use zoo_runner::spec::EnergySpec;
+use zoo_spin::{
     Ising, SpinSampler, anneal_log_z, curie_weiss_exact, enumerate, kaufman_log_z, observe,
     onsager_free_energy_per_spin,
 };
-use zoo_energy::{BackendKind, EnergySpec, rng};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -158,11 +159,11 @@ pub fn logz(args: LogzArgs) -> Result<()> {
                 // Names the enumeration limit and Kaufman's conditions.
                 None => bail!(
                     "no exact log Z for this lattice: enumeration is limited to {} spins, and Kaufman's formula needs a periodic lattice of at least 2 x 2 with field = 0 and beta J > 0",
-                    zoo_energy::spin::MAX_ENUMERATION_SPINS
+                    zoo_spin::MAX_ENUMERATION_SPINS
                 ),
             },
             m => {
-                zoo_energy::spin::check_beta(spec.beta)?;
+                zoo_spin::check_beta(spec.beta)?;
                 let schedule: Vec<f64> = (1..=args.steps)
                     .map(|k| spec.beta * k as f64 / args.steps as f64)
                     .collect();
@@ -261,8 +262,8 @@ pub fn logz(args: LogzArgs) -> Result<()> {
 /// The exact log Z of a lattice, when one exists: enumeration up to 4 x 4 spins, else Kaufman's
 /// formula for periodic lattices at h = 0 and beta J > 0.
 fn exact_ising_log_z(model: &Ising, spec: &IsingSpec) -> Result<Option<f64>> {
-    zoo_energy::spin::check_beta(spec.beta)?;
-    if model.sites() <= zoo_energy::spin::MAX_ENUMERATION_SPINS {
+    zoo_spin::check_beta(spec.beta)?;
+    if model.sites() <= zoo_spin::MAX_ENUMERATION_SPINS {
         return Ok(Some(enumerate(model, spec.beta)?.log_z));
     }
     let (rows, cols) = model.shape();
@@ -337,7 +338,7 @@ pub fn ising(args: IsingArgs) -> Result<()> {
         args.warmup,
         args.sweeps,
     )?;
-    let exact = (model.sites() <= zoo_energy::spin::MAX_ENUMERATION_SPINS)
+    let exact = (model.sites() <= zoo_spin::MAX_ENUMERATION_SPINS)
         .then(|| enumerate(&model, args.beta))
         .transpose()?;
     let onsager = (args.field == 0.0 && !args.open && args.beta > 0.0)

@@ -6,9 +6,10 @@ use clap::Args;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::time::Instant;
-use zoo_energy::run::{RunConfig, run as run_chains};
-use zoo_energy::sampler::{AnySampler, SamplerKind};
-use zoo_energy::{BackendKind, EnergySpec, rng, tensor};
+use zoo_energy::{BackendKind, rng, tensor};
+use zoo_mcmc::run::{RunConfig, run as run_chains};
+use zoo_mcmc::sampler::{AnySampler, SamplerKind};
+use zoo_runner::spec::EnergySpec;
 
 /// Arguments of `zoo sample`; each may also come from `--config FILE.toml` (the flags win).
 #[derive(Debug, Args)]
@@ -136,7 +137,7 @@ pub fn run(args: SampleArgs) -> Result<()> {
         (None, Some(spec)) => spec,
         (None, None) => bail!(
             "no energy given: use --energy NAME (one of {})",
-            zoo_energy::energy::spec::PRESETS
+            zoo_runner::spec::PRESETS
         ),
     };
     let kind: SamplerKind = args
@@ -175,7 +176,7 @@ pub fn run(args: SampleArgs) -> Result<()> {
     let energy = energy_spec.build(&device)?;
     let d = energy.dim();
     zoo_energy::memory::check_points("the chains (chains x dim)", chains, d)?;
-    zoo_energy::run::check_kept_draws(chains, steps / thin, d)?;
+    zoo_mcmc::run::check_kept_draws(chains, steps / thin, d)?;
     let mut sampler = match AnySampler::new(kind, step_size, leapfrog_steps)? {
         AnySampler::Hmc(h) => AnySampler::Hmc(h.with_jitter(jitter)),
         other => other,
@@ -270,7 +271,7 @@ pub fn run(args: SampleArgs) -> Result<()> {
 pub const RHAT_WARNING: f64 = 1.01;
 
 /// Warnings on the diagnostics: R-hat above [`RHAT_WARNING`] in any coordinate, any divergence.
-fn warnings(summary: &[zoo_energy::diagnostics::Summary], divergences: usize) -> Vec<String> {
+fn warnings(summary: &[zoo_mcmc::diagnostics::Summary], divergences: usize) -> Vec<String> {
     let mut out = Vec::new();
     let worst = summary
         .iter()

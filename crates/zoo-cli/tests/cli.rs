@@ -369,7 +369,8 @@ fn logz_and_ising_write_json_and_reject_bad_input() {
 /// `gaussian{dim = 3, std = 2.0}` / `gaussian{std = 2.0}` give the documented dimensions.
 #[test]
 fn every_documented_energy_form_parses_and_builds() {
-    use zoo_energy::{BackendKind, EnergySpec};
+    use zoo_energy::BackendKind;
+    use zoo_runner::spec::EnergySpec;
     let docs = include_str!("../../../docs/cli.md");
     let device = BackendKind::compiled()[0].device().unwrap();
     let table = docs
@@ -556,7 +557,7 @@ fn logz_is_exact_on_large_periodic_lattices_by_kaufman() {
     ]);
     assert!(ok, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let exact = zoo_energy::spin::kaufman_log_z(5, 5, 0.3, 1.0).unwrap();
+    let exact = zoo_spin::kaufman_log_z(5, 5, 0.3, 1.0).unwrap();
     assert_eq!(v["log_z"].as_f64().unwrap(), exact);
     assert_eq!(v["exact_log_z"].as_f64().unwrap(), exact);
 }

@@ -15,7 +15,8 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestCaseError, TestRng, TestRunner};
 use std::path::Path;
 use std::time::{Duration, Instant};
-use zoo_energy::{BackendKind, EnergySpec};
+use zoo_energy::BackendKind;
+use zoo_runner::spec::EnergySpec;
 
 /// Runs `test` on `cases` values of `strategy`, repeated until `ZOO_PROPTEST_SECONDS` have passed
 /// when that is set; deterministic (one fixed seed); returns the number of cases run.

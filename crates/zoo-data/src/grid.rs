@@ -116,7 +116,7 @@ pub fn energies(energy: &dyn Energy, points: &[f32], device: &Device) -> Result<
     Ok(out)
 }
 
-pub use zoo_energy::estimate::log_sum_exp;
+pub use zoo_mcmc::estimate::log_sum_exp;
 
 impl GridDensity {
     /// The normalised density exp(log_density) per cell (what a heat map shows).

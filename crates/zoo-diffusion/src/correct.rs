@@ -11,8 +11,8 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
 use zoo_energy::rng::normal;
-use zoo_energy::sampler::{Mala, Sampler};
 use zoo_energy::{Result, ZooRng, check_count, check_positive};
+use zoo_mcmc::sampler::{Mala, Sampler};
 
 /// MALA at the last levels (a TOML table; unknown keys are errors).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,6 +1,6 @@
 //! A fused host trainer for [`MlpScore`] by denoising score matching: the same minibatches,
 //! noise and loss as [`crate::fit_dsm`], with the forward pass, the hand-written backward pass and
-//! Adam on `f32` buffers ([`zoo_energy::kernels::HostMlp`], [`HostAdam`]), blocks of rows in
+//! Adam on `f32` buffers ([`zoo_neural::kernels::HostMlp`], [`HostAdam`]), blocks of rows in
 //! parallel (rayon), no autodiff tape. With s = -net([x, log sigma]) / sigma the loss
 //! |sigma s + eps|^2 / 2 is |eps - net|^2 / 2, whose gradient in the output is (net - eps) / B.
 
@@ -9,10 +9,10 @@ use crate::sde::Sde;
 use burn::prelude::*;
 use rand::RngExt;
 use rayon::prelude::*;
-use zoo_energy::kernels::{HostAdam, HostMlp};
 use zoo_energy::rng::normal_vec;
 use zoo_energy::tensor::{check_batch, host_checked};
 use zoo_energy::{Result, ZooRng};
+use zoo_neural::kernels::{HostAdam, HostMlp};
 use zoo_train::{Checkpoint, Trainable, check_value};
 
 /// Loss and gradients of one block: `input` rows [x~, log sigma], `eps` the noise, `weight`

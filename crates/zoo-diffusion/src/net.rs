@@ -17,11 +17,14 @@ use burn::optim::GradientsParams;
 use burn::prelude::*;
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
-use zoo_energy::energy::{Activation, Energy, MlpEnergy, MlpEnergyConfig};
-use zoo_energy::nn::{Mlp, layer_widths};
+use zoo_energy::energy::Energy;
 use zoo_energy::rng::normal;
 use zoo_energy::tensor::{check_batch, check_finite, from_host1, from_host2, row_sq_norm};
 use zoo_energy::{Error, Result, ZooRng, check_count, check_positive};
+use zoo_neural::Activation;
+use zoo_neural::MlpEnergy;
+use zoo_neural::MlpEnergyConfig;
+use zoo_neural::nn::{Mlp, layer_widths};
 use zoo_train::{Checkpoint, LoopConfig, OptimizerConfig, Resume, Trainable, check_value};
 
 /// A network that scores every row at its own noise level.
@@ -67,7 +70,7 @@ impl ScoreNetConfig {
     /// Validates the fields.
     pub fn check(&self) -> Result<()> {
         check_count("data_dim", self.data_dim)?;
-        zoo_energy::nn::check_hidden(&[("hidden", &self.hidden)])
+        zoo_neural::nn::check_hidden(&[("hidden", &self.hidden)])
     }
 
     /// The noise-predicting MLP.

@@ -10,7 +10,7 @@
 //! | §4.4 noise-contrastive estimation | [`objective::Nce`] |
 //! | §4.5 score matching without second derivatives | [`objective::DenoisingScoreMatching`], [`objective::SlicedScoreMatching`] |
 //! | §2.3 restricted Boltzmann machines | [`rbm::Rbm`] |
-//! | trainable energies | [`model::EnergyModel`]: MLP energies (`zoo_energy::energy::MlpEnergy`), [`model::MixtureModel`], [`model::GaussianModel`] |
+//! | trainable energies | [`model::EnergyModel`]: MLP energies (`zoo_neural::MlpEnergy`), [`model::MixtureModel`], [`model::GaussianModel`] |
 //!
 //! One loop ([`train::Trainer`]) runs every objective: minibatch, loss, one backward pass, Adam,
 //! stabilisers (energy penalty, gradient clipping, spectral bound), divergence detection with a

@@ -9,10 +9,11 @@ use burn::prelude::*;
 use burn::tensor::activation::{log_softmax, softmax};
 use rand::RngExt;
 use zoo_energy::backend::BackendKind;
-use zoo_energy::energy::{ConvEnergy, MlpEnergy};
 use zoo_energy::rng::normal_vec;
 use zoo_energy::tensor::{from_host2, logsumexp_rows, matrix, row_sq_norm, to_host1, to_host2};
 use zoo_energy::{Energy, Error, Result, ZooRng};
+use zoo_neural::ConvEnergy;
+use zoo_neural::MlpEnergy;
 
 /// A trainable energy.
 pub trait EnergyModel: Module + Energy + 'static {

@@ -9,12 +9,12 @@
 use rand::RngExt;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
-use zoo_energy::estimate::{
+use zoo_energy::rng::normal_vec;
+use zoo_energy::{Error, Result, ZooRng, check_positive};
+use zoo_mcmc::estimate::{
     AnnealPath, AnnealedPopulation, LogZEstimate, check_groups, log_sum_exp, resample_rows,
     run_annealing,
 };
-use zoo_energy::rng::normal_vec;
-use zoo_energy::{Error, Result, ZooRng, check_positive};
 use zoo_train::{Checkpoint, LoopConfig, Resume, Trainable};
 
 /// Hidden units up to which [`Rbm::log_z_exact`] enumerates.

@@ -6,9 +6,9 @@ use crate::elementwise::Elementwise;
 use crate::layers::{ActNorm, Autoregressive, Coupling, Layer, LuLinear, MaskedMlp, Permutation};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
-use zoo_energy::energy::Activation;
 use zoo_energy::tensor::{check_batch, check_finite, row_sq_norm};
 use zoo_energy::{Error, Result, ZooRng};
+use zoo_neural::Activation;
 
 /// The flow families.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

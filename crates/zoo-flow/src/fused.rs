@@ -13,8 +13,8 @@ use crate::elementwise::Elementwise;
 use crate::flow::Flow;
 use crate::layers::Layer;
 use rayon::prelude::*;
-use zoo_energy::energy::Activation;
-use zoo_energy::kernels::{
+use zoo_neural::Activation;
+use zoo_neural::kernels::{
     HostAdam, HostLayer, activate, affine, backprop, weight_grad, write_layers,
 };
 
@@ -313,9 +313,9 @@ mod tests {
     use super::FusedCouplingFlow;
     use crate::flow::{FlowConfig, FlowKind};
     use crate::layers::Layer;
-    use zoo_energy::energy::Activation;
     use zoo_energy::tensor::{to_host1, to_host2};
     use zoo_energy::{BackendKind, seeded};
+    use zoo_neural::Activation;
 
     /// The fused loss and every parameter gradient against burn's autodiff on the same flow, and
     /// a few gradient entries against central finite differences of the fused loss.

@@ -20,8 +20,8 @@ use burn::module::Param;
 use burn::nn::Linear;
 use burn::prelude::*;
 use zoo_energy::ZooRng;
-use zoo_energy::energy::Activation;
-use zoo_energy::nn::{Mlp, linear_from_host, linear_init};
+use zoo_neural::Activation;
+use zoo_neural::nn::{Mlp, linear_from_host, linear_init};
 
 /// `cat([x, context])` along the feature axis (or `x` alone).
 fn with_context(x: Tensor<2>, context: Option<&Tensor<2>>) -> Tensor<2> {

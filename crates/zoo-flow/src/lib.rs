@@ -12,7 +12,7 @@
 //! | a flow is a normalised EBM (log Z = 0) | [`FlowEnergy`] |
 //! | Boltzmann generators: reverse KL, importance weights, free energy | [`fit_reverse_kl`], [`importance_weights`] |
 //! | flow-based MCMC: independent MH with a flow proposal | [`IndependentMh`] |
-//! | neural-transport HMC (HMC in the latent space) | [`NeuTraEnergy`] + `zoo_energy::sampler::Hmc` |
+//! | neural-transport HMC (HMC in the latent space) | [`NeuTraEnergy`] + `zoo_mcmc::sampler::Hmc` |
 //!
 //! Direction convention (nflows, zuko): `forward` maps data to latent (density evaluation),
 //! `inverse` maps latent to data (sampling). Every layer returns log|det J| of the map it applied.

@@ -5,9 +5,9 @@
 
 use crate::flow::Flow;
 use burn::prelude::*;
-use zoo_energy::sampler::{Sampler, StepInfo, accept_test, select_rows};
 use zoo_energy::tensor::{check_batch, check_finite};
 use zoo_energy::{Energy, Error, Result, ZooRng};
+use zoo_mcmc::sampler::{Sampler, StepInfo, accept_test, select_rows};
 
 /// The independent MH kernel; `step_size` has no meaning for it (reported as 0).
 #[derive(Debug, Clone)]

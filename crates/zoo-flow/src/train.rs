@@ -428,7 +428,7 @@ pub fn importance_summary(log_w: &[f64]) -> ImportanceReport {
         n,
         log_z: m + mean.ln(),
         log_z_se: var.sqrt() / (mean * (n as f64).sqrt()),
-        ess: zoo_energy::estimate::ess(log_w),
+        ess: zoo_mcmc::estimate::ess(log_w),
         elbo: finite.iter().sum::<f64>() / finite.len().max(1) as f64,
     }
 }

@@ -6,9 +6,9 @@ use crate::model::{Gan, LatentEnergy};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 use zoo_energy::rng::normal;
-use zoo_energy::sampler::{Mala, Sampler, Ula};
 use zoo_energy::tensor::check_finite;
 use zoo_energy::{Error, Result, ZooRng, check_count, check_positive};
+use zoo_mcmc::sampler::{Mala, Sampler, Ula};
 
 /// The latent chain (a TOML table; unknown keys are errors).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -6,10 +6,13 @@ use burn::module::Param;
 use burn::prelude::*;
 use burn::tensor::activation::sigmoid;
 use serde::{Deserialize, Serialize};
-use zoo_energy::energy::{Activation, Energy, MlpEnergy, MlpEnergyConfig};
-use zoo_energy::nn::{Mlp, MlpTape, check_hidden, layer_widths};
+use zoo_energy::energy::Energy;
 use zoo_energy::tensor::{check_batch, row_sq_norm, to_host1, to_host2};
 use zoo_energy::{Error, Result, ZooRng, check_count};
+use zoo_neural::Activation;
+use zoo_neural::MlpEnergy;
+use zoo_neural::MlpEnergyConfig;
+use zoo_neural::nn::{Mlp, MlpTape, check_hidden, layer_widths};
 
 /// The game the two players play.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

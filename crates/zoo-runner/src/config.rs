@@ -232,7 +232,7 @@ pub enum Plan {
         /// The objective.
         method: zoo_ebm::objective::ObjectiveKind,
         /// Widths and activation of the MLP energy.
-        model: zoo_energy::energy::MlpEnergyConfig,
+        model: zoo_neural::MlpEnergyConfig,
         /// The trainer.
         train: zoo_ebm::TrainConfig,
         /// The objective's settings.
@@ -466,7 +466,7 @@ impl RunConfig {
                 };
                 let activation = match model.remove("activation") {
                     Some(v) => typed(file, "model.activation", v)?,
-                    None => zoo_energy::energy::Activation::Silu,
+                    None => zoo_neural::Activation::Silu,
                 };
                 if let Some(k) = model.keys().next() {
                     return Err(fail(
@@ -477,7 +477,7 @@ impl RunConfig {
                 let mut widths = vec![data.dim()];
                 widths.extend(hidden);
                 widths.push(1);
-                let model = zoo_energy::energy::MlpEnergyConfig::new(widths, activation);
+                let model = zoo_neural::MlpEnergyConfig::new(widths, activation);
                 check("model", model.check())?;
                 let train: zoo_ebm::TrainConfig = checked(file, "train", train, check_ebm_train)?;
                 let objective: EbmObjective =

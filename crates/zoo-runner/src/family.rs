@@ -11,11 +11,11 @@ use burn::module::Module;
 use burn::prelude::*;
 use std::time::Instant;
 use zoo_ebm::objective::ObjectiveKind;
-use zoo_energy::energy::MlpEnergy;
 use zoo_energy::rng::seeded;
-use zoo_energy::sampler::{AnySampler, InitDistribution, ReplayBuffer, SamplerKind};
 use zoo_energy::tensor::{from_host2, to_host1, to_host2};
 use zoo_energy::{BackendKind, ZooRng};
+use zoo_mcmc::sampler::{AnySampler, InitDistribution, ReplayBuffer, SamplerKind};
+use zoo_neural::MlpEnergy;
 
 /// A checkpoint: named burnpack (or JSON) buffers.
 pub(crate) type Files = Vec<(String, Vec<u8>)>;
@@ -153,7 +153,7 @@ pub(crate) fn train(
 fn train_ebm(
     ctx: &mut Ctx,
     method: ObjectiveKind,
-    model: &zoo_energy::energy::MlpEnergyConfig,
+    model: &zoo_neural::MlpEnergyConfig,
     train: &zoo_ebm::TrainConfig,
     objective: &EbmObjective,
 ) -> Result<Trained> {
@@ -642,7 +642,7 @@ pub(crate) fn evaluate(
 }
 
 /// `n` ULA or MALA chains from `init` on `energy` (default 500 steps of h = 0.002), through the
-/// shared chain driver ([`zoo_energy::run::run`]): acceptance summed on the device, a diverging
+/// shared chain driver ([`zoo_mcmc::run::run`]): acceptance summed on the device, a diverging
 /// chain reported with its step.
 fn mcmc(
     energy: &dyn zoo_energy::Energy,
@@ -661,13 +661,13 @@ fn mcmc(
     let mut sampler = AnySampler::new(kind, s.step_size.unwrap_or(0.002), 1)?;
     let d = energy.dim();
     let start = from_host2(init.draw(rng, n * d), [n, d], device);
-    let chain = zoo_energy::run::RunConfig {
+    let chain = zoo_mcmc::run::RunConfig {
         steps,
         check_every: 100,
         keep_draws: false,
         ..Default::default()
     };
-    let out = zoo_energy::run::run(&mut sampler, energy, start, &chain, rng, &mut |_| {})?;
+    let out = zoo_mcmc::run::run(&mut sampler, energy, start, &chain, rng, &mut |_| {})?;
     let acceptance = (kind == SamplerKind::Mala).then_some(out.acceptance_rate);
     Ok((out.state.position, steps as f64, acceptance))
 }

@@ -15,6 +15,7 @@ pub mod error;
 mod family;
 pub mod metrics;
 pub mod run;
+pub mod spec;
 pub mod table;
 
 pub use config::{ConfigError, DataSet, EvalConfig, Family, Plan, RunConfig, SamplerSpec};

@@ -174,9 +174,9 @@ pub fn score_samples(data: &Prepared, samples: &[f32]) -> Result<SampleScores> {
     let m = (samples.len() / d).min(data.n_test());
     // Bandwidth: the median heuristic on training vs test images (fixed for every model).
     let (floor, h) =
-        zoo_energy::diagnostics::mmd2_rbf(&data.train[..m * d], &data.test[..m * d], d, None)?;
+        zoo_mcmc::diagnostics::mmd2_rbf(&data.train[..m * d], &data.test[..m * d], d, None)?;
     let (mmd, _) =
-        zoo_energy::diagnostics::mmd2_rbf(&samples[..m * d], &data.test[..m * d], d, Some(h))?;
+        zoo_mcmc::diagnostics::mmd2_rbf(&samples[..m * d], &data.test[..m * d], d, Some(h))?;
     Ok(SampleScores {
         mmd2: Some(mmd),
         mmd2_floor: Some(floor),

@@ -128,7 +128,7 @@ pub fn parse_shard(text: &str) -> Result<(usize, usize)> {
 /// estimate of the time left (the mean time of the runs computed so far, times those left).
 pub fn run_all(suite: &Suite, opts: &RunOptions) -> Result<Vec<Row>> {
     let total = suite.configs.len();
-    let bar = zoo_energy::progress::bar(opts.progress, total, "suite");
+    let bar = zoo_mcmc::progress::bar(opts.progress, total, "suite");
     let started = std::time::Instant::now();
     let (mut rows, mut computed, mut computed_secs) = (Vec::new(), 0usize, 0.0);
     for (k, cfg) in suite.configs.iter().enumerate() {

@@ -237,7 +237,7 @@ pub fn train<T: Trainable>(
     let mut history = Vec::new();
     let resumed_from = resume(state, cfg, rng, &mut history)?;
     let mut snapshot = capture(state, cfg, resumed_from, rng, &history)?;
-    let bar = zoo_energy::progress::bar(cfg.progress, cfg.iterations, &cfg.label);
+    let bar = zoo_mcmc::progress::bar(cfg.progress, cfg.iterations, &cfg.label);
     bar.set_position(resumed_from as u64);
     for iteration in resumed_from + 1..=cfg.iterations {
         match state.step(rng, iteration) {

@@ -5,10 +5,13 @@ use burn::module::Param;
 use burn::prelude::*;
 use burn::tensor::activation::{sigmoid, softplus};
 use serde::{Deserialize, Serialize};
-use zoo_energy::energy::{Activation, Energy, MlpEnergy, MlpEnergyConfig, WithGaussianBase};
-use zoo_energy::nn::{Mlp, check_hidden, layer_widths};
+use zoo_energy::energy::{Energy, WithGaussianBase};
 use zoo_energy::tensor::{check_batch, row_sq_norm};
 use zoo_energy::{Error, Result, ZooRng, check_count};
+use zoo_neural::Activation;
+use zoo_neural::MlpEnergy;
+use zoo_neural::MlpEnergyConfig;
+use zoo_neural::nn::{Mlp, check_hidden, layer_widths};
 
 /// The likelihood p(x | z).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

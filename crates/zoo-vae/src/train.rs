@@ -16,11 +16,11 @@ use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 use zoo_energy::energy::{Covariance, Energy, Gaussian, WithGaussianBase};
-use zoo_energy::estimate::{AnnealConfig, anneal, log_mean_exp};
 use zoo_energy::rng::normal;
-use zoo_energy::sampler::{AnySampler, Mala, Sampler, Ula};
 use zoo_energy::tensor::{check_finite, to_host1};
 use zoo_energy::{Error, Result, ZooRng, check_count, check_positive};
+use zoo_mcmc::estimate::{AnnealConfig, anneal, log_mean_exp};
+use zoo_mcmc::sampler::{AnySampler, Mala, Sampler, Ula};
 use zoo_train::{Checkpoint, LoopConfig, OptimizerConfig, Resume, Trainable, check_value};
 
 /// Settings of [`fit`] (a TOML table; unknown keys are errors).
@@ -444,7 +444,7 @@ pub fn aggregate_posterior_log_z(
             }
             *t = -0.5 * acc;
         }
-        let log_q = zoo_energy::estimate::log_sum_exp(&terms) - (n as f64).ln();
+        let log_q = zoo_mcmc::estimate::log_sum_exp(&terms) - (n as f64).ln();
         log_w.push(-f64::from(u[m]) - log_q);
     }
     let log_z = log_mean_exp(&log_w);

@@ -18,11 +18,12 @@
 use super::{Objective, Report, contrastive_loss, gather_rows};
 use crate::model::EnergyModel;
 use burn::prelude::*;
-use zoo_energy::estimate::{ess, jarzynski_increment, log_mean_exp, multinomial};
 use zoo_energy::rng::normal;
-use zoo_energy::sampler::langevin_move;
 use zoo_energy::tensor::{check_finite, from_host1, from_host2, row_sq_norm, to_host1};
-use zoo_energy::{ChainState, Error, Result, ZooRng, check_positive};
+use zoo_energy::{Error, Result, ZooRng, check_positive};
+use zoo_mcmc::ChainState;
+use zoo_mcmc::estimate::{ess, jarzynski_increment, log_mean_exp, multinomial};
+use zoo_mcmc::sampler::langevin_move;
 use zoo_train::Checkpoint;
 
 /// Where the walkers start.

@@ -9,9 +9,9 @@
 use super::{Objective, Report, contrastive_loss, run_chains};
 use crate::model::EnergyModel;
 use burn::prelude::*;
-use zoo_energy::sampler::{AnySampler, InitDistribution, ReplayBuffer};
 use zoo_energy::tensor::from_host2;
 use zoo_energy::{Error, Result, ZooRng};
+use zoo_mcmc::sampler::{AnySampler, InitDistribution, ReplayBuffer};
 use zoo_train::Checkpoint;
 
 /// Where the negative chains start each iteration.

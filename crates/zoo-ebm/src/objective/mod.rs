@@ -18,9 +18,10 @@ use crate::model::EnergyModel;
 use burn::prelude::*;
 use burn::tensor::Gradients;
 use serde::{Deserialize, Serialize};
-use zoo_energy::diagnostics::effective_sample_size;
 use zoo_energy::tensor::{to_host1, to_host2};
-use zoo_energy::{Energy, Error, Result, Sampler, ZooRng};
+use zoo_energy::{Energy, Error, Result, ZooRng};
+use zoo_mcmc::Sampler;
+use zoo_mcmc::diagnostics::effective_sample_size;
 use zoo_train::Checkpoint;
 
 /// Diagnostics of one training iteration (`None` where the method has no such quantity).
@@ -183,9 +184,7 @@ pub(crate) struct ChainRun {
 /// acceptance and the ESS of the energy traces (when `steps >= 4`). Energies and acceptance stay on
 /// the device during the run and come to the host once at the end, where every energy is checked:
 /// the first NaN/inf is reported with its MCMC step and chain.
-pub(crate) fn run_chains<
-    S: Sampler<State = zoo_energy::ChainState, Info = zoo_energy::StepInfo>,
->(
+pub(crate) fn run_chains<S: Sampler<State = zoo_mcmc::ChainState, Info = zoo_mcmc::StepInfo>>(
     sampler: &S,
     rng: &mut ZooRng,
     energy: &dyn Energy,

@@ -5,27 +5,19 @@
 
 mod banana;
 mod base;
-mod conv;
 mod double_well;
 mod funnel;
-mod fused;
 mod gaussian;
 mod interpolated;
 mod mixture;
-mod mlp;
-pub mod spec;
 
 pub use banana::Banana;
 pub use base::WithGaussianBase;
-pub use conv::{ConvEnergy, ConvEnergyConfig};
 pub use double_well::DoubleWell;
 pub use funnel::Funnel;
-pub use fused::FusedMlpEnergy;
 pub use gaussian::{Covariance, Gaussian};
 pub use interpolated::Interpolated;
 pub use mixture::GaussianMixture;
-pub use mlp::{Activation, LEAKY_SLOPE, MlpEnergy, MlpEnergyConfig};
-pub use spec::EnergySpec;
 
 use burn::prelude::*;
 
@@ -166,6 +158,6 @@ impl<F: Fn(Tensor<2>) -> Tensor<1>> Energy for AutodiffEnergy<F> {
 }
 
 /// log of the standard normal normaliser in `d` dimensions: (d / 2) log(2 pi).
-pub(crate) fn log_2pi_half(d: usize) -> f64 {
+pub fn log_2pi_half(d: usize) -> f64 {
     0.5 * d as f64 * (2.0 * std::f64::consts::PI).ln()
 }

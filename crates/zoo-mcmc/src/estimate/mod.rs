@@ -19,8 +19,8 @@ pub use jarzynski::{
     jarzynski, jarzynski_walkers,
 };
 
-use crate::error::{Error, Result};
 use serde::Serialize;
+use zoo_energy::error::{Error, Result};
 
 /// An estimate of log Z of the target.
 #[derive(Debug, Clone, Serialize)]
@@ -62,7 +62,7 @@ pub fn ess(v: &[f64]) -> f64 {
 }
 
 /// Multinomial resampling: `log_w.len()` indices drawn with probabilities ∝ exp(log_w).
-pub fn multinomial(rng: &mut crate::rng::ZooRng, log_w: &[f64]) -> Vec<usize> {
+pub fn multinomial(rng: &mut zoo_energy::rng::ZooRng, log_w: &[f64]) -> Vec<usize> {
     use rand::RngExt;
     let m = log_w.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
     let w: Vec<f64> = log_w.iter().map(|l| (l - m).exp()).collect();
@@ -129,7 +129,7 @@ pub(crate) fn check_path(betas: &[f64]) -> Result<()> {
 
 /// Checks that `particles` points of dimension `dim` fit the memory budget.
 pub(crate) fn check_particle_memory(particles: usize, dim: usize) -> Result<()> {
-    crate::memory::check_points("the annealed particles (particles x dim)", particles, dim)
+    zoo_energy::memory::check_points("the annealed particles (particles x dim)", particles, dim)
 }
 
 /// Checks the particle and group counts; returns the particles per group.

@@ -4,11 +4,11 @@
 //! whose step at level i is h sigma_i^2 / sigma_L^2.
 
 use super::{ChainState, Mala, Sampler, StepInfo, Ula};
-use crate::energy::{Energy, Interpolated};
-use crate::error::{Error, Result, check_positive};
-use crate::rng::ZooRng;
-use crate::tensor::to_host1;
 use burn::prelude::*;
+use zoo_energy::energy::{Energy, Interpolated};
+use zoo_energy::error::{Error, Result, check_positive};
+use zoo_energy::rng::ZooRng;
+use zoo_energy::tensor::to_host1;
 
 /// Checks that a schedule is strictly increasing, within (0, 1], and non-empty.
 pub fn check_schedule(betas: &[f64]) -> Result<()> {
@@ -45,7 +45,7 @@ pub fn geometric_schedule(start: f64, levels: usize) -> Result<Vec<f64>> {
             "need levels >= 1 and 0 < start <= 1",
         ));
     }
-    crate::memory::check_elements("the annealing schedule (levels)", levels as u128, 8)?;
+    zoo_energy::memory::check_elements("the annealing schedule (levels)", levels as u128, 8)?;
     if levels == 1 {
         return Ok(vec![1.0]);
     }

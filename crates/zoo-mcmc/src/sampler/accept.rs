@@ -2,8 +2,8 @@
 //! its own state, such as the flow proposal of `zoo-flow`).
 
 use super::ChainState;
-use crate::rng::{ZooRng, log_uniform};
 use burn::prelude::*;
+use zoo_energy::rng::{ZooRng, log_uniform};
 
 /// The accept/reject decision per chain: `accept[i]` where log u < `log_alpha[i]` (u ~ U(0, 1]; NaN
 /// never accepts), and min(1, alpha) per chain (NaN mapped to 0) for diagnostics.

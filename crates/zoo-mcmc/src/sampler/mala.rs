@@ -5,11 +5,11 @@
 use super::accept::metropolis;
 use super::ula::langevin_move;
 use super::{ChainState, Sampler, StepInfo};
-use crate::energy::Energy;
-use crate::error::{Result, check_positive};
-use crate::rng::ZooRng;
-use crate::tensor::row_sq_norm;
 use burn::prelude::*;
+use zoo_energy::energy::Energy;
+use zoo_energy::error::{Result, check_positive};
+use zoo_energy::rng::ZooRng;
+use zoo_energy::tensor::row_sq_norm;
 
 /// MALA with step size `h`.
 #[derive(Debug, Clone)]

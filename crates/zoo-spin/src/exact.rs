@@ -2,7 +2,7 @@
 //! one-dimensional sum over the magnetisation, and Onsager's free energy of the infinite lattice.
 
 use super::{Ising, check_beta};
-use crate::error::{Error, Result};
+use zoo_energy::error::{Error, Result};
 
 /// The largest lattice that [`enumerate`] accepts (4 x 4: 65,536 states).
 pub const MAX_ENUMERATION_SPINS: usize = 16;
@@ -70,7 +70,7 @@ pub fn curie_weiss_exact(n: usize, coupling: f64, field: f64, beta: f64) -> Resu
     if n == 0 {
         return Err(Error::invalid("N", "need at least one spin"));
     }
-    crate::memory::check_elements(
+    zoo_energy::memory::check_elements(
         "the Curie-Weiss sum over N + 1 magnetisations",
         n as u128 + 1,
         8,

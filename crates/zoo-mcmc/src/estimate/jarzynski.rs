@@ -7,12 +7,12 @@
 //! log Z_K - log Z_0 = log E[exp(A_K)].
 
 use super::{LogZEstimate, check_groups, combine, log_mean_exp};
-use crate::energy::{Energy, ExactSample, Interpolated};
-use crate::error::{Error, Result, check_positive};
-use crate::rng::ZooRng;
 use crate::sampler::{ChainState, langevin_move};
-use crate::tensor::{row_dot, row_sq_norm, to_host1};
 use burn::prelude::*;
+use zoo_energy::energy::{Energy, ExactSample, Interpolated};
+use zoo_energy::error::{Error, Result, check_positive};
+use zoo_energy::rng::ZooRng;
+use zoo_energy::tensor::{row_dot, row_sq_norm, to_host1};
 
 /// Settings of [`jarzynski`].
 #[derive(Debug, Clone)]

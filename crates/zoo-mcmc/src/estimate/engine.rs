@@ -10,9 +10,9 @@
 //! ([`crate::spin::anneal_log_z`]) and RBMs (`zoo_ebm::rbm::Rbm::ais_log_z`) all run here.
 
 use super::{LogZEstimate, check_groups, combine, ess, log_mean_exp, multinomial};
-use crate::error::{Error, Result};
-use crate::rng::ZooRng;
 use std::ops::Range;
+use zoo_energy::error::{Error, Result};
+use zoo_energy::rng::ZooRng;
 
 /// A population of particles annealed along a path: weights, resampling and groups are the
 /// engine's, the model-specific parts are these three.

@@ -2,10 +2,10 @@
 //! x' = x + h s(x) + sqrt(2h) xi, xi ~ N(0, I). Biased by O(h) for any fixed h.
 
 use super::{ChainState, Sampler, StepInfo};
-use crate::energy::Energy;
-use crate::error::{Result, check_positive};
-use crate::rng::{ZooRng, normal};
 use burn::prelude::*;
+use zoo_energy::energy::Energy;
+use zoo_energy::error::{Result, check_positive};
+use zoo_energy::rng::{ZooRng, normal};
 
 /// ULA with step size `h`.
 #[derive(Debug, Clone)]

@@ -5,11 +5,13 @@
 //! On the command line `--energy` takes a preset name (`funnel`), a name with an inline TOML
 //! table of overrides (`funnel{dim = 20}`), or `@file.toml`. Unknown keys are errors.
 
-use super::*;
-use crate::error::{Error, Result};
-use crate::linalg::ar1_correlation;
-use crate::rng::seeded;
+use burn::prelude::*;
 use serde::{Deserialize, Serialize};
+use zoo_energy::energy::*;
+use zoo_energy::error::{Error, Result};
+use zoo_energy::linalg::ar1_correlation;
+use zoo_energy::rng::seeded;
+use zoo_neural::{Activation, MlpEnergyConfig};
 
 /// An energy and its parameters (TOML: `kind = "..."` plus the fields of the variant).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -239,7 +241,7 @@ impl EnergySpec {
                     (false, true) => stds
                         .iter()
                         .map(|s| {
-                            crate::error::check_positive("stds", *s)
+                            zoo_energy::error::check_positive("stds", *s)
                                 .map(|s| Covariance::Isotropic(s * s))
                         })
                         .collect::<Result<Vec<_>>>()?,
@@ -322,7 +324,7 @@ impl GaussianParts<'_> {
                 }
             },
         };
-        crate::memory::check_elements(
+        zoo_energy::memory::check_elements(
             "a gaussian of dimension `dim` (its vectors)",
             8 * d as u128,
             8,
@@ -340,7 +342,7 @@ impl GaussianParts<'_> {
             ));
         }
         let cov = if let Some(s) = std {
-            crate::error::check_positive("std", *s)?;
+            zoo_energy::error::check_positive("std", *s)?;
             Covariance::Isotropic(s * s)
         } else if let Some(v) = variance {
             Covariance::Diagonal(v.clone())
@@ -353,7 +355,7 @@ impl GaussianParts<'_> {
                     format!("must lie in (-1, 1), got {rho}"),
                 ));
             }
-            crate::memory::check_elements(
+            zoo_energy::memory::check_elements(
                 "a correlated gaussian (dim x dim covariance, Cholesky factor and inverse)",
                 4 * (d as u128) * (d as u128),
                 8,

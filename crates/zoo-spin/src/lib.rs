@@ -13,7 +13,7 @@ pub use exact::{
 };
 pub use samplers::{Observables, SpinInfo, SpinSampler, SpinState, anneal_log_z, observe};
 
-use crate::error::{Error, Result};
+use zoo_energy::error::{Error, Result};
 
 /// An Ising model E(s) = offset - J sum_bonds s_i s_j - h sum_i s_i on a graph.
 ///
@@ -52,7 +52,7 @@ impl Ising {
         }
         check_finite_couplings(coupling, field)?;
         // Per site: two bonds (16 bytes each) and four neighbour entries plus their Vec.
-        crate::memory::check_elements(
+        zoo_energy::memory::check_elements(
             "an L x M Ising lattice (its bonds and neighbour lists)",
             rows as u128 * cols as u128,
             96,
@@ -75,7 +75,7 @@ impl Ising {
         }
         check_finite_couplings(coupling, field)?;
         // N (N - 1) / 2 pairs of 16 bytes and 2 neighbour entries of 8 bytes for each.
-        crate::memory::check_elements(
+        zoo_energy::memory::check_elements(
             "a Curie-Weiss model as a graph of N spins (all N^2 / 2 pairs)",
             n as u128 * n as u128,
             16,

@@ -3,12 +3,12 @@
 //! with the step and chain where it appeared).
 
 use crate::diagnostics::Draws;
-use crate::energy::Energy;
-use crate::error::{Error, Result, check_unit_open};
-use crate::rng::ZooRng;
 use crate::sampler::{ChainState, DualAveraging, Sampler, StepInfo};
-use crate::tensor::{first_non_finite, to_host1, to_host2};
 use burn::prelude::*;
+use zoo_energy::energy::Energy;
+use zoo_energy::error::{Error, Result, check_unit_open};
+use zoo_energy::rng::ZooRng;
+use zoo_energy::tensor::{first_non_finite, to_host1, to_host2};
 
 /// How long to run and what to keep.
 #[derive(Debug, Clone)]
@@ -81,7 +81,7 @@ fn divergence(
 /// Checks that `kept` draws of `chains x dim` fit the memory budget before they are kept: 4 bytes
 /// a value, plus the diagnostics' f64 traces of one coordinate at a time (16 bytes a draw).
 pub fn check_kept_draws(chains: usize, kept: usize, dim: usize) -> Result<()> {
-    use crate::memory::{check, product};
+    use zoo_energy::memory::{check, product};
     let (c, k, d) = (chains as u128, kept as u128, dim as u128);
     check(
         "the kept draws (chains x steps / thin x dim)",

@@ -3,13 +3,13 @@
 use super::{
     AnnealPath, AnnealedPopulation, LogZEstimate, check_groups, resample_rows, run_annealing,
 };
-use crate::energy::{Energy, ExactSample, Interpolated};
-use crate::error::{Error, Result};
-use crate::rng::ZooRng;
 use crate::sampler::{AnySampler, Sampler};
-use crate::tensor::{from_host2, to_host1, to_host2};
 use burn::prelude::*;
 use std::ops::Range;
+use zoo_energy::energy::{Energy, ExactSample, Interpolated};
+use zoo_energy::error::{Error, Result};
+use zoo_energy::rng::ZooRng;
+use zoo_energy::tensor::{from_host2, to_host1, to_host2};
 
 /// Settings of [`anneal`].
 #[derive(Debug, Clone)]
@@ -39,7 +39,7 @@ pub fn anneal<B: Energy + ExactSample>(
         return Err(Error::invalid("steps", "need >= 1 kernel step per level"));
     }
     if let Some(t) = config.resample_threshold {
-        crate::error::check_unit_open("resample_threshold", t)?;
+        zoo_energy::error::check_unit_open("resample_threshold", t)?;
     }
     let log_z0 = base
         .log_normalizer()

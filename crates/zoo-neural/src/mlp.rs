@@ -4,14 +4,14 @@
 //! (reverse-mode by hand, as plain tensor operations): samplers need no autodiff at all, and a loss
 //! on the score (denoising score matching on an energy) needs a single backward pass for theta.
 
-use super::Energy;
-use crate::error::{Error, Result};
-use crate::rng::ZooRng;
-use crate::tensor::{to_host1, to_host2};
 use burn::nn::Linear;
 use burn::prelude::*;
 use burn::tensor::activation;
 use serde::{Deserialize, Serialize};
+use zoo_energy::Energy;
+use zoo_energy::error::{Error, Result};
+use zoo_energy::rng::ZooRng;
+use zoo_energy::tensor::{to_host1, to_host2};
 
 /// Activations with their derivatives. The smooth ones are for energies trained by score
 /// matching (ReLU-like units have a zero second derivative, which score matching cannot use);
@@ -118,7 +118,7 @@ impl MlpEnergyConfig {
             .windows(2)
             .map(|io| (io[0] as u128 + 1) * io[1] as u128)
             .sum();
-        crate::memory::check_elements("the MLP's weights (`widths`)", params, 16)
+        zoo_energy::memory::check_elements("the MLP's weights (`widths`)", params, 16)
     }
 
     /// Initialises the weights as PyTorch's `nn.Linear` does, W and b ~ U(-1/sqrt(fan_in),

@@ -2,9 +2,9 @@
 //! initial monotone sequence, multi-chain form of Gelman et al., BDA3 §11.5, as in Stan), split
 //! R-hat (BDA3 §11.4), Monte Carlo standard errors, and a host store of kept draws.
 
-use crate::linalg::Matrix;
 use rustfft::{FftPlanner, num_complex::Complex};
 use serde::Serialize;
+use zoo_energy::linalg::Matrix;
 
 /// Kept draws on the host: `steps x chains x dim`, row-major.
 #[derive(Debug, Clone)]
@@ -25,9 +25,9 @@ impl Draws {
     }
 
     /// Appends one step: `chains x dim` values, row-major; any other length is an error.
-    pub fn push(&mut self, step: &[f32]) -> crate::Result<()> {
+    pub fn push(&mut self, step: &[f32]) -> zoo_energy::Result<()> {
         if step.len() != self.chains * self.dim {
-            return Err(crate::Error::Shape {
+            return Err(zoo_energy::Error::Shape {
                 what: "one step of draws".into(),
                 expected: format!("{} x {} values", self.chains, self.dim),
                 got: vec![step.len()],
@@ -269,9 +269,9 @@ pub fn mmd2_rbf(
     b: &[f32],
     d: usize,
     bandwidth: Option<f64>,
-) -> crate::Result<(f64, f64)> {
+) -> zoo_energy::Result<(f64, f64)> {
     if d == 0 || !a.len().is_multiple_of(d) || !b.len().is_multiple_of(d) {
-        return Err(crate::Error::invalid(
+        return Err(zoo_energy::Error::invalid(
             "samples",
             format!(
                 "MMD needs rows of width {d}; got {} and {} values",
@@ -282,7 +282,7 @@ pub fn mmd2_rbf(
     }
     let (n, m) = (a.len() / d, b.len() / d);
     if n < 2 || m < 2 {
-        return Err(crate::Error::invalid(
+        return Err(zoo_energy::Error::invalid(
             "samples",
             format!("MMD needs at least two points per sample; got {n} and {m}"),
         ));

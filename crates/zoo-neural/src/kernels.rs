@@ -4,7 +4,7 @@
 //! (`energy::FusedMlpEnergy`), the fused flow trainer of `zoo-flow` and the fused denoising
 //! score-matching trainer of `zoo-diffusion`.
 
-use crate::energy::Activation;
+use crate::Activation;
 
 /// dst (+)= lhs x rhs for `[m, n, k]` = (rows of dst, columns of dst, inner size), each operand
 /// given as (buffer, column stride, row stride); with `accumulate` the product is added to dst.
@@ -137,7 +137,7 @@ pub fn activate(activation: Activation, z: &mut [f32], deriv: &mut [f32]) {
             }
         }
         Activation::LeakyRelu => {
-            const SLOPE: f32 = crate::energy::LEAKY_SLOPE as f32;
+            const SLOPE: f32 = crate::LEAKY_SLOPE as f32;
             for (zi, di) in z.iter_mut().zip(deriv.iter_mut()) {
                 *di = if *zi > 0.0 { 1.0 } else { SLOPE };
                 *zi *= *di;
@@ -330,11 +330,10 @@ impl HostLayer {
         Self {
             fan_in,
             fan_out,
-            weight: crate::tensor::to_host2(&linear.weight.val()),
-            bias: linear
-                .bias
-                .as_ref()
-                .map_or(vec![0.0; fan_out], |b| crate::tensor::to_host1(&b.val())),
+            weight: zoo_energy::tensor::to_host2(&linear.weight.val()),
+            bias: linear.bias.as_ref().map_or(vec![0.0; fan_out], |b| {
+                zoo_energy::tensor::to_host1(&b.val())
+            }),
         }
     }
 }

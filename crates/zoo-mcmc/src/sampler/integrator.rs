@@ -1,8 +1,8 @@
 //! The leapfrog (Störmer-Verlet) integrator for H(x, p) = E(x) + |p|^2 / 2 (Neal 2011, §2.3).
 
 use super::ChainState;
-use crate::energy::Energy;
 use burn::prelude::*;
+use zoo_energy::energy::Energy;
 
 /// `steps` leapfrog steps of size `step_size` from `(state, momentum)`; returns the end state and
 /// momentum. Uses the cached score at the start, and one energy-and-score call per step.

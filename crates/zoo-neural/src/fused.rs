@@ -12,12 +12,13 @@
 //! finite differences); only the schedule differs. It works on host memory, so on a GPU backend it
 //! would be a round trip: use the tensor path there.
 
-use super::{Activation, Energy};
-use crate::error::{Error, Result};
+use crate::Activation;
 use crate::kernels::{HostLayer, activate, affine, backprop, dot};
-use crate::tensor::{from_host1, from_host2, to_host2};
 use burn::prelude::*;
 use rayon::prelude::*;
+use zoo_energy::Energy;
+use zoo_energy::error::{Error, Result};
+use zoo_energy::tensor::{from_host1, from_host2, to_host2};
 
 /// An MLP energy evaluated on the host by a fused, cache-blocked kernel (see the module docs).
 #[derive(Debug, Clone)]

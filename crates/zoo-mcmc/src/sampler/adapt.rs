@@ -1,7 +1,7 @@
 //! Dual-averaging step-size adaptation (Nesterov 2009; Hoffman & Gelman 2014, NUTS paper,
 //! Algorithm 5). Driven by the acceptance probability averaged over the batch of chains.
 
-use crate::error::{Result, check_positive, check_unit_open};
+use zoo_energy::error::{Result, check_positive, check_unit_open};
 
 /// Dual averaging of log h towards a target acceptance rate.
 #[derive(Debug, Clone)]

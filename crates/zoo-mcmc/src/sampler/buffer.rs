@@ -2,12 +2,12 @@
 //! generalization in energy-based models", §3.1): each negative chain starts from a stored sample
 //! with probability 1 - p and from fresh noise with probability p (reinitialisation).
 
-use crate::error::{Error, Result, check_positive};
-use crate::rng::{ZooRng, normal_vec};
-use crate::tensor::{from_host2, to_host2};
 use burn::prelude::*;
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
+use zoo_energy::error::{Error, Result, check_positive};
+use zoo_energy::rng::{ZooRng, normal_vec};
+use zoo_energy::tensor::{from_host2, to_host2};
 
 /// Where fresh chains start.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -155,7 +155,7 @@ impl ReplayBuffer {
 
     /// Stores the rows of `positions` `[m, dim]`, overwriting the oldest once full.
     pub fn push(&mut self, positions: &Tensor<2>) -> Result<()> {
-        crate::tensor::check_batch("buffer positions", positions, self.dim)?;
+        zoo_energy::tensor::check_batch("buffer positions", positions, self.dim)?;
         let d = self.dim;
         for row in to_host2(positions).chunks(d) {
             if self.len() < self.capacity {

@@ -1,15 +1,15 @@
 //! Plain neural-network building blocks shared by the model families (conditioners of flows,
 //! score networks, generators, encoders): a multilayer perceptron with an explicit, seeded
 //! initialisation. Its gradients come from burn's autodiff; an *energy* that samplers call
-//! writes out its input gradient instead ([`crate::energy::MlpEnergy`]).
+//! writes out its input gradient instead ([`crate::MlpEnergy`]).
 
-use crate::energy::Activation;
-use crate::error::{Error, Result};
-use crate::rng::ZooRng;
+use crate::Activation;
 use burn::module::Param;
 use burn::nn::Linear;
 use burn::prelude::*;
 use rand::RngExt;
+use zoo_energy::error::{Error, Result};
+use zoo_energy::rng::ZooRng;
 
 /// PyTorch's `nn.Linear` initialisation, W and b ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)), drawn
 /// from `rng` (not burn's process-wide generator). Returns `(W [fan_in x fan_out] row-major, b)`.

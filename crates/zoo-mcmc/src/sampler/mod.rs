@@ -5,7 +5,7 @@
 //! between steps while persistent chains live on (then call `init` again on the positions: the
 //! cached energy and score in the state belong to the old parameters). No autodiff graph is ever
 //! built: scores come from [`Energy::energy_and_score`] as plain tensors. All randomness comes from
-//! the caller's [`ZooRng`] through [`crate::rng`].
+//! the caller's [`ZooRng`] through [`zoo_energy::rng`].
 
 /// The parts of `impl Sampler` shared by kernels whose state is a [`ChainState`] and whose one
 /// tunable is a validated `step_size` field.
@@ -18,7 +18,7 @@ macro_rules! chain_kernel_common {
             self.step_size
         }
         fn set_step_size(&mut self, step_size: f64) -> Result<()> {
-            self.step_size = crate::error::check_positive("step_size", step_size)?;
+            self.step_size = zoo_energy::error::check_positive("step_size", step_size)?;
             Ok(())
         }
         fn name(&self) -> &'static str {
@@ -45,12 +45,12 @@ pub use integrator::leapfrog;
 pub use mala::Mala;
 pub use ula::{Ula, langevin_move};
 
-use crate::energy::Energy;
-use crate::error::{Error, Result};
-use crate::rng::ZooRng;
-use crate::tensor::{check_batch, check_finite};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
+use zoo_energy::energy::Energy;
+use zoo_energy::error::{Error, Result};
+use zoo_energy::rng::ZooRng;
+use zoo_energy::tensor::{check_batch, check_finite};
 
 /// The state of a batch of chains: positions with their cached energy and score.
 #[derive(Debug, Clone)]

@@ -12,12 +12,12 @@
 use super::accept::metropolis;
 use super::integrator::leapfrog;
 use super::{ChainState, Sampler, StepInfo};
-use crate::energy::Energy;
-use crate::error::{Error, Result, check_positive};
-use crate::rng::{ZooRng, normal};
-use crate::tensor::row_sq_norm;
 use burn::prelude::*;
 use rand::RngExt;
+use zoo_energy::energy::Energy;
+use zoo_energy::error::{Error, Result, check_positive};
+use zoo_energy::rng::{ZooRng, normal};
+use zoo_energy::tensor::row_sq_norm;
 
 /// HMC with an identity mass matrix.
 #[derive(Debug, Clone)]

@@ -3,11 +3,11 @@
 //! Wolff cluster algorithm (Wolff 1989; one cluster flip per step, h = 0, J > 0).
 
 use super::{Ising, check_beta};
-use crate::diagnostics::effective_sample_size;
-use crate::error::{Error, Result};
-use crate::rng::ZooRng;
 use rand::RngExt;
 use serde::Serialize;
+use zoo_energy::error::{Error, Result};
+use zoo_energy::rng::ZooRng;
+use zoo_mcmc::diagnostics::effective_sample_size;
 
 /// Replicas of a spin configuration.
 #[derive(Debug, Clone)]
@@ -199,10 +199,10 @@ pub fn observe(
     }
     let n = model.sites();
     // Spins (1 byte a site, a copy for the cluster stack) and the E, m, |m| traces.
-    let bytes = crate::memory::product(&[replicas as u128, n as u128, 2]).saturating_add(
-        crate::memory::product(&[replicas as u128, steps as u128, 24]),
+    let bytes = zoo_energy::memory::product(&[replicas as u128, n as u128, 2]).saturating_add(
+        zoo_energy::memory::product(&[replicas as u128, steps as u128, 24]),
     );
-    crate::memory::check(
+    zoo_energy::memory::check(
         "the replicas' spins and traces (replicas x sites, replicas x sweeps)",
         bytes,
     )?;
@@ -270,7 +270,7 @@ pub fn anneal_log_z(
     replicas: usize,
     groups: usize,
     resample_threshold: Option<f64>,
-) -> Result<crate::estimate::LogZEstimate> {
+) -> Result<zoo_mcmc::estimate::LogZEstimate> {
     for &b in schedule {
         check_beta(b)?;
     }
@@ -289,10 +289,10 @@ pub fn anneal_log_z(
     for s in samplers {
         s.check(model)?;
     }
-    let per_group = crate::estimate::check_groups(replicas, groups)?;
+    let per_group = zoo_mcmc::estimate::check_groups(replicas, groups)?;
     let n = model.sites();
     let total = per_group * groups;
-    crate::memory::check_elements(
+    zoo_energy::memory::check_elements(
         "the annealed replicas' spins (particles x sites)",
         total as u128 * n as u128,
         2,
@@ -303,13 +303,13 @@ pub fn anneal_log_z(
         samplers,
         sweeps: sweeps_per_level,
     };
-    let path = crate::estimate::AnnealPath {
+    let path = zoo_mcmc::estimate::AnnealPath {
         betas: schedule,
         groups,
         resample_threshold,
         log_z0: n as f64 * 2f64.ln(),
     };
-    crate::estimate::run_annealing(rng, &mut population, &path)
+    zoo_mcmc::estimate::run_annealing(rng, &mut population, &path)
 }
 
 /// Spin replicas on the path exp(-beta E) / Z_beta from beta = 0 (uniform, log Z = N ln 2).
@@ -320,7 +320,7 @@ struct Replicas<'a> {
     sweeps: usize,
 }
 
-impl crate::estimate::AnnealedPopulation for Replicas<'_> {
+impl zoo_mcmc::estimate::AnnealedPopulation for Replicas<'_> {
     fn len(&self) -> usize {
         self.state.spins.len() / self.model.sites()
     }
@@ -334,7 +334,7 @@ impl crate::estimate::AnnealedPopulation for Replicas<'_> {
     }
 
     fn resample(&mut self, moves: &[(std::ops::Range<usize>, Vec<usize>)]) {
-        crate::estimate::resample_rows(&mut self.state.spins, self.model.sites(), moves);
+        zoo_mcmc::estimate::resample_rows(&mut self.state.spins, self.model.sites(), moves);
     }
 
     /// `sweeps` rounds of every sampler in turn at `beta`.

@@ -7,9 +7,7 @@
 //! Samplers therefore run without autodiff, and denoising score matching on this energy needs one
 //! backward pass (burn has first-order autodiff only).
 
-use super::{Activation, Energy};
-use crate::error::{Error, Result};
-use crate::rng::ZooRng;
+use crate::Activation;
 use burn::module::Param;
 use burn::nn::Linear;
 use burn::prelude::*;
@@ -17,6 +15,9 @@ use burn::tensor::module::{conv_transpose2d, conv2d};
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions};
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
+use zoo_energy::Energy;
+use zoo_energy::error::{Error, Result};
+use zoo_energy::rng::ZooRng;
 
 /// Sizes of a [`ConvEnergy`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -54,7 +55,7 @@ impl ConvEnergyConfig {
     pub fn init(&self, device: &Device, rng: &mut ZooRng) -> Result<ConvEnergy> {
         let [c1, c2] = self.channels;
         if let Some(s) = self.base_std {
-            crate::error::check_positive("base_std", s)?;
+            zoo_energy::error::check_positive("base_std", s)?;
         }
         if self.side < 2 || self.side % 2 != 0 || c1 == 0 || c2 == 0 || self.hidden == 0 {
             return Err(Error::invalid(
@@ -180,7 +181,7 @@ impl ConvEnergy {
     fn base(&self, x: Tensor<2>) -> (Tensor<1>, Tensor<2>) {
         let centred = x.sub_scalar(0.5);
         let energy =
-            crate::tensor::row_sq_norm(centred.clone()).mul_scalar(0.5 * self.base_precision);
+            zoo_energy::tensor::row_sq_norm(centred.clone()).mul_scalar(0.5 * self.base_precision);
         (energy, centred.mul_scalar(-self.base_precision))
     }
 }
