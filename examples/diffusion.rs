@@ -16,9 +16,9 @@ use clap::Parser;
 use ebm_zoo::data::grid::{mean_and_se, sample_metrics, true_cell_masses};
 use ebm_zoo::data::{Digits, Grid2d, Split, Toy2d, evaluate};
 use ebm_zoo::diffusion::{
-    ConvScore, Divergence, DsmConfig, MalaCorrection, NetScore, NoiseLadder, ScoreModel,
-    ScoreNetConfig, Sde, Solver, annealed_langevin, fit_dsm, fit_dsm_fused, pf_ode_log_likelihood,
-    sample, sample_corrected,
+    AnnealedLangevinConfig, ConvScore, Divergence, DsmConfig, MalaCorrection, NetScore,
+    NoiseLadder, SampleConfig, ScoreModel, ScoreNetConfig, Sde, Solver, annealed_langevin, fit_dsm,
+    fit_dsm_fused, pf_ode_log_likelihood, sample, sample_corrected,
 };
 use ebm_zoo::energy::BackendKind;
 use ebm_zoo::energy::rng::seeded;
@@ -212,13 +212,15 @@ fn two_d(
         panels.push(data_panel.clone());
         for (solver, steps) in solvers() {
             let (x, r) = sample(
+                &mut seeded(args.seed + 2),
                 model,
                 sde,
-                solver,
+                &SampleConfig {
+                    solver,
+                    steps,
+                    t_min: sde.t_min(),
+                },
                 args.samples,
-                steps,
-                sde.t_min(),
-                &mut seeded(args.seed + 2),
                 device,
             )?;
             row(
@@ -260,14 +262,16 @@ fn two_d(
     let correction = MalaCorrection::default();
     for (solver, steps) in [(Solver::EulerMaruyama, 500), (Solver::Ddim, 100)] {
         let (x, r) = sample_corrected(
+            &mut seeded(args.seed + 2),
             &energy,
             &vp,
-            solver,
-            args.samples,
-            steps,
-            vp.t_min(),
+            &SampleConfig {
+                solver,
+                steps,
+                t_min: vp.t_min(),
+            },
             &correction,
-            &mut seeded(args.seed + 2),
+            args.samples,
             device,
         )?;
         let name = format!("{} + MALA (acc. {:.2})", solver.name(), r.acceptance);
@@ -289,16 +293,29 @@ fn two_d(
     let nll = nll_of(&ncsn, &ve)?;
     panels.push(data_panel.clone());
     let mut rng = seeded(args.seed + 2);
-    let (xa, ra) = annealed_langevin(&ncsn, &ve, ladder, 20, 2e-5, args.samples, &mut rng, device)?;
-    let mut rng = seeded(args.seed + 2);
-    let (xo, ro) = sample(
+    let (xa, ra) = annealed_langevin(
+        &mut rng,
         &ncsn,
         &ve,
-        Solver::Rk4,
+        &AnnealedLangevinConfig {
+            ladder: ladder.clone(),
+            steps_per_level: 20,
+            epsilon: 2e-5,
+        },
         args.samples,
-        50,
-        ve.t_min(),
+        device,
+    )?;
+    let mut rng = seeded(args.seed + 2);
+    let (xo, ro) = sample(
         &mut rng,
+        &ncsn,
+        &ve,
+        &SampleConfig {
+            solver: Solver::Rk4,
+            steps: 50,
+            t_min: ve.t_min(),
+        },
+        args.samples,
         device,
     )?;
     for (name, x, r) in [("annealed_langevin", xa, ra), ("pf_ode_rk4", xo, ro)] {
@@ -357,13 +374,15 @@ fn digits(args: &Args, device: &Device) -> anyhow::Result<()> {
     let report = fit_dsm(&mut net, &vp, &data, &cfg, &mut seeded(args.seed + 1), true)?;
     let model = NetScore::new(&net, vp);
     let (x, r) = sample(
+        &mut seeded(args.seed + 2),
         &model,
         &vp,
-        Solver::Ancestral,
+        &SampleConfig {
+            solver: Solver::Ancestral,
+            steps: 500,
+            t_min: vp.t_min(),
+        },
         64,
-        500,
-        vp.t_min(),
-        &mut seeded(args.seed + 2),
         device,
     )?;
     let images: Vec<Vec<f32>> = to_host2(&x)

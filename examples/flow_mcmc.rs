@@ -20,7 +20,7 @@ use ebm_zoo::flow::{
     fit_reverse_kl, importance_weights,
 };
 use ebm_zoo::mcmc::diagnostics::{Draws, Summary};
-use ebm_zoo::mcmc::sampler::{DualAveraging, Hmc, Sampler, StepInfo};
+use ebm_zoo::mcmc::sampler::{DualAveraging, Hmc, Sampler, StepInfo, StepSize};
 use std::time::Instant;
 
 #[derive(Parser)]

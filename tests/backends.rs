@@ -334,7 +334,7 @@ fn diffusion_agrees_on_every_compiled_backend() {
     // Three DSM steps of both parameterisations, a few sampler steps and the PF-ODE likelihood
     // (exact divergence) from the same seeds agree across flex, ndarray and wgpu.
     use ebm_zoo::diffusion::{
-        Divergence, DsmConfig, NetScore, ScoreNetConfig, Sde, Solver, fit_dsm,
+        Divergence, DsmConfig, NetScore, SampleConfig, ScoreNetConfig, Sde, Solver, fit_dsm,
         pf_ode_log_likelihood, sample,
     };
     let points = ebm_zoo::data::Toy2d::TwoMoons
@@ -370,13 +370,15 @@ fn diffusion_agrees_on_every_compiled_backend() {
         );
         let model = NetScore::new(&energy, sde);
         let (s, _) = sample(
+            &mut seeded(14),
             &model,
             &sde,
-            Solver::Heun,
+            &SampleConfig {
+                solver: Solver::Heun,
+                steps: 5,
+                t_min: sde.t_min(),
+            },
             8,
-            5,
-            sde.t_min(),
-            &mut seeded(14),
             &dev,
         )
         .unwrap();

@@ -7,8 +7,8 @@ use crate::common;
 
 use common::{assert_within, cpu_device, rows};
 use ebm_zoo::diffusion::{
-    Divergence, GaussianDataScore, NoiseLadder, Sde, Solver, annealed_langevin,
-    pf_ode_log_likelihood, sample,
+    AnnealedLangevinConfig, Divergence, GaussianDataScore, NoiseLadder, SampleConfig, Sde, Solver,
+    annealed_langevin, pf_ode_log_likelihood, sample,
 };
 use ebm_zoo::energy::rng::{normal, seeded};
 use ebm_zoo::energy::tensor::to_host1;
@@ -69,13 +69,15 @@ fn every_sampler_reproduces_gaussian_data_with_the_exact_score() {
             (Solver::Ddim, 200),
         ] {
             let (x, report) = sample(
+                &mut seeded(1),
                 &model,
                 &sde,
-                solver,
+                &SampleConfig {
+                    solver,
+                    steps,
+                    t_min: sde.t_min(),
+                },
                 n,
-                steps,
-                sde.t_min(),
-                &mut seeded(1),
                 &device,
             )
             .unwrap();
@@ -88,9 +90,19 @@ fn every_sampler_reproduces_gaussian_data_with_the_exact_score() {
         } = sde
         {
             let ladder = NoiseLadder::geometric(sigma_max, sigma_min, 50).unwrap();
-            let (x, report) =
-                annealed_langevin(&model, &sde, &ladder, 40, 2e-5, n, &mut seeded(2), &device)
-                    .unwrap();
+            let (x, report) = annealed_langevin(
+                &mut seeded(2),
+                &model,
+                &sde,
+                &AnnealedLangevinConfig {
+                    ladder: ladder.clone(),
+                    steps_per_level: 40,
+                    epsilon: 2e-5,
+                },
+                n,
+                &device,
+            )
+            .unwrap();
             assert_eq!(report.nfe, 2000);
             assert_moments("annealed Langevin", &x);
         }
@@ -178,13 +190,15 @@ fn bad_schedules_are_clear_errors() {
     let model = gaussian_score(Sde::vp());
     let device = cpu_device();
     let err = sample(
+        &mut seeded(0),
         &model,
         &Sde::vp(),
-        Solver::Heun,
+        &SampleConfig {
+            solver: Solver::Heun,
+            steps: 0,
+            t_min: 1e-3,
+        },
         10,
-        0,
-        1e-3,
-        &mut seeded(0),
         &device,
     )
     .unwrap_err();
@@ -405,25 +419,29 @@ fn mala_correction_of_the_energy_model_is_accounted_and_zero_levels_change_nothi
         ..MalaCorrection::default()
     };
     let (a, ra) = sample_corrected(
+        &mut seeded(51),
         &model,
         &sde,
-        Solver::Ddim,
-        50,
-        20,
-        sde.t_min(),
+        &SampleConfig {
+            solver: Solver::Ddim,
+            steps: 20,
+            t_min: sde.t_min(),
+        },
         &none,
-        &mut seeded(51),
+        50,
         &device,
     )
     .unwrap();
     let (b, rb) = sample(
+        &mut seeded(51),
         &model,
         &sde,
-        Solver::Ddim,
+        &SampleConfig {
+            solver: Solver::Ddim,
+            steps: 20,
+            t_min: sde.t_min(),
+        },
         50,
-        20,
-        sde.t_min(),
-        &mut seeded(51),
         &device,
     )
     .unwrap();
@@ -436,14 +454,16 @@ fn mala_correction_of_the_energy_model_is_accounted_and_zero_levels_change_nothi
         relative_step: 1.0,
     };
     let (c, rc) = sample_corrected(
+        &mut seeded(51),
         &model,
         &sde,
-        Solver::Ddim,
-        50,
-        20,
-        sde.t_min(),
+        &SampleConfig {
+            solver: Solver::Ddim,
+            steps: 20,
+            t_min: sde.t_min(),
+        },
         &some,
-        &mut seeded(51),
+        50,
         &device,
     )
     .unwrap();
@@ -460,14 +480,16 @@ fn mala_correction_of_the_energy_model_is_accounted_and_zero_levels_change_nothi
     };
     assert!(
         sample_corrected(
+            &mut seeded(0),
             &model,
             &sde,
-            Solver::Ddim,
-            5,
-            5,
-            sde.t_min(),
+            &SampleConfig {
+                solver: Solver::Ddim,
+                steps: 5,
+                t_min: sde.t_min()
+            },
             &bad,
-            &mut seeded(0),
+            5,
             &device
         )
         .is_err()

@@ -11,7 +11,9 @@ use ebm_zoo::energy::energy::{Covariance, ExactSample, Gaussian};
 use ebm_zoo::energy::rng::normal;
 use ebm_zoo::energy::tensor::to_host1;
 use ebm_zoo::energy::{Energy, seeded};
-use ebm_zoo::flow::layers::{ActNorm, Autoregressive, Coupling, LuLinear, MaskedMlp, Permutation};
+use ebm_zoo::flow::layers::{
+    ActNorm, Autoregressive, Conditioner, Coupling, LuLinear, MaskedMlp, Permutation,
+};
 use ebm_zoo::flow::{
     Elementwise, FitConfig, Flow, FlowConfig, FlowEnergy, FlowKind, Layer, fit_max_likelihood,
 };
@@ -38,18 +40,12 @@ fn all_layers(device: &Device) -> Vec<(String, Layer, usize)> {
     let mut out = Vec::new();
     for map in maps() {
         for first in [true, false] {
-            let c = Coupling::new(
-                DIM,
-                CONTEXT,
-                first,
-                map,
-                &[16, 16],
-                Activation::Silu,
-                false,
-                device,
-                &mut rng,
-            )
-            .unwrap();
+            let net = Conditioner {
+                hidden: &[16, 16],
+                activation: Activation::Silu,
+                zero_init: false,
+            };
+            let c = Coupling::new(&mut rng, DIM, CONTEXT, first, map, &net, device).unwrap();
             out.push((
                 format!("coupling {map:?} first={first}"),
                 Layer::Coupling(c),
@@ -57,17 +53,13 @@ fn all_layers(device: &Device) -> Vec<(String, Layer, usize)> {
             ));
         }
         for inverted in [false, true] {
-            let net = MaskedMlp::new(
-                DIM,
-                CONTEXT,
-                map.per_dim(),
-                &[20, 20],
-                Activation::Tanh,
-                false,
-                device,
-                &mut rng,
-            )
-            .unwrap();
+            let conditioner = Conditioner {
+                hidden: &[20, 20],
+                activation: Activation::Tanh,
+                zero_init: false,
+            };
+            let net = MaskedMlp::new(&mut rng, DIM, CONTEXT, map.per_dim(), &conditioner, device)
+                .unwrap();
             let name = if inverted { "IAF" } else { "MAF" };
             out.push((
                 format!("{name} {map:?}"),

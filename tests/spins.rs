@@ -7,8 +7,8 @@ use crate::common;
 use common::assert_within;
 use ebm_zoo::energy::rng::seeded;
 use ebm_zoo::spin::{
-    Ising, SpinSampler, anneal_log_z, curie_weiss_exact, enumerate, kaufman_log_z, observe,
-    onsager_free_energy_per_spin,
+    Ising, SpinAnnealConfig, SpinSampler, anneal_log_z, curie_weiss_exact, enumerate,
+    kaufman_log_z, observe, onsager_free_energy_per_spin,
 };
 
 #[test]
@@ -196,17 +196,15 @@ fn ais_smc_and_jarzynski_jumps_match_exact_log_z_on_4x4() {
             // Five independent replicas, checked from both sides against the exact value.
             let runs: Vec<(f64, f64)> = (0..5)
                 .map(|r| {
-                    let est = anneal_log_z(
-                        &mut seeded(300 + r),
-                        &model,
-                        &[SpinSampler::Gibbs],
-                        &schedule,
-                        sweeps,
-                        2048,
-                        16,
-                        threshold,
-                    )
-                    .unwrap();
+                    let config = SpinAnnealConfig {
+                        samplers: vec![SpinSampler::Gibbs],
+                        schedule: schedule.clone(),
+                        sweeps_per_level: sweeps,
+                        replicas: 2048,
+                        groups: 16,
+                        resample_threshold: threshold,
+                    };
+                    let est = anneal_log_z(&mut seeded(300 + r), &model, &config).unwrap();
                     println!(
                         "{label} 4x4 beta {beta}: log Z {:.4} ± {:.4} (exact {exact:.4}), resamplings {}",
                         est.log_z, est.std_err, est.resamplings
@@ -266,17 +264,15 @@ fn smc_log_z_of_a_64x64_lattice_matches_kaufman() {
         let kernel = [SpinSampler::Gibbs, SpinSampler::Wolff];
         let runs: Vec<(f64, f64)> = (0..3)
             .map(|r| {
-                let est = anneal_log_z(
-                    &mut seeded(400 + r),
-                    &model,
-                    &kernel,
-                    &schedule,
-                    3,
-                    64,
-                    8,
-                    Some(0.5),
-                )
-                .unwrap();
+                let config = SpinAnnealConfig {
+                    samplers: kernel.to_vec(),
+                    schedule: schedule.clone(),
+                    sweeps_per_level: 3,
+                    replicas: 64,
+                    groups: 8,
+                    resample_threshold: Some(0.5),
+                };
+                let est = anneal_log_z(&mut seeded(400 + r), &model, &config).unwrap();
                 println!(
                     "64x64 beta {beta}: SMC log Z {:.3} ± {:.3}, Kaufman {exact:.3} ({:+.2} SE), resamplings {}",
                     est.log_z,

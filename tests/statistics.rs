@@ -9,8 +9,6 @@ use ebm_zoo::energy::burn::prelude::*;
 use ebm_zoo::energy::energy::{Covariance, Energy, Gaussian, GaussianMixture};
 use ebm_zoo::energy::linalg::{Matrix, ar1_correlation};
 use ebm_zoo::energy::rng::{normal, normal_vec, seeded};
-use ebm_zoo::mcmc::ChainState;
-use ebm_zoo::mcmc::StepInfo;
 use ebm_zoo::mcmc::diagnostics::{Draws, Summary, effective_sample_size, split_rhat};
 use ebm_zoo::mcmc::run::{RunConfig, run};
 use ebm_zoo::mcmc::sampler::{Hmc, Mala, Sampler, Ula};
@@ -43,7 +41,7 @@ fn check_moments(what: &str, draws: &Draws, mean: &[f64], cov: &Matrix) {
 }
 
 fn sample(
-    sampler: &mut dyn Sampler<State = ChainState, Info = StepInfo>,
+    sampler: &mut dyn ebm_zoo::mcmc::sampler::ChainKernel,
     energy: &dyn Energy,
     chains: usize,
     init_std: f32,

@@ -7,13 +7,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::path::PathBuf;
 use zoo_energy::energy::{Covariance, Gaussian};
-use zoo_energy::{BackendKind, rng};
+use zoo_energy::{BackendKind, ZooRng, rng};
 use zoo_mcmc::estimate::{AnnealConfig, JarzynskiConfig, LogZEstimate, anneal, jarzynski};
 use zoo_mcmc::sampler::{AnySampler, SamplerKind, geometric_schedule};
 use zoo_runner::spec::EnergySpec;
 use zoo_spin::{
-    Ising, SpinSampler, anneal_log_z, curie_weiss_exact, enumerate, kaufman_log_z, observe,
-    onsager_free_energy_per_spin,
+    Ising, SpinAnnealConfig, SpinSampler, anneal_log_z, curie_weiss_exact, enumerate,
+    kaufman_log_z, observe, onsager_free_energy_per_spin,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
@@ -142,121 +142,116 @@ pub fn logz(args: LogzArgs) -> Result<()> {
     }
     zoo_energy::memory::check_elements("the annealing schedule (steps)", args.steps as u128, 8)?;
     let mut r = rng::seeded(args.seed);
-    let threshold = (args.method == Method::Smc).then_some(0.5);
     let (target, result, exact) = if let Some(inner) = inline_table(&args.energy, "ising") {
-        let spec: IsingSpec = parse_inline("ising", inner)?;
-        let model = Ising::new(
-            spec.rows,
-            spec.cols.unwrap_or(spec.rows),
-            spec.coupling,
-            spec.field,
-            spec.periodic,
-        )?;
-        let exact = exact_ising_log_z(&model, &spec)?;
-        let result = match args.method {
-            Method::Exact => match exact {
-                Some(log_z) => json!({ "log_z": log_z }),
-                // Names the enumeration limit and Kaufman's conditions.
-                None => bail!(
-                    "no exact log Z for this lattice: enumeration is limited to {} spins, and Kaufman's formula needs a periodic lattice of at least 2 x 2 with field = 0 and beta J > 0",
-                    zoo_spin::MAX_ENUMERATION_SPINS
-                ),
-            },
-            m => {
-                zoo_spin::check_beta(spec.beta)?;
-                let schedule: Vec<f64> = (1..=args.steps)
-                    .map(|k| spec.beta * k as f64 / args.steps as f64)
-                    .collect();
-                let mut kernel = vec![SpinSampler::Gibbs];
-                if spec.field == 0.0 && spec.coupling > 0.0 {
-                    kernel.push(SpinSampler::Wolff);
-                }
-                let sweeps = if m == Method::Jarzynski { 1 } else { 3 };
-                estimate_json(&anneal_log_z(
-                    &mut r,
-                    &model,
-                    &kernel,
-                    &schedule,
-                    sweeps,
-                    args.particles,
-                    args.groups,
-                    threshold,
-                )?)
-            }
-        };
-        (serde_json::to_value(&spec)?, result, exact)
+        ising_logz(&args, inner, &mut r)?
     } else if let Some(inner) = inline_table(&args.energy, "curie_weiss") {
         let spec: CurieWeissSpec = parse_inline("curie_weiss", inner)?;
         if args.method != Method::Exact {
             bail!("curie_weiss supports --method exact (its 1-D sum is exact for any N)");
         }
         let e = curie_weiss_exact(spec.spins, spec.coupling, spec.field, spec.beta)?;
-        (
-            serde_json::to_value(&spec)?,
-            json!({"log_z": e.log_z}),
-            Some(e.log_z),
-        )
+        let result = json!({"log_z": e.log_z});
+        (serde_json::to_value(&spec)?, result, Some(e.log_z))
     } else {
-        let spec = EnergySpec::parse(&args.energy)?;
-        let backend: BackendKind = args.backend.parse()?;
-        let device = backend.device()?;
-        let energy = spec.build(&device)?;
-        let exact = energy.log_normalizer();
-        zoo_energy::check_positive("base_std", args.base_std)?;
-        let base = Gaussian::new(
-            vec![0.0; energy.dim()],
-            Covariance::Isotropic(args.base_std * args.base_std),
-            &device,
-        )?;
-        let result = match args.method {
-            Method::Exact => match exact {
-                Some(v) => json!({"log_z": v}),
-                None => bail!(
-                    "no closed-form log Z for {}; use --method ais, smc or jarzynski",
-                    energy.describe()
-                ),
-            },
-            Method::Jarzynski => {
-                let config = JarzynskiConfig {
-                    betas: geometric_schedule(1e-3, args.steps)?,
-                    step_size: args.step_size,
-                    groups: args.groups,
-                };
-                estimate_json(&jarzynski(
-                    &mut r,
-                    &base,
-                    energy.as_ref(),
-                    args.particles,
-                    &config,
-                    &device,
-                )?)
-            }
-            _ => {
-                let config = AnnealConfig {
-                    betas: geometric_schedule(1e-3, args.steps)?,
-                    steps_per_level: 3,
-                    resample_threshold: threshold,
-                    groups: args.groups,
-                };
-                let mut kernel = AnySampler::new(SamplerKind::Mala, args.step_size, 1)?;
-                estimate_json(&anneal(
-                    &mut r,
-                    &base,
-                    energy.as_ref(),
-                    &mut kernel,
-                    args.particles,
-                    &config,
-                    &device,
-                )?)
-            }
-        };
-        (serde_json::to_value(&spec)?, result, exact)
+        energy_logz(&args, &mut r)?
     };
     let mut out = json!({"schema": "ebm-zoo/logz/v1", "target": target, "method": args.method, "seed": args.seed, "levels": args.steps, "exact_log_z": exact});
     out.as_object_mut()
         .expect("object")
         .extend(result.as_object().expect("object").clone());
     write(&args.out, &out)
+}
+
+/// What one target gives `zoo logz`: its spec, the estimate, the exact log Z if known.
+type LogzResult = (serde_json::Value, serde_json::Value, Option<f64>);
+
+/// An Ising lattice: exact (enumeration or Kaufman), or annealed over beta with heat-bath sweeps
+/// (and Wolff flips where they apply: h = 0, J > 0).
+fn ising_logz(args: &LogzArgs, inner: &str, r: &mut ZooRng) -> Result<LogzResult> {
+    let spec: IsingSpec = parse_inline("ising", inner)?;
+    let cols = spec.cols.unwrap_or(spec.rows);
+    let model = Ising::new(spec.rows, cols, spec.coupling, spec.field, spec.periodic)?;
+    let exact = exact_ising_log_z(&model, &spec)?;
+    let result = match args.method {
+        Method::Exact => match exact {
+            Some(log_z) => json!({ "log_z": log_z }),
+            // Names the enumeration limit and Kaufman's conditions.
+            None => bail!(
+                "no exact log Z for this lattice: enumeration is limited to {} spins, and Kaufman's formula needs a periodic lattice of at least 2 x 2 with field = 0 and beta J > 0",
+                zoo_spin::MAX_ENUMERATION_SPINS
+            ),
+        },
+        m => {
+            zoo_spin::check_beta(spec.beta)?;
+            let schedule: Vec<f64> = (1..=args.steps)
+                .map(|k| spec.beta * k as f64 / args.steps as f64)
+                .collect();
+            let mut samplers = vec![SpinSampler::Gibbs];
+            if spec.field == 0.0 && spec.coupling > 0.0 {
+                samplers.push(SpinSampler::Wolff);
+            }
+            let config = SpinAnnealConfig {
+                samplers,
+                schedule,
+                sweeps_per_level: if m == Method::Jarzynski { 1 } else { 3 },
+                replicas: args.particles,
+                groups: args.groups,
+                resample_threshold: (m == Method::Smc).then_some(0.5),
+            };
+            estimate_json(&anneal_log_z(r, &model, &config)?)
+        }
+    };
+    Ok((serde_json::to_value(&spec)?, result, exact))
+}
+
+/// A continuous energy: closed form, or annealed from N(0, base_std^2 I) by MALA (AIS, SMC) or
+/// by Jarzynski-weighted ULA.
+fn energy_logz(args: &LogzArgs, r: &mut ZooRng) -> Result<LogzResult> {
+    let spec = EnergySpec::parse(&args.energy)?;
+    let backend: BackendKind = args.backend.parse()?;
+    let device = backend.device()?;
+    let energy = spec.build(&device)?;
+    let exact = energy.log_normalizer();
+    zoo_energy::check_positive("base_std", args.base_std)?;
+    let variance = Covariance::Isotropic(args.base_std * args.base_std);
+    let base = Gaussian::new(vec![0.0; energy.dim()], variance, &device)?;
+    let (particles, target) = (args.particles, energy.as_ref());
+    let result = match args.method {
+        Method::Exact => match exact {
+            Some(v) => json!({"log_z": v}),
+            None => bail!(
+                "no closed-form log Z for {}; use --method ais, smc or jarzynski",
+                energy.describe()
+            ),
+        },
+        Method::Jarzynski => {
+            let config = JarzynskiConfig {
+                betas: geometric_schedule(1e-3, args.steps)?,
+                step_size: args.step_size,
+                groups: args.groups,
+            };
+            estimate_json(&jarzynski(r, &base, target, particles, &config, &device)?)
+        }
+        Method::Ais | Method::Smc => {
+            let config = AnnealConfig {
+                betas: geometric_schedule(1e-3, args.steps)?,
+                steps_per_level: 3,
+                resample_threshold: (args.method == Method::Smc).then_some(0.5),
+                groups: args.groups,
+            };
+            let mut kernel = AnySampler::new(SamplerKind::Mala, args.step_size, 1)?;
+            estimate_json(&anneal(
+                r,
+                &base,
+                target,
+                &mut kernel,
+                particles,
+                &config,
+                &device,
+            )?)
+        }
+    };
+    Ok((serde_json::to_value(&spec)?, result, exact))
 }
 
 /// The exact log Z of a lattice, when one exists: enumeration up to 4 x 4 spins, else Kaufman's

@@ -123,16 +123,8 @@ struct Report {
 }
 
 pub fn run(args: SampleArgs) -> Result<()> {
-    let file: SampleFile = match &args.config {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            toml::from_str(&text)
-                .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message()))?
-        }
-        None => SampleFile::default(),
-    };
-    let energy_spec = match (&args.energy, file.energy) {
+    let file = read_file(&args)?;
+    let energy_spec = match (&args.energy, file.energy.clone()) {
         (Some(s), _) => EnergySpec::parse(s)?,
         (None, Some(spec)) => spec,
         (None, None) => bail!(
@@ -140,88 +132,41 @@ pub fn run(args: SampleArgs) -> Result<()> {
             zoo_runner::spec::PRESETS
         ),
     };
-    let kind: SamplerKind = args
-        .sampler
-        .or(file.sampler)
-        .as_deref()
-        .unwrap_or("mala")
-        .parse()?;
-    let backend: BackendKind = args
-        .backend
-        .or(file.backend)
-        .as_deref()
-        .unwrap_or("flex")
-        .parse()?;
-    let chains = args.chains.or(file.chains).unwrap_or(4);
-    let steps = args.steps.or(file.steps).unwrap_or(2000);
-    let warmup = args.warmup.or(file.warmup).unwrap_or(500);
-    let step_size = args.step_size.or(file.step_size).unwrap_or(0.1);
-    let leapfrog_steps = args.leapfrog_steps.or(file.leapfrog_steps).unwrap_or(10);
-    let target_acceptance = args.target_acceptance.or(file.target_acceptance);
-    let jitter = !args.no_jitter && file.jitter.unwrap_or(true);
-    let thin = args.thin.or(file.thin).unwrap_or(1);
-    let init_std = args.init_std.or(file.init_std).unwrap_or(1.0);
-    let seed = args.seed.or(file.seed).unwrap_or(0);
-    if chains == 0 {
-        bail!("invalid chains: must be >= 1");
-    }
-    if thin == 0 || steps / thin.max(1) < 4 {
-        bail!(
-            "invalid steps/thin: need steps / thin >= 4 kept draws per chain for the diagnostics (got steps {steps}, thin {thin})"
-        );
-    }
-    zoo_energy::check_positive("init_std", init_std)?;
-
-    let device = backend.device()?;
+    let s = Resolved::new(&args, &file)?;
+    let device = s.backend.device()?;
     let energy = energy_spec.build(&device)?;
     let d = energy.dim();
-    zoo_energy::memory::check_points("the chains (chains x dim)", chains, d)?;
-    zoo_mcmc::run::check_kept_draws(chains, steps / thin, d)?;
-    let mut sampler = match AnySampler::new(kind, step_size, leapfrog_steps)? {
-        AnySampler::Hmc(h) => AnySampler::Hmc(h.with_jitter(jitter)),
+    zoo_energy::memory::check_points("the chains (chains x dim)", s.chains, d)?;
+    zoo_mcmc::run::check_kept_draws(s.chains, s.steps / s.thin, d)?;
+    let mut sampler = match AnySampler::new(s.kind, s.step_size, s.leapfrog_steps)? {
+        AnySampler::Hmc(h) => AnySampler::Hmc(h.with_jitter(s.jitter)),
         other => other,
     };
-    let mut rng = rng::seeded(seed);
+    let mut rng = rng::seeded(s.seed);
     let (init, chains) = match &args.init {
         Some(path) => {
             let (values, rows, cols) = read_csv(path)?;
             (tensor::from_host2(values, [rows, cols], &device), rows)
         }
-        None => (
-            rng::normal(&mut rng, [chains, d], &device).mul_scalar(init_std),
-            chains,
-        ),
+        None => {
+            let x = rng::normal(&mut rng, [s.chains, d], &device).mul_scalar(s.init_std);
+            (x, s.chains)
+        }
     };
-    let config = RunConfig {
-        warmup,
-        steps,
-        thin,
-        target_acceptance,
-        check_every: 1,
-        keep_draws: true,
-    };
-
-    let bar = indicatif::ProgressBar::new((warmup + steps) as u64).with_style(
-        indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} steps ({eta})")
-            .expect("valid template")
-            .progress_chars("=> "),
-    );
-    bar.set_message(format!("{kind:?} on {}", energy.describe()));
     let start = Instant::now();
-    let output = run_chains(
-        &mut sampler,
-        energy.as_ref(),
-        init,
-        &config,
-        &mut rng,
-        &mut |t| {
-            if t % 64 == 0 {
-                bar.set_position(t as u64);
-            }
-        },
-    )?;
-    bar.finish_and_clear();
-    let draws = output.draws.expect("draws are kept");
+    let label = format!("{:?} on {}", s.kind, energy.describe());
+    let output = with_progress(&label, &s, |progress| {
+        let config = s.chain_config();
+        run_chains(
+            &mut sampler,
+            energy.as_ref(),
+            init,
+            &config,
+            &mut rng,
+            progress,
+        )
+    })?;
+    let draws = output.draws.as_ref().expect("draws are kept");
     let summary = draws.summary();
     let report = Report {
         schema: "ebm-zoo/sample/v1",
@@ -229,21 +174,8 @@ pub fn run(args: SampleArgs) -> Result<()> {
         energy: energy_spec,
         dim: d,
         log_normalizer: energy.log_normalizer(),
-        settings: Settings {
-            sampler: kind,
-            chains,
-            steps,
-            warmup,
-            step_size,
-            adapted_step_size: output.step_size,
-            leapfrog_steps: (kind == SamplerKind::Hmc).then_some(leapfrog_steps),
-            jitter: (kind == SamplerKind::Hmc).then_some(jitter),
-            target_acceptance,
-            thin,
-            init_std,
-            backend,
-        },
-        seed,
+        settings: s.settings(chains, output.step_size),
+        seed: s.seed,
         kept_draws_per_chain: draws.steps(),
         mean: summary.iter().map(|s| s.mean).collect(),
         variance: summary.iter().map(|s| s.variance).collect(),
@@ -264,6 +196,118 @@ pub fn run(args: SampleArgs) -> Result<()> {
         None => println!("{json}"),
     }
     Ok(())
+}
+
+/// The `--config` file, or an empty one.
+fn read_file(args: &SampleArgs) -> Result<SampleFile> {
+    let Some(path) = &args.config else {
+        return Ok(SampleFile::default());
+    };
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message()))
+}
+
+/// The chains under a progress bar of warm-up + steps.
+fn with_progress<T>(
+    label: &str,
+    s: &Resolved,
+    run: impl FnOnce(&mut dyn FnMut(usize)) -> zoo_energy::Result<T>,
+) -> Result<T> {
+    let bar = indicatif::ProgressBar::new((s.warmup + s.steps) as u64).with_style(
+        indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} steps ({eta})")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_message(label.to_string());
+    let out = run(&mut |t| {
+        if t % 64 == 0 {
+            bar.set_position(t as u64);
+        }
+    })?;
+    bar.finish_and_clear();
+    Ok(out)
+}
+
+/// The settings of a run: each from the flags, else the file, else the default; checked.
+struct Resolved {
+    kind: SamplerKind,
+    backend: BackendKind,
+    chains: usize,
+    steps: usize,
+    warmup: usize,
+    step_size: f64,
+    leapfrog_steps: usize,
+    target_acceptance: Option<f64>,
+    jitter: bool,
+    thin: usize,
+    init_std: f64,
+    seed: u64,
+}
+
+impl Resolved {
+    fn new(args: &SampleArgs, file: &SampleFile) -> Result<Self> {
+        let pick = |a: &Option<String>, f: &Option<String>, default: &str| {
+            a.clone().or(f.clone()).unwrap_or_else(|| default.into())
+        };
+        let s = Resolved {
+            kind: pick(&args.sampler, &file.sampler, "mala").parse()?,
+            backend: pick(&args.backend, &file.backend, "flex").parse()?,
+            chains: args.chains.or(file.chains).unwrap_or(4),
+            steps: args.steps.or(file.steps).unwrap_or(2000),
+            warmup: args.warmup.or(file.warmup).unwrap_or(500),
+            step_size: args.step_size.or(file.step_size).unwrap_or(0.1),
+            leapfrog_steps: args.leapfrog_steps.or(file.leapfrog_steps).unwrap_or(10),
+            target_acceptance: args.target_acceptance.or(file.target_acceptance),
+            jitter: !args.no_jitter && file.jitter.unwrap_or(true),
+            thin: args.thin.or(file.thin).unwrap_or(1),
+            init_std: args.init_std.or(file.init_std).unwrap_or(1.0),
+            seed: args.seed.or(file.seed).unwrap_or(0),
+        };
+        if s.chains == 0 {
+            bail!("invalid chains: must be >= 1");
+        }
+        if s.thin == 0 || s.steps / s.thin.max(1) < 4 {
+            bail!(
+                "invalid steps/thin: need steps / thin >= 4 kept draws per chain for the diagnostics (got steps {}, thin {})",
+                s.steps,
+                s.thin
+            );
+        }
+        zoo_energy::check_positive("init_std", s.init_std)?;
+        Ok(s)
+    }
+
+    /// The chain driver's settings (every step checked, draws kept).
+    fn chain_config(&self) -> RunConfig {
+        RunConfig {
+            warmup: self.warmup,
+            steps: self.steps,
+            thin: self.thin,
+            target_acceptance: self.target_acceptance,
+            check_every: 1,
+            keep_draws: true,
+        }
+    }
+
+    /// The settings as reported, with the number of chains run and the step size after warm-up.
+    fn settings(&self, chains: usize, adapted_step_size: f64) -> Settings {
+        let hmc = self.kind == SamplerKind::Hmc;
+        Settings {
+            sampler: self.kind,
+            chains,
+            steps: self.steps,
+            warmup: self.warmup,
+            step_size: self.step_size,
+            adapted_step_size,
+            leapfrog_steps: hmc.then_some(self.leapfrog_steps),
+            jitter: hmc.then_some(self.jitter),
+            target_acceptance: self.target_acceptance,
+            thin: self.thin,
+            init_std: self.init_std,
+            backend: self.backend,
+        }
+    }
 }
 
 /// The split R-hat threshold above which the chains are reported as not mixed (Vehtari et al.

@@ -4,7 +4,7 @@
 //! or reject with; Du et al. 2023, "Reduce, reuse, recycle").
 
 use crate::net::{EnergyScore, NetScore};
-use crate::sample::{SampleReport, Solver, step, time_grid};
+use crate::sample::{SampleConfig, SampleReport, TimeStep, step, time_grid};
 use crate::score::ScoreModel;
 use crate::sde::Sde;
 use burn::prelude::*;
@@ -46,19 +46,22 @@ pub struct CorrectedReport {
     pub acceptance: f64,
 }
 
-/// [`crate::sample`] with `correction.steps_per_level` MALA steps on E_t after each of the last
+/// [`crate::sample()`] with `correction.steps_per_level` MALA steps on E_t after each of the last
 /// `correction.levels` solver steps.
 pub fn sample_corrected(
+    rng: &mut ZooRng,
     model: &NetScore<EnergyScore>,
     sde: &Sde,
-    solver: Solver,
-    n: usize,
-    steps: usize,
-    t_min: f64,
+    config: &SampleConfig,
     correction: &MalaCorrection,
-    rng: &mut ZooRng,
+    n: usize,
     device: &Device,
 ) -> Result<(Tensor<2>, CorrectedReport)> {
+    let SampleConfig {
+        solver,
+        steps,
+        t_min,
+    } = *config;
     sde.check()?;
     check_count("steps", steps)?;
     check_count("samples", n)?;
@@ -70,8 +73,9 @@ pub fn sample_corrected(
     let (mut acc_sum, mut acc_count) = (0.0, 0usize);
     let first_corrected = steps.saturating_sub(correction.levels);
     for k in 0..steps {
-        let (t, t_next) = (grid[k], grid[k + 1]);
-        x = step(model, sde, solver, x, t, t_next, k + 1 == steps, rng);
+        let at = TimeStep::on_grid(&grid, k);
+        let t_next = at.t_next;
+        x = step(rng, model, sde, solver, x, at);
         if k >= first_corrected {
             let energy = model.net().energy_at(sde, t_next);
             let sigma = sde.marginal(t_next).1;

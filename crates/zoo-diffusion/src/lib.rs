@@ -37,7 +37,8 @@ pub use net::{
     ScoreNet, ScoreNetConfig, fit_dsm,
 };
 pub use sample::{
-    SampleReport, Solver, annealed_langevin, pf_ode_velocity, sample, step, time_grid,
+    AnnealedLangevinConfig, SampleConfig, SampleReport, Solver, TimeStep, annealed_langevin,
+    pf_ode_velocity, sample, step, time_grid,
 };
 pub use score::{GaussianDataScore, ScoreModel};
 pub use sde::{NoiseLadder, Sde};

@@ -105,17 +105,55 @@ pub fn pf_ode_velocity(model: &dyn ScoreModel, sde: &Sde, x: Tensor<2>, t: f64) 
     x.clone().mul_scalar(a) - model.score(x, t).mul_scalar(0.5 * g * g)
 }
 
-/// Draws `n` samples: x_1 from the prior, then `steps` steps of `solver` down to `t_min`.
+/// A reverse-process run: `steps` steps of `solver` on the fixed grid from t = 1 to `t_min`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SampleConfig {
+    /// The solver.
+    pub solver: Solver,
+    /// Steps from t = 1 to `t_min`.
+    pub steps: usize,
+    /// The last time (the SDE's `t_min`, usually).
+    pub t_min: f64,
+}
+
+/// One step of the reverse process: from `t` down to `t_next`; `last` is the final, noise-free
+/// step.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TimeStep {
+    /// The current time.
+    pub t: f64,
+    /// The next (smaller) time.
+    pub t_next: f64,
+    /// Whether this is the last step (no noise is added).
+    pub last: bool,
+}
+
+impl TimeStep {
+    /// Step `k` of `grid` ([`time_grid`]).
+    pub fn on_grid(grid: &[f64], k: usize) -> Self {
+        TimeStep {
+            t: grid[k],
+            t_next: grid[k + 1],
+            last: k + 2 == grid.len(),
+        }
+    }
+}
+
+/// Draws `n` samples: x_1 from the prior, then `config.steps` steps of `config.solver` down to
+/// `config.t_min`.
 pub fn sample(
+    rng: &mut ZooRng,
     model: &dyn ScoreModel,
     sde: &Sde,
-    solver: Solver,
+    config: &SampleConfig,
     n: usize,
-    steps: usize,
-    t_min: f64,
-    rng: &mut ZooRng,
     device: &Device,
 ) -> Result<(Tensor<2>, SampleReport)> {
+    let SampleConfig {
+        solver,
+        steps,
+        t_min,
+    } = *config;
     check_model(model, sde, steps, t_min)?;
     check_count("samples", n)?;
     if let Solver::PredictorCorrector { snr, .. } = solver {
@@ -126,12 +164,10 @@ pub fn sample(
     let grid = time_grid(t_min, steps);
     let mut x = normal(rng, [n, d], device).mul_scalar(sde.prior_std());
     for k in 0..steps {
-        let (t, t_next) = (grid[k], grid[k + 1]);
-        let h = t - t_next;
-        let last = k + 1 == steps;
-        x = step(model, sde, solver, x, t, t_next, last, rng);
-        if (k + 1) % 50 == 0 || last {
-            check_state(&x, k + 1, h)?;
+        let at = TimeStep::on_grid(&grid, k);
+        x = step(rng, model, sde, solver, x, at);
+        if (k + 1) % 50 == 0 || at.last {
+            check_state(&x, k + 1, at.t - at.t_next)?;
         }
     }
     Ok((
@@ -145,15 +181,14 @@ pub fn sample(
 
 /// One step of `solver` from t down to t_next (`last`: the final, noise-free step).
 pub fn step(
+    rng: &mut ZooRng,
     model: &dyn ScoreModel,
     sde: &Sde,
     solver: Solver,
     x: Tensor<2>,
-    t: f64,
-    t_next: f64,
-    last: bool,
-    rng: &mut ZooRng,
+    at: TimeStep,
 ) -> Tensor<2> {
+    let TimeStep { t, t_next, last } = at;
     let h = t - t_next;
     match solver {
         Solver::EulerMaruyama => em_step(model, sde, x, t, h, !last, rng),
@@ -283,21 +318,36 @@ fn langevin_corrector(
     x + s.mul_scalar(eps) + z.mul_scalar((2.0 * eps).sqrt())
 }
 
+/// The settings of [`annealed_langevin`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnnealedLangevinConfig {
+    /// The noise levels sigma_1 > ... > sigma_L.
+    pub ladder: NoiseLadder,
+    /// Langevin steps per level (T in Song & Ermon).
+    pub steps_per_level: usize,
+    /// The step-size scale epsilon (alpha_i = epsilon sigma_i^2 / sigma_L^2).
+    pub epsilon: f64,
+}
+
 /// Annealed Langevin dynamics (Song & Ermon 2019, Algorithm 1) for a score model of the VE SDE
 /// `sde`: for each level sigma_i of `ladder`, `steps_per_level` steps
 /// x <- x + alpha_i s / 2 + sqrt(alpha_i) z with alpha_i = epsilon sigma_i^2 / sigma_L^2 (their
 /// convention), the score taken at the time where sigma(t) = sigma_i.
 /// Starts from N(0, sigma_1^2 I).
 pub fn annealed_langevin(
+    rng: &mut ZooRng,
     model: &dyn ScoreModel,
     sde: &Sde,
-    ladder: &NoiseLadder,
-    steps_per_level: usize,
-    epsilon: f64,
+    config: &AnnealedLangevinConfig,
     n: usize,
-    rng: &mut ZooRng,
     device: &Device,
 ) -> Result<(Tensor<2>, SampleReport)> {
+    let AnnealedLangevinConfig {
+        ladder,
+        steps_per_level,
+        epsilon,
+    } = config;
+    let (steps_per_level, epsilon) = (*steps_per_level, *epsilon);
     let Sde::Ve {
         sigma_min,
         sigma_max,

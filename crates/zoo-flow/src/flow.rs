@@ -3,7 +3,9 @@
 //! log q(x) = log N(f(x); 0, I) + sum_k log|det J_k|.
 
 use crate::elementwise::Elementwise;
-use crate::layers::{ActNorm, Autoregressive, Coupling, Layer, LuLinear, MaskedMlp, Permutation};
+use crate::layers::{
+    ActNorm, Autoregressive, Conditioner, Coupling, Layer, LuLinear, MaskedMlp, Permutation,
+};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 use zoo_energy::tensor::{check_batch, check_finite, row_sq_norm};
@@ -168,6 +170,11 @@ impl FlowConfig {
     pub fn init(&self, device: &Device, rng: &mut ZooRng) -> Result<Flow> {
         self.check()?;
         let map = self.elementwise();
+        let net = Conditioner {
+            hidden: &self.hidden,
+            activation: self.activation,
+            zero_init: self.zero_init,
+        };
         let mut layers = Vec::new();
         for i in 0..self.layers {
             if self.actnorm {
@@ -175,29 +182,19 @@ impl FlowConfig {
             }
             match self.kind {
                 FlowKind::RealNvp | FlowKind::Nice | FlowKind::Nsf => {
-                    layers.push(Layer::Coupling(Coupling::new(
-                        self.dim,
-                        self.context,
-                        i % 2 == 0,
-                        map,
-                        &self.hidden,
-                        self.activation,
-                        self.zero_init,
-                        device,
-                        rng,
-                    )?));
+                    let (dim, context, first) = (self.dim, self.context, i % 2 == 0);
+                    let c = Coupling::new(rng, dim, context, first, map, &net, device)?;
+                    layers.push(Layer::Coupling(c));
                 }
                 FlowKind::Maf | FlowKind::Iaf => {
                     layers.push(Layer::Autoregressive(Autoregressive {
                         net: MaskedMlp::new(
+                            rng,
                             self.dim,
                             self.context,
                             map.per_dim(),
-                            &self.hidden,
-                            self.activation,
-                            self.zero_init,
+                            &net,
                             device,
-                            rng,
                         )?,
                         map,
                         inverted: self.kind == FlowKind::Iaf,

@@ -32,6 +32,155 @@ struct HostCoupling {
 }
 
 impl HostCoupling {
+    /// The conditioner's forward pass on the conditioning columns of `h` (`m x dim`): its
+    /// output and the tape (layer inputs, activation derivatives).
+    fn conditioner(&self, h: &[f32], dim: usize) -> (Vec<f32>, Tape) {
+        let m = h.len() / dim;
+        let ca = self.columns(dim).0;
+        let ma = ca.len();
+        let mut cond = vec![0f32; m * ma];
+        for r in 0..m {
+            cond[r * ma..(r + 1) * ma].copy_from_slice(&h[r * dim + ca.start..r * dim + ca.end]);
+        }
+        let mut hidden: Vec<Vec<f32>> = Vec::new();
+        let mut deriv: Vec<Vec<f32>> = Vec::new();
+        let (last, inner) = self.net.split_last().expect("a conditioner has layers");
+        for (l, lin) in inner.iter().enumerate() {
+            let input: &[f32] = if l == 0 { &cond } else { &hidden[l - 1] };
+            let mut z = vec![0f32; m * lin.fan_out];
+            affine(lin, input, &mut z, m);
+            let mut dz = vec![0f32; m * lin.fan_out];
+            activate(self.activation, &mut z, &mut dz);
+            hidden.push(z);
+            deriv.push(dz);
+        }
+        let top: &[f32] = if inner.is_empty() {
+            &cond
+        } else {
+            &hidden[inner.len() - 1]
+        };
+        let mut out = vec![0f32; m * last.fan_out];
+        affine(last, top, &mut out, m);
+        let tape = Tape {
+            input: h.to_vec(),
+            cond,
+            hidden,
+            deriv,
+            scale: Vec::new(),
+            tanh: Vec::new(),
+        };
+        (out, tape)
+    }
+
+    /// Couples `h` in place (additive: x_b + t; affine: x_b e^s + t with s = c tanh(o / c)),
+    /// adding log|det J| to `log_det`; returns the tape of the backward pass.
+    fn forward(&self, h: &mut [f32], log_det: &mut [f32], d: usize) -> Tape {
+        let m = h.len() / d;
+        let mb = self.columns(d).1.len();
+        let cb = self.columns(d).1;
+        let (out, mut tape) = self.conditioner(h, d);
+        match self.map {
+            Elementwise::Additive => {
+                for r in 0..m {
+                    for j in 0..mb {
+                        h[r * d + cb.start + j] += out[r * mb + j];
+                    }
+                }
+            }
+            Elementwise::Affine { max_log_scale } => {
+                let c = max_log_scale as f32;
+                tape.scale = vec![0f32; m * mb];
+                tape.tanh = vec![0f32; m * mb];
+                for r in 0..m {
+                    for j in 0..mb {
+                        let th = (out[r * 2 * mb + 2 * j] / c).tanh();
+                        let s = c * th;
+                        let e = s.exp();
+                        let k = r * d + cb.start + j;
+                        h[k] = h[k] * e + out[r * 2 * mb + 2 * j + 1];
+                        log_det[r] += s;
+                        tape.scale[r * mb + j] = e;
+                        tape.tanh[r * mb + j] = th;
+                    }
+                }
+            }
+            Elementwise::Spline { .. } => unreachable!("checked in from_flow"),
+        }
+        tape
+    }
+
+    /// Back through the coupling: `g` (dL/d output, `m x d`) becomes dL/d input, and the
+    /// conditioner's weight and bias gradients go into `grads` (this layer's, in order).
+    fn backward(&self, tape: &Tape, g: &mut [f32], grads: &mut [Vec<f32>], d: usize, scale: f32) {
+        let m = g.len() / d;
+        let (ca, cb) = self.columns(d);
+        let (ma, mb) = (ca.len(), cb.len());
+        let nl = self.net.len();
+        let mut dout = vec![0f32; m * self.net[nl - 1].fan_out];
+        match self.map {
+            Elementwise::Additive => {
+                for r in 0..m {
+                    for j in 0..mb {
+                        dout[r * mb + j] = g[r * d + cb.start + j];
+                    }
+                }
+            }
+            Elementwise::Affine { .. } => {
+                for r in 0..m {
+                    for j in 0..mb {
+                        let k = r * d + cb.start + j;
+                        let e = tape.scale[r * mb + j];
+                        let th = tape.tanh[r * mb + j];
+                        let gz = g[k];
+                        let ds = gz * tape.input[k] * e - scale;
+                        dout[r * 2 * mb + 2 * j] = ds * (1.0 - th * th);
+                        dout[r * 2 * mb + 2 * j + 1] = gz;
+                        g[k] = gz * e;
+                    }
+                }
+            }
+            Elementwise::Spline { .. } => unreachable!("checked in from_flow"),
+        }
+        let delta = self.conditioner_backward(tape, dout, grads, m);
+        for r in 0..m {
+            for i in 0..ma {
+                g[r * d + ca.start + i] += delta[r * ma + i];
+            }
+        }
+    }
+
+    /// The conditioner's backward pass, last layer first: weight gradients into `grads`, and
+    /// dL/d(conditioning columns) returned.
+    fn conditioner_backward(
+        &self,
+        tape: &Tape,
+        dout: Vec<f32>,
+        grads: &mut [Vec<f32>],
+        m: usize,
+    ) -> Vec<f32> {
+        let mut delta = dout;
+        for l in (0..self.net.len()).rev() {
+            let lin = &self.net[l];
+            let input: &[f32] = if l == 0 {
+                &tape.cond
+            } else {
+                &tape.hidden[l - 1]
+            };
+            let (gw, rest) = grads[2 * l..].split_at_mut(1);
+            let (k, n) = (lin.fan_in, lin.fan_out);
+            weight_grad(input, &delta, &mut gw[0], &mut rest[0], m, k, n);
+            let mut prev = vec![0f32; m * lin.fan_in];
+            backprop(lin, &delta, &mut prev, m);
+            if l > 0 {
+                for (p, dv) in prev.iter_mut().zip(&tape.deriv[l - 1]) {
+                    *p *= dv;
+                }
+            }
+            delta = prev;
+        }
+        delta
+    }
+
     /// (conditioning columns, transformed columns) of a `dim`-wide row.
     fn columns(&self, dim: usize) -> (std::ops::Range<usize>, std::ops::Range<usize>) {
         if self.first {
@@ -141,73 +290,11 @@ impl FusedCouplingFlow {
         let d = self.dim;
         let m = x.len() / d;
         let mut grads = self.zero_grads();
-        let mut tapes = Vec::with_capacity(self.layers.len());
         let mut h = x.to_vec();
         let mut log_det = vec![0f32; m];
-        for layer in &self.layers {
-            let (ca, cb) = layer.columns(d);
-            let (ma, mb) = (ca.len(), cb.len());
-            let mut cond = vec![0f32; m * ma];
-            for r in 0..m {
-                cond[r * ma..(r + 1) * ma].copy_from_slice(&h[r * d + ca.start..r * d + ca.end]);
-            }
-            let mut hidden: Vec<Vec<f32>> = Vec::new();
-            let mut deriv: Vec<Vec<f32>> = Vec::new();
-            let (last, inner) = layer.net.split_last().expect("a conditioner has layers");
-            for (l, lin) in inner.iter().enumerate() {
-                let input: &[f32] = if l == 0 { &cond } else { &hidden[l - 1] };
-                let mut z = vec![0f32; m * lin.fan_out];
-                affine(lin, input, &mut z, m);
-                let mut dz = vec![0f32; m * lin.fan_out];
-                activate(layer.activation, &mut z, &mut dz);
-                hidden.push(z);
-                deriv.push(dz);
-            }
-            let top: &[f32] = if inner.is_empty() {
-                &cond
-            } else {
-                &hidden[inner.len() - 1]
-            };
-            let mut out = vec![0f32; m * last.fan_out];
-            affine(last, top, &mut out, m);
-            let input = h.clone();
-            let (mut scale_e, mut tanh) = (Vec::new(), Vec::new());
-            match layer.map {
-                Elementwise::Additive => {
-                    for r in 0..m {
-                        for j in 0..mb {
-                            h[r * d + cb.start + j] += out[r * mb + j];
-                        }
-                    }
-                }
-                Elementwise::Affine { max_log_scale } => {
-                    let c = max_log_scale as f32;
-                    scale_e = vec![0f32; m * mb];
-                    tanh = vec![0f32; m * mb];
-                    for r in 0..m {
-                        for j in 0..mb {
-                            let th = (out[r * 2 * mb + 2 * j] / c).tanh();
-                            let s = c * th;
-                            let e = s.exp();
-                            let k = r * d + cb.start + j;
-                            h[k] = h[k] * e + out[r * 2 * mb + 2 * j + 1];
-                            log_det[r] += s;
-                            scale_e[r * mb + j] = e;
-                            tanh[r * mb + j] = th;
-                        }
-                    }
-                }
-                Elementwise::Spline { .. } => unreachable!("checked in from_flow"),
-            }
-            tapes.push(Tape {
-                input,
-                cond,
-                hidden,
-                deriv,
-                scale: scale_e,
-                tanh,
-            });
-        }
+        let tapes: Vec<Tape> = (self.layers.iter())
+            .map(|layer| layer.forward(&mut h, &mut log_det, d))
+            .collect();
         let half_log_2pi = 0.5 * (2.0 * std::f64::consts::PI).ln();
         let mut loss = 0.0f64;
         for r in 0..m {
@@ -221,68 +308,8 @@ impl FusedCouplingFlow {
         let mut g: Vec<f32> = h.iter().map(|v| v * scale).collect();
         let mut offset = grads.len();
         for (layer, tape) in self.layers.iter().zip(tapes).rev() {
-            let (ca, cb) = layer.columns(d);
-            let (ma, mb) = (ca.len(), cb.len());
-            let nl = layer.net.len();
-            offset -= 2 * nl;
-            let mut dout = vec![0f32; m * layer.net[nl - 1].fan_out];
-            match layer.map {
-                Elementwise::Additive => {
-                    for r in 0..m {
-                        for j in 0..mb {
-                            dout[r * mb + j] = g[r * d + cb.start + j];
-                        }
-                    }
-                }
-                Elementwise::Affine { .. } => {
-                    for r in 0..m {
-                        for j in 0..mb {
-                            let k = r * d + cb.start + j;
-                            let e = tape.scale[r * mb + j];
-                            let th = tape.tanh[r * mb + j];
-                            let gz = g[k];
-                            let ds = gz * tape.input[k] * e - scale;
-                            dout[r * 2 * mb + 2 * j] = ds * (1.0 - th * th);
-                            dout[r * 2 * mb + 2 * j + 1] = gz;
-                            g[k] = gz * e;
-                        }
-                    }
-                }
-                Elementwise::Spline { .. } => unreachable!("checked in from_flow"),
-            }
-            // Conditioner backward, last layer first.
-            let mut delta = dout;
-            for l in (0..nl).rev() {
-                let lin = &layer.net[l];
-                let input: &[f32] = if l == 0 {
-                    &tape.cond
-                } else {
-                    &tape.hidden[l - 1]
-                };
-                let (gw, rest) = grads[offset + 2 * l..].split_at_mut(1);
-                weight_grad(
-                    input,
-                    &delta,
-                    &mut gw[0],
-                    &mut rest[0],
-                    m,
-                    lin.fan_in,
-                    lin.fan_out,
-                );
-                let mut prev = vec![0f32; m * lin.fan_in];
-                backprop(lin, &delta, &mut prev, m);
-                if l > 0 {
-                    for (p, dv) in prev.iter_mut().zip(&tape.deriv[l - 1]) {
-                        *p *= dv;
-                    }
-                }
-                delta = prev;
-            }
-            for r in 0..m {
-                for i in 0..ma {
-                    g[r * d + ca.start + i] += delta[r * ma + i];
-                }
-            }
+            offset -= 2 * layer.net.len();
+            layer.backward(&tape, &mut g, &mut grads[offset..], d, scale);
         }
         (loss * f64::from(scale), grads)
     }

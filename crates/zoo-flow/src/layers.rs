@@ -49,19 +49,34 @@ pub struct Coupling {
     pub condition_on_first: bool,
 }
 
+/// The conditioner network of a coupling or autoregressive layer: hidden widths, activation,
+/// and whether the output layer starts at zero (each layer then starts as the identity).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Conditioner<'a> {
+    /// Hidden widths.
+    pub hidden: &'a [usize],
+    /// The hidden activation.
+    pub activation: Activation,
+    /// Zero-initialise the output layer.
+    pub zero_init: bool,
+}
+
 impl Coupling {
-    /// A coupling on `dim` coordinates; the conditioner has the given hidden widths.
+    /// A coupling on `dim` coordinates (plus `context` inputs to the conditioner).
     pub fn new(
+        rng: &mut ZooRng,
         dim: usize,
         context: usize,
         condition_on_first: bool,
         map: Elementwise,
-        hidden: &[usize],
-        activation: Activation,
-        zero_init: bool,
+        net: &Conditioner,
         device: &Device,
-        rng: &mut ZooRng,
     ) -> zoo_energy::Result<Self> {
+        let Conditioner {
+            hidden,
+            activation,
+            zero_init,
+        } = *net;
         let split = dim / 2;
         let (cond, other) = if condition_on_first {
             (split, dim - split)
@@ -127,15 +142,18 @@ impl MaskedMlp {
     /// hidden unit u degree u mod dim; a hidden unit sees inputs of degree <= its own, an output
     /// of coordinate i sees hidden units of degree < i + 1.
     pub fn new(
+        rng: &mut ZooRng,
         dim: usize,
         context: usize,
         per_dim: usize,
-        hidden: &[usize],
-        activation: Activation,
-        zero_init: bool,
+        net: &Conditioner,
         device: &Device,
-        rng: &mut ZooRng,
     ) -> zoo_energy::Result<Self> {
+        let Conditioner {
+            hidden,
+            activation,
+            zero_init,
+        } = *net;
         if hidden.is_empty() || hidden.contains(&0) {
             return Err(zoo_energy::Error::invalid(
                 "hidden",

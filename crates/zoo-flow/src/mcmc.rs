@@ -6,7 +6,7 @@
 use crate::flow::Flow;
 use burn::prelude::*;
 use zoo_energy::tensor::{check_batch, check_finite};
-use zoo_energy::{Energy, Error, Result, ZooRng};
+use zoo_energy::{Energy, Result, ZooRng};
 use zoo_mcmc::sampler::{Sampler, StepInfo, accept_test, select_rows};
 
 /// The independent MH kernel; `step_size` has no meaning for it (reported as 0).
@@ -74,17 +74,6 @@ impl Sampler for IndependentMh {
                 acceptance_probability: Some(p),
                 divergent: None,
             },
-        ))
-    }
-
-    fn step_size(&self) -> f64 {
-        0.0
-    }
-
-    fn set_step_size(&mut self, _step_size: f64) -> Result<()> {
-        Err(Error::invalid(
-            "step_size",
-            "independent Metropolis-Hastings has no step size",
         ))
     }
 

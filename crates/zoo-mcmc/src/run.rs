@@ -3,7 +3,7 @@
 //! with the step and chain where it appeared).
 
 use crate::diagnostics::Draws;
-use crate::sampler::{ChainState, DualAveraging, Sampler, StepInfo};
+use crate::sampler::{ChainKernel, ChainState, DualAveraging};
 use burn::prelude::*;
 use zoo_energy::energy::Energy;
 use zoo_energy::error::{Error, Result, check_unit_open};
@@ -91,7 +91,7 @@ pub fn check_kept_draws(chains: usize, kept: usize, dim: usize) -> Result<()> {
 
 /// Runs `sampler` on `energy` from `position`; `on_step(t)` is called after every step (progress).
 pub fn run(
-    sampler: &mut dyn Sampler<State = ChainState, Info = StepInfo>,
+    sampler: &mut dyn ChainKernel,
     energy: &dyn Energy,
     position: Tensor<2>,
     config: &RunConfig,
@@ -101,19 +101,7 @@ pub fn run(
     if config.thin == 0 || config.check_every == 0 {
         return Err(Error::invalid("thin", "thin and check_every must be >= 1"));
     }
-    let mut adapter = match config.target_acceptance {
-        Some(_) if sampler.name() == "ula" => {
-            return Err(Error::invalid(
-                "target_acceptance",
-                "ULA has no acceptance test to adapt to; use mala or hmc",
-            ));
-        }
-        Some(t) => Some(DualAveraging::new(
-            sampler.step_size(),
-            check_unit_open("target_acceptance", t)?,
-        )?),
-        None => None,
-    };
+    let mut adapter = adapter(sampler, config.target_acceptance)?;
     let [chains, dim] = position.dims();
     if config.keep_draws {
         check_kept_draws(chains, config.steps / config.thin, dim)?;
@@ -134,16 +122,7 @@ pub fn run(
         state = next;
         unchecked.push(state.energy.clone());
         if t % config.check_every == 0 || t == total {
-            let energies = to_host1(&Tensor::cat(std::mem::take(&mut unchecked), 0));
-            if let Some((i, _, value)) = first_non_finite(&energies, 1) {
-                return Err(Error::Divergence {
-                    step: checked + i / chains + 1,
-                    chain: i % chains,
-                    what: "energy",
-                    value,
-                    step_size: info.step_size,
-                });
-            }
+            check_energies(std::mem::take(&mut unchecked), checked, info.step_size)?;
             checked = t;
         }
         if t <= config.warmup {
@@ -183,6 +162,40 @@ pub fn run(
         step_size: sampler.step_size(),
         divergences,
     })
+}
+
+/// Dual averaging towards `target` mean acceptance, if one is given and the kernel has a
+/// Metropolis test.
+fn adapter(sampler: &dyn ChainKernel, target: Option<f64>) -> Result<Option<DualAveraging>> {
+    let Some(target) = target else {
+        return Ok(None);
+    };
+    if !sampler.has_acceptance_test() {
+        let why = format!(
+            "{} has no acceptance test to adapt to; use mala or hmc",
+            sampler.name()
+        );
+        return Err(Error::invalid("target_acceptance", why));
+    }
+    let target = check_unit_open("target_acceptance", target)?;
+    Ok(Some(DualAveraging::new(sampler.step_size(), target)?))
+}
+
+/// The energies of the steps after step `checked`, `[n]` each: the first non-finite one is a
+/// divergence, reported with its own step and chain.
+fn check_energies(energies: Vec<Tensor<1>>, checked: usize, step_size: f64) -> Result<()> {
+    let chains = energies.first().map_or(1, |e| e.dims()[0]);
+    let host = to_host1(&Tensor::cat(energies, 0));
+    match first_non_finite(&host, 1) {
+        None => Ok(()),
+        Some((i, _, value)) => Err(Error::Divergence {
+            step: checked + i / chains + 1,
+            chain: i % chains,
+            what: "energy",
+            value,
+            step_size,
+        }),
+    }
 }
 
 /// `total += sum(value)` on the device (no host synchronisation per step).

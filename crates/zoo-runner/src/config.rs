@@ -2,11 +2,13 @@
 //! backend. Every table goes into a serde struct with `deny_unknown_fields` (the family crates'
 //! own configs for `[model]` and `[train]`), and every error names the file and the key.
 
+use serde::Deserialize;
 use serde::de::IntoDeserializer;
-use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use zoo_data::Toy2d;
 use zoo_energy::BackendKind;
+
+pub use crate::methods::{Choice, DiffusionMethod, FlowMethod, SamplerKind, VaeMethod};
 
 /// A rejected config: the file, the key (dotted, e.g. `train.iterations`; empty when the whole
 /// file is at fault) and what is wrong, printed as one line.
@@ -57,36 +59,6 @@ impl Family {
             Family::Vae => "vae",
         }
     }
-
-    /// The methods of the family (`method = ...`).
-    pub fn methods(self) -> &'static [&'static str] {
-        match self {
-            Family::Ebm => &["cd", "pcd", "short_run", "jarzynski", "nce", "dsm", "ssm"],
-            Family::Flow => &["realnvp", "maf", "nsf", "nice"],
-            Family::Diffusion => &["vp_mlp", "vp_energy", "ve_ncsn"],
-            Family::Gan => &["non_saturating", "hinge", "wgan_gp", "ebgan", "vera"],
-            Family::Vae => &["gaussian_prior", "ebm_prior"],
-        }
-    }
-
-    /// The samplers the family offers (`[[sampler]] kind = ...`).
-    pub fn samplers(self) -> &'static [&'static str] {
-        match self {
-            Family::Ebm => &["ula", "mala"],
-            Family::Flow => &["exact"],
-            Family::Diffusion => &[
-                "euler_maruyama",
-                "ancestral",
-                "predictor_corrector",
-                "heun",
-                "rk4",
-                "ddim",
-                "annealed_langevin",
-            ],
-            Family::Gan => &["generator", "latent_mala", "latent_ula"],
-            Family::Vae => &["prior"],
-        }
-    }
 }
 
 /// The data of a run.
@@ -124,11 +96,10 @@ impl DataSet {
 }
 
 /// One sampler of a run (`[[sampler]]`); a row of the table each.
-#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SamplerSpec {
-    /// The sampler (see [`Family::samplers`]).
-    pub kind: String,
+    /// The sampler, typed by family.
+    pub kind: SamplerKind,
     /// Steps (MCMC steps, solver steps, or steps per noise level for annealed Langevin).
     pub steps: Option<usize>,
     /// Step size (MCMC step size h; annealed Langevin's epsilon).
@@ -137,11 +108,21 @@ pub struct SamplerSpec {
     pub snr: Option<f64>,
 }
 
+/// `[[sampler]]` as written: the kind is typed once the family is known.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSampler {
+    kind: String,
+    steps: Option<usize>,
+    step_size: Option<f64>,
+    snr: Option<f64>,
+}
+
 impl SamplerSpec {
     /// A sampler with the family's defaults.
-    pub fn named(kind: &str) -> Self {
+    pub fn named(kind: SamplerKind) -> Self {
         SamplerSpec {
-            kind: kind.into(),
+            kind,
             steps: None,
             step_size: None,
             snr: None,
@@ -151,9 +132,65 @@ impl SamplerSpec {
     /// The row label, e.g. `ula (500 steps)`.
     pub fn label(&self) -> String {
         match self.steps {
-            Some(s) => format!("{} ({s})", self.kind),
-            None => self.kind.clone(),
+            Some(s) => format!("{} ({s})", self.kind.name()),
+            None => self.kind.name().to_string(),
         }
+    }
+}
+
+/// The method of a run, typed by family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// A core-EBM objective.
+    Ebm(zoo_ebm::objective::ObjectiveKind),
+    /// A flow architecture.
+    Flow(FlowMethod),
+    /// An SDE with a network parameterisation.
+    Diffusion(DiffusionMethod),
+    /// A GAN game.
+    Gan(zoo_gan::GanLoss),
+    /// A VAE prior.
+    Vae(VaeMethod),
+}
+
+impl Method {
+    /// The method of `family` called `name`.
+    pub fn parse(family: Family, name: &str) -> Result<Self, String> {
+        Ok(match family {
+            Family::Ebm => Method::Ebm(Choice::from_name(name, family)?),
+            Family::Flow => Method::Flow(Choice::from_name(name, family)?),
+            Family::Diffusion => Method::Diffusion(Choice::from_name(name, family)?),
+            Family::Gan => Method::Gan(Choice::from_name(name, family)?),
+            Family::Vae => Method::Vae(Choice::from_name(name, family)?),
+        })
+    }
+
+    /// The family the method belongs to.
+    pub fn family(self) -> Family {
+        match self {
+            Method::Ebm(_) => Family::Ebm,
+            Method::Flow(_) => Family::Flow,
+            Method::Diffusion(_) => Family::Diffusion,
+            Method::Gan(_) => Family::Gan,
+            Method::Vae(_) => Family::Vae,
+        }
+    }
+
+    /// The name used in configs and tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Ebm(m) => Choice::name(m),
+            Method::Flow(m) => m.name(),
+            Method::Diffusion(m) => m.name(),
+            Method::Gan(m) => Choice::name(m),
+            Method::Vae(m) => m.name(),
+        }
+    }
+}
+
+impl std::fmt::Display for Method {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }
 
@@ -270,18 +307,6 @@ pub enum Plan {
     },
 }
 
-/// The diffusion methods of the runner (`method = ...`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DiffusionMethod {
-    /// VP SDE, noise-predicting MLP.
-    VpMlp,
-    /// VP SDE, the energy-parameterised model (every level a shared `Energy`).
-    VpEnergy,
-    /// VE SDE over NCSN's noise ladder, noise-predicting MLP.
-    VeNcsn,
-}
-
 /// A parsed, validated config.
 #[derive(Debug, Clone)]
 pub struct RunConfig {
@@ -296,7 +321,7 @@ pub struct RunConfig {
     /// The family.
     pub family: Family,
     /// The method within the family.
-    pub method: String,
+    pub method: Method,
     /// One run per seed; the table reports the mean and the spread.
     pub seeds: Vec<u64>,
     /// The backend.
@@ -326,7 +351,7 @@ struct RawConfig {
     train: toml::Table,
     objective: Option<toml::Table>,
     #[serde(default)]
-    sampler: Vec<toml::Table>,
+    sampler: Vec<RawSampler>,
     #[serde(default)]
     eval: EvalConfig,
 }
@@ -352,263 +377,277 @@ impl RunConfig {
         text: &str,
         backend: Option<BackendKind>,
     ) -> Result<Self, ConfigError> {
-        let fail = |key: &str, message: String| ConfigError {
-            file: file.into(),
-            key: key.into(),
-            message,
-        };
-        let table: toml::Table = toml::from_str(text).map_err(|e| {
-            let line = e
-                .span()
-                .map(|s| format!("line {}: ", text[..s.start].lines().count().max(1)))
-                .unwrap_or_default();
-            fail("", format!("{line}{}", e.message().trim()))
-        })?;
-        let raw: RawConfig = typed(file, "", table)?;
+        let fail = |key: &str, message: String| error(file, key, message);
+        let raw: RawConfig = typed(file, "", parse_toml(file, text)?)?;
         let data = DataSet::parse(&raw.data).ok_or_else(|| {
+            let known = Toy2d::names();
             fail(
                 "data",
-                format!(
-                    "unknown data set {:?}; known: {}, digits",
-                    raw.data,
-                    Toy2d::names()
-                ),
+                format!("unknown data set {:?}; known: {known}, digits", raw.data),
             )
         })?;
         let family = raw.family;
-        if !family.methods().contains(&raw.method.as_str()) {
-            return Err(fail(
-                "method",
-                format!(
-                    "unknown method {:?} for family {}; known: {}",
-                    raw.method,
-                    family.name(),
-                    family.methods().join(", ")
-                ),
-            ));
-        }
+        let method = Method::parse(family, &raw.method).map_err(|m| fail("method", m))?;
         if raw.seeds.is_empty() {
             return Err(fail("seeds", "need at least one seed".into()));
         }
-        let name = match raw.name {
-            Some(n) => n,
-            None => file
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "run".into()),
-        };
-        if name.is_empty()
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-            || name.starts_with('.')
-        {
-            return Err(fail(
-                "name",
-                format!("{name:?} is not a folder name (letters, digits, '-', '_', '.')"),
-            ));
-        }
-        let backend = backend.or(raw.backend).unwrap_or(BackendKind::Flex);
-        if !backend.is_compiled() {
-            return Err(fail(
-                "backend",
-                format!(
-                    "{} is not compiled into this build (compiled: {})",
-                    backend.name(),
-                    BackendKind::compiled()
-                        .iter()
-                        .map(|b| b.name())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            ));
-        }
-        let check = |section: &str, r: zoo_energy::Result<()>| keyed(file, section, r);
-        let eval = raw.eval;
-        for (key, v) in [
-            ("eval.samples", eval.samples),
-            ("eval.test_points", eval.test_points),
-            ("eval.iwae_k", eval.iwae_k),
-            ("eval.ode_steps", eval.ode_steps),
-            ("eval.train_points", eval.train_points),
-        ] {
-            if v == 0 {
-                return Err(fail(key, "must be >= 1".into()));
-            }
-        }
-        // Sample metrics (MMD, standard errors) need two points at least.
-        for (key, v) in [
-            ("eval.samples", eval.samples),
-            ("eval.test_points", eval.test_points),
-        ] {
-            if v < 2 {
-                return Err(fail(key, format!("must be >= 2, got {v}")));
-            }
-        }
-        eval.check_memory(data.dim())
-            .map_err(|e| fail("eval", e.to_string()))?;
+        let name = run_name(file, raw.name)?;
+        let backend = compiled(file, backend.or(raw.backend).unwrap_or(BackendKind::Flex))?;
+        check_eval(file, &raw.eval, data)?;
         if raw.objective.is_some() && family != Family::Ebm {
-            return Err(fail(
-                "objective",
-                format!(
-                    "only the ebm family takes an [objective] table, not {}",
-                    family.name()
-                ),
-            ));
+            let why = format!(
+                "only the ebm family takes an [objective] table, not {}",
+                family.name()
+            );
+            return Err(fail("objective", why));
         }
-        let dim = data.dim() as i64;
-        let (mut model, train) = (raw.model, raw.train);
-        let plan = match family {
-            Family::Ebm => {
-                let hidden: Vec<usize> = match model.remove("hidden") {
-                    Some(v) => typed(file, "model.hidden", v)?,
-                    None => vec![64, 64],
-                };
-                let activation = match model.remove("activation") {
-                    Some(v) => typed(file, "model.activation", v)?,
-                    None => zoo_neural::Activation::Silu,
-                };
-                if let Some(k) = model.keys().next() {
-                    return Err(fail(
-                        &format!("model.{k}"),
-                        "unknown key; the ebm model takes `hidden` and `activation`".into(),
-                    ));
-                }
-                let mut widths = vec![data.dim()];
-                widths.extend(hidden);
-                widths.push(1);
-                let model = zoo_neural::MlpEnergyConfig::new(widths, activation);
-                check("model", model.check())?;
-                let train: zoo_ebm::TrainConfig = checked(file, "train", train, check_ebm_train)?;
-                let objective: EbmObjective =
-                    typed(file, "objective", raw.objective.unwrap_or_default())?;
-                check("objective", check_objective(&objective))?;
-                Plan::Ebm {
-                    method: typed(file, "method", toml::Value::from(raw.method.clone()))?,
-                    model,
-                    train,
-                    objective,
-                }
-            }
-            Family::Flow => {
-                fill(file, &mut model, "dim", dim.into(), "the data")?;
-                let kind = if raw.method == "realnvp" {
-                    "real_nvp"
-                } else {
-                    &raw.method
-                };
-                fill(file, &mut model, "kind", kind.into(), "`method`")?;
-                let model: zoo_flow::FlowConfig =
-                    checked(file, "model", model, zoo_flow::FlowConfig::check)?;
-                let train: zoo_flow::FitConfig =
-                    checked(file, "train", train, zoo_flow::FitConfig::check)?;
-                Plan::Flow { model, train }
-            }
-            Family::Diffusion => {
-                fill(file, &mut model, "data_dim", dim.into(), "the data")?;
-                let model: zoo_diffusion::ScoreNetConfig =
-                    checked(file, "model", model, zoo_diffusion::ScoreNetConfig::check)?;
-                let train: zoo_diffusion::DsmConfig =
-                    checked(file, "train", train, zoo_diffusion::DsmConfig::check)?;
-                let method = typed(file, "method", toml::Value::from(raw.method.clone()))?;
-                Plan::Diffusion {
-                    method,
-                    model,
-                    train,
-                }
-            }
-            Family::Gan => {
-                fill(file, &mut model, "data_dim", dim.into(), "the data")?;
-                fill(
-                    file,
-                    &mut model,
-                    "loss",
-                    raw.method.clone().into(),
-                    "`method`",
-                )?;
-                let model: zoo_gan::GanConfig =
-                    checked(file, "model", model, zoo_gan::GanConfig::check)?;
-                let train: zoo_gan::GanTrainConfig =
-                    checked(file, "train", train, zoo_gan::GanTrainConfig::check)?;
-                Plan::Gan { model, train }
-            }
-            Family::Vae => {
-                fill(file, &mut model, "data_dim", dim.into(), "the data")?;
-                let prior = raw.method.trim_end_matches("_prior").to_string();
-                fill(file, &mut model, "prior", prior.into(), "`method`")?;
-                match model.get("decoder").and_then(|v| v.as_str()) {
-                    None => {
-                        model.insert("decoder".into(), "gaussian".into());
-                    }
-                    Some("gaussian") => {}
-                    Some(other) => {
-                        return Err(fail(
-                            "model.decoder",
-                            format!(
-                                "{other:?}: the runner's data are continuous (2-D points, dequantised digits); use \"gaussian\""
-                            ),
-                        ));
-                    }
-                }
-                let model: zoo_vae::VaeConfig =
-                    checked(file, "model", model, zoo_vae::VaeConfig::check)?;
-                let train: zoo_vae::VaeTrainConfig =
-                    checked(file, "train", train, zoo_vae::VaeTrainConfig::check)?;
-                Plan::Vae { model, train }
-            }
+        let sections = Sections {
+            file,
+            model: raw.model,
+            train: raw.train,
+            dim: data.dim(),
         };
-        let mut samplers = Vec::new();
-        for (i, t) in raw.sampler.into_iter().enumerate() {
-            let key = format!("sampler[{i}]");
-            let s: SamplerSpec = typed(file, &key, t)?;
-            if !family.samplers().contains(&s.kind.as_str()) {
-                return Err(fail(
-                    &format!("{key}.kind"),
-                    format!(
-                        "unknown sampler {:?} for family {}; known: {}",
-                        s.kind,
-                        family.name(),
-                        family.samplers().join(", ")
-                    ),
-                ));
-            }
-            if s.kind == "annealed_langevin" && raw.method != "ve_ncsn" {
-                return Err(fail(
-                    &format!("{key}.kind"),
-                    "annealed Langevin is defined on a VE noise ladder: use it with method = \"ve_ncsn\"".into(),
-                ));
-            }
-            if s.steps == Some(0) {
-                return Err(fail(&format!("{key}.steps"), "must be >= 1".into()));
-            }
-            for (field, v) in [("step_size", s.step_size), ("snr", s.snr)] {
-                if let Some(v) = v
-                    && !(v.is_finite() && v > 0.0)
-                {
-                    return Err(fail(
-                        &format!("{key}.{field}"),
-                        format!("must be finite and > 0, got {v}"),
-                    ));
-                }
-            }
-            samplers.push(s);
-        }
-        if samplers.is_empty() {
-            samplers.push(SamplerSpec::named(family.samplers()[0]));
-        }
+        let plan = sections.plan(method, raw.objective)?;
+        let samplers = samplers(file, method, raw.sampler)?;
         Ok(RunConfig {
             file: file.into(),
             text: text.into(),
             name,
             data,
             family,
-            method: raw.method,
+            method,
             seeds: raw.seeds,
             backend,
             plan,
             samplers,
-            eval,
+            eval: raw.eval,
         })
+    }
+}
+
+/// A config error at `key` of `file`.
+fn error(file: &Path, key: &str, message: String) -> ConfigError {
+    ConfigError {
+        file: file.into(),
+        key: key.into(),
+        message,
+    }
+}
+
+/// The TOML table of `text`; a syntax error names its line.
+fn parse_toml(file: &Path, text: &str) -> Result<toml::Table, ConfigError> {
+    toml::from_str(text).map_err(|e| {
+        let line = e
+            .span()
+            .map(|s| format!("line {}: ", text[..s.start].lines().count().max(1)))
+            .unwrap_or_default();
+        error(file, "", format!("{line}{}", e.message().trim()))
+    })
+}
+
+/// The run's folder name: `name`, or the file stem; letters, digits, '-', '_', '.' only.
+fn run_name(file: &Path, name: Option<String>) -> Result<String, ConfigError> {
+    let name = name.unwrap_or_else(|| {
+        file.file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "run".into())
+    });
+    let legal = name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    if name.is_empty() || !legal || name.starts_with('.') {
+        let why = format!("{name:?} is not a folder name (letters, digits, '-', '_', '.')");
+        return Err(error(file, "name", why));
+    }
+    Ok(name)
+}
+
+/// `backend` if this build has it.
+fn compiled(file: &Path, backend: BackendKind) -> Result<BackendKind, ConfigError> {
+    if backend.is_compiled() {
+        return Ok(backend);
+    }
+    let names: Vec<_> = BackendKind::compiled().iter().map(|b| b.name()).collect();
+    let why = format!(
+        "{} is not compiled into this build (compiled: {})",
+        backend.name(),
+        names.join(", ")
+    );
+    Err(error(file, "backend", why))
+}
+
+/// Every `[eval]` size is >= 1 (the sample metrics need 2 points) and fits the memory budget.
+fn check_eval(file: &Path, eval: &EvalConfig, data: DataSet) -> Result<(), ConfigError> {
+    for (key, v, least) in [
+        ("eval.samples", eval.samples, 2),
+        ("eval.test_points", eval.test_points, 2),
+        ("eval.iwae_k", eval.iwae_k, 1),
+        ("eval.ode_steps", eval.ode_steps, 1),
+        ("eval.train_points", eval.train_points, 1),
+    ] {
+        if v == 0 {
+            return Err(error(file, key, "must be >= 1".into()));
+        }
+        if v < least {
+            return Err(error(file, key, format!("must be >= {least}, got {v}")));
+        }
+    }
+    eval.check_memory(data.dim())
+        .map_err(|e| error(file, "eval", e.to_string()))
+}
+
+/// The `[[sampler]]` tables typed for the method's family (the family's first sampler if none).
+fn samplers(
+    file: &Path,
+    method: Method,
+    raw: Vec<RawSampler>,
+) -> Result<Vec<SamplerSpec>, ConfigError> {
+    let family = method.family();
+    let mut samplers = Vec::new();
+    for (i, s) in raw.into_iter().enumerate() {
+        let key = |field: &str| format!("sampler[{i}].{field}");
+        let kind = SamplerKind::parse(family, &s.kind).map_err(|m| error(file, &key("kind"), m))?;
+        let ve = method == Method::Diffusion(DiffusionMethod::VeNcsn);
+        if kind == SamplerKind::Diffusion(crate::methods::DiffusionSampler::AnnealedLangevin) && !ve
+        {
+            let why = "annealed Langevin is defined on a VE noise ladder: use it with method = \"ve_ncsn\"";
+            return Err(error(file, &key("kind"), why.into()));
+        }
+        if s.steps == Some(0) {
+            return Err(error(file, &key("steps"), "must be >= 1".into()));
+        }
+        for (field, v) in [("step_size", s.step_size), ("snr", s.snr)] {
+            if let Some(v) = v
+                && !(v.is_finite() && v > 0.0)
+            {
+                let why = format!("must be finite and > 0, got {v}");
+                return Err(error(file, &key(field), why));
+            }
+        }
+        samplers.push(SamplerSpec {
+            kind,
+            steps: s.steps,
+            step_size: s.step_size,
+            snr: s.snr,
+        });
+    }
+    if samplers.is_empty() {
+        samplers.push(SamplerSpec::named(SamplerKind::default_for(family)));
+    }
+    Ok(samplers)
+}
+
+/// The `[model]` and `[train]` tables of a config, read into a family's plan.
+struct Sections<'a> {
+    file: &'a Path,
+    model: toml::Table,
+    train: toml::Table,
+    dim: usize,
+}
+
+impl Sections<'_> {
+    /// The family crate's own configs for `method`, each checked by the crate's `check`.
+    fn plan(mut self, method: Method, objective: Option<toml::Table>) -> Result<Plan, ConfigError> {
+        let file = self.file;
+        let dim = toml::Value::from(self.dim as i64);
+        Ok(match method {
+            Method::Ebm(method) => self.ebm(method, objective.unwrap_or_default())?,
+            Method::Flow(m) => {
+                let kind = toml::Value::try_from(m.kind()).expect("a flow kind serialises");
+                self.fill("dim", dim, "the data")?;
+                self.fill("kind", kind, "`method`")?;
+                let model = checked(file, "model", self.model, zoo_flow::FlowConfig::check)?;
+                let train = checked(file, "train", self.train, zoo_flow::FitConfig::check)?;
+                Plan::Flow { model, train }
+            }
+            Method::Diffusion(method) => {
+                self.fill("data_dim", dim, "the data")?;
+                let model = checked(
+                    file,
+                    "model",
+                    self.model,
+                    zoo_diffusion::ScoreNetConfig::check,
+                )?;
+                let train = checked(file, "train", self.train, zoo_diffusion::DsmConfig::check)?;
+                Plan::Diffusion {
+                    method,
+                    model,
+                    train,
+                }
+            }
+            Method::Gan(loss) => {
+                self.fill("data_dim", dim, "the data")?;
+                self.fill("loss", loss.name().into(), "`method`")?;
+                let model = checked(file, "model", self.model, zoo_gan::GanConfig::check)?;
+                let train = checked(file, "train", self.train, zoo_gan::GanTrainConfig::check)?;
+                Plan::Gan { model, train }
+            }
+            Method::Vae(m) => self.vae(m, dim)?,
+        })
+    }
+
+    /// `model.key` is set by the runner from `source`; a user value is an error.
+    fn fill(&mut self, key: &str, value: toml::Value, source: &str) -> Result<(), ConfigError> {
+        fill(self.file, &mut self.model, key, value, source)
+    }
+
+    /// An MLP energy (`hidden`, `activation`), the trainer and the objective's settings.
+    fn ebm(
+        mut self,
+        method: zoo_ebm::objective::ObjectiveKind,
+        objective: toml::Table,
+    ) -> Result<Plan, ConfigError> {
+        let file = self.file;
+        let hidden: Vec<usize> = match self.model.remove("hidden") {
+            Some(v) => typed(file, "model.hidden", v)?,
+            None => vec![64, 64],
+        };
+        let activation = match self.model.remove("activation") {
+            Some(v) => typed(file, "model.activation", v)?,
+            None => zoo_neural::Activation::Silu,
+        };
+        if let Some(k) = self.model.keys().next() {
+            let why = "unknown key; the ebm model takes `hidden` and `activation`";
+            return Err(error(file, &format!("model.{k}"), why.into()));
+        }
+        let mut widths = vec![self.dim];
+        widths.extend(hidden);
+        widths.push(1);
+        let model = zoo_neural::MlpEnergyConfig::new(widths, activation);
+        keyed(file, "model", model.check())?;
+        let train: zoo_ebm::TrainConfig = checked(file, "train", self.train, check_ebm_train)?;
+        let objective: EbmObjective = typed(file, "objective", objective)?;
+        keyed(file, "objective", check_objective(&objective))?;
+        Ok(Plan::Ebm {
+            method,
+            model,
+            train,
+            objective,
+        })
+    }
+
+    /// A VAE with the method's prior; the runner's data are continuous, so the decoder is
+    /// Gaussian.
+    fn vae(mut self, method: VaeMethod, dim: toml::Value) -> Result<Plan, ConfigError> {
+        let file = self.file;
+        let prior = toml::Value::try_from(method.prior()).expect("a prior kind serialises");
+        self.fill("data_dim", dim, "the data")?;
+        self.fill("prior", prior, "`method`")?;
+        match self.model.get("decoder").and_then(|v| v.as_str()) {
+            None => {
+                self.model.insert("decoder".into(), "gaussian".into());
+            }
+            Some("gaussian") => {}
+            Some(other) => {
+                let why = format!(
+                    "{other:?}: the runner's data are continuous (2-D points, dequantised digits); use \"gaussian\""
+                );
+                return Err(error(file, "model.decoder", why));
+            }
+        }
+        let model = checked(file, "model", self.model, zoo_vae::VaeConfig::check)?;
+        let train = checked(file, "train", self.train, zoo_vae::VaeTrainConfig::check)?;
+        Ok(Plan::Vae { model, train })
     }
 }
 

@@ -12,13 +12,15 @@
 pub mod config;
 pub mod data;
 pub mod error;
+mod evaluate;
 mod family;
+pub mod methods;
 pub mod metrics;
 pub mod run;
 pub mod spec;
 pub mod table;
 
-pub use config::{ConfigError, DataSet, EvalConfig, Family, Plan, RunConfig, SamplerSpec};
+pub use config::{ConfigError, DataSet, EvalConfig, Family, Method, Plan, RunConfig, SamplerSpec};
 pub use error::{Error, Result};
 pub use metrics::Row;
 pub use run::{RunOptions, run};

@@ -151,7 +151,7 @@ fn run_seed(
         (trained.files, trained.seconds, trained.curve)
     };
     let started = std::time::Instant::now();
-    let evaluated = family::evaluate(cfg, &files, &data, seed, seconds, device)?;
+    let evaluated = crate::evaluate::evaluate(cfg, &files, &data, seed, seconds, device)?;
     if first {
         plots(cfg, &data, &evaluated, dir)?;
         keep_for_gallery(&data, &evaluated, dir)?;
@@ -165,7 +165,12 @@ fn run_seed(
 }
 
 /// Samples next to the data (2-D), sample grids (digits), the density next to the truth.
-fn plots(cfg: &RunConfig, data: &Prepared, ev: &family::Evaluated, dir: &Path) -> Result<()> {
+fn plots(
+    cfg: &RunConfig,
+    data: &Prepared,
+    ev: &crate::evaluate::Evaluated,
+    dir: &Path,
+) -> Result<()> {
     const SHOWN: usize = 4000;
     match &data.truth {
         Some(truth) => {
@@ -221,7 +226,7 @@ pub(crate) const GALLERY_IMAGES: usize = 8;
 
 /// The first seed's samples (`gallery_samples_K.csv`: 2-D points, or images on digits) and its
 /// density grid (`gallery_density.f32`, little-endian), read back by the suite's gallery.
-fn keep_for_gallery(data: &Prepared, ev: &family::Evaluated, dir: &Path) -> Result<()> {
+fn keep_for_gallery(data: &Prepared, ev: &crate::evaluate::Evaluated, dir: &Path) -> Result<()> {
     let d = data.dim;
     let keep = if data.truth.is_some() {
         GALLERY_POINTS

@@ -291,105 +291,106 @@ pub fn markdown(rows: &[Row], configs: &[RunConfig]) -> String {
     for set in distinct(rows.iter().map(|r| r.data.as_str())) {
         let here: Vec<&Row> = rows.iter().filter(|r| r.data == set).collect();
         let digits = set == DataSet::Digits.name();
-        let keys = distinct(here.iter().map(|r| (r.config.as_str(), r.sampler.as_str())));
-        let seeds: Vec<u64> = {
-            let mut s: Vec<u64> = here.iter().map(|r| r.seed).collect();
-            s.sort_unstable();
-            s.dedup();
-            s
-        };
-        let backend = here[0].backend.clone();
-        let first_of = |f: &dyn Fn(&Row) -> Option<f64>| {
-            here.iter()
-                .find_map(|r| f(r))
-                .map_or("–".to_string(), |v| format!("{v:.3}"))
-        };
-        let true_nll = first_of(&|r| r.true_nll);
-        let floor = first_of(&|r| r.sample_tv_floor);
-        let mmd_floor = here
-            .iter()
-            .find_map(|r| r.mmd2_floor)
-            .map_or("–".to_string(), |v| format!("{v:.4}"));
-        if digits {
-            let _ = writeln!(
-                out,
-                "\n### digits (8×8, 64 dimensions; as many training images as samples: MMD² {mmd_floor})\n\n| family | method | sampler | params | NLL (bits/dim) | NLL by | MMD² to test | evals / sample | train s | ms / 1000 samples |\n|---|---|---|---|---|---|---|---|---|---|"
-            );
-        } else {
-            let _ = writeln!(
-                out,
-                "\n### {set} (true density: held-out NLL {true_nll} nats; exact samples: TV {floor})\n\n| family | method | sampler | params | NLL (nats) | NLL by | TV (density) | TV (samples) | modes | mode-weight error | evals / sample | train s | ms / 1000 samples |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|"
-            );
-        }
-        for (config, sampler) in keys {
+        let _ = writeln!(out, "{}", heading(set, &here, digits));
+        for (config, sampler) in
+            distinct(here.iter().map(|r| (r.config.as_str(), r.sampler.as_str())))
+        {
             let rs: Vec<&Row> = here
                 .iter()
                 .filter(|r| r.config == config && r.sampler == sampler)
                 .copied()
                 .collect();
-            let first = rs[0];
-            let col = |f: &dyn Fn(&Row) -> Option<f64>, d: usize| {
-                cell(&rs.iter().map(|r| f(r)).collect::<Vec<_>>(), d)
-            };
-            let nll = col(&|r| r.nll, 3);
-            let tag = crate::metrics::estimator::tag(&first.nll_estimator);
-            let evals = col(&|r| Some(r.evals_per_sample), 0);
-            let train = col(&|r| Some(r.train_seconds), 1);
-            let ms = col(&|r| Some(r.ms_per_1000_samples), 1);
-            let acc = col(&|r| r.acceptance, 2);
-            let sampler_cell = if acc == "–" {
-                sampler.to_string()
-            } else {
-                format!("{sampler}, acc. {acc}")
-            };
-            if digits {
-                let _ = writeln!(
-                    out,
-                    "| {} | {} | {sampler_cell} | {} | {nll} | {tag} | {} | {evals} | {train} | {ms} |",
-                    first.family,
-                    first.method,
-                    first.params,
-                    col(&|r| r.mmd2, 4),
-                );
-            } else {
-                let modes = match first.modes {
-                    Some(m) => format!("{} / {m}", col(&|r| r.modes_covered.map(|v| v as f64), 1)),
-                    None => "–".into(),
-                };
-                let _ = writeln!(
-                    out,
-                    "| {} | {} | {sampler_cell} | {} | {nll} | {tag} | {} | {} | {modes} | {} | {evals} | {train} | {ms} |",
-                    first.family,
-                    first.method,
-                    first.params,
-                    col(&|r| r.density_tv, 3),
-                    col(&|r| r.sample_tv, 3),
-                    col(&|r| r.mode_weight_error, 3),
-                );
-            }
+            let _ = writeln!(out, "{}", table_line(&rs, sampler, digits));
         }
-        let seeds_text = seeds
-            .iter()
-            .map(u64::to_string)
-            .collect::<Vec<_>>()
-            .join(", ");
         let samples = configs
             .iter()
             .find(|c| c.data.name() == set)
             .map_or(0, |c| c.eval.samples);
-        if digits {
-            let _ = writeln!(
-                out,
-                "\nSeeds {seeds_text} (mean ± sd over seeds), backend {backend}. Pixels p ∈ {{0..16}} dequantised as y = 2(p + u)/17 − 1, u ~ U(0, 1); NLL in bits per dimension of the discrete digits (the Jacobian of p → y included; an upper bound for a dequantised model) on the 299 test images. MMD²: Gaussian kernel, bandwidth by the median heuristic on training vs test images, {samples} samples vs the test images (as many training images score the MMD² in the heading, the finite-sample floor). Evals / sample: network passes per sample (MCMC steps, NFE, one decoder or generator pass)."
-            );
-        } else {
-            let _ = writeln!(
-                out,
-                "\nSeeds {seeds_text} (mean ± sd over seeds; each seed draws its own 20 000 training points, the held-out points are shared), backend {backend}. NLL in nats per point on held-out points: exact by quadrature of log Z on a 256² grid of the box for every model with an energy (EBMs, the GAN discriminator read as E = −D), exact by change of variables for flows, the PF-ODE estimate (100 RK4 steps, exact divergence) for diffusion models, the IWAE bound (a VAE with a Gaussian prior) or IWAE with the prior's log Z estimated by SMC and importance sampling (EBM prior). TV (density): the model's density against the truth by the same quadrature; TV (samples): a 64 × 64 histogram of {samples} samples against the true cell masses (exact samples of the same size score the TV in the heading, the finite-sample floor); modes: modes holding at least 20/2500 of the samples within 3σ (PacGAN protocol); mode-weight error: TV between the samples' nearest-mode shares and the true weights."
-            );
-        }
+        let _ = writeln!(out, "{}", footnote(&here, samples, digits));
     }
     out
+}
+
+/// A data set's heading and column header, with its references (true NLL, exact samples' TV,
+/// the MMD² of as many training images).
+fn heading(set: &str, here: &[&Row], digits: bool) -> String {
+    let first_of = |f: &dyn Fn(&Row) -> Option<f64>| {
+        here.iter()
+            .find_map(|r| f(r))
+            .map_or("–".to_string(), |v| format!("{v:.3}"))
+    };
+    let true_nll = first_of(&|r| r.true_nll);
+    let floor = first_of(&|r| r.sample_tv_floor);
+    let mmd_floor = here
+        .iter()
+        .find_map(|r| r.mmd2_floor)
+        .map_or("–".to_string(), |v| format!("{v:.4}"));
+    if digits {
+        format!(
+            "\n### digits (8×8, 64 dimensions; as many training images as samples: MMD² {mmd_floor})\n\n| family | method | sampler | params | NLL (bits/dim) | NLL by | MMD² to test | evals / sample | train s | ms / 1000 samples |\n|---|---|---|---|---|---|---|---|---|---|"
+        )
+    } else {
+        format!(
+            "\n### {set} (true density: held-out NLL {true_nll} nats; exact samples: TV {floor})\n\n| family | method | sampler | params | NLL (nats) | NLL by | TV (density) | TV (samples) | modes | mode-weight error | evals / sample | train s | ms / 1000 samples |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+        )
+    }
+}
+
+/// One table row: the seeds of one (config, sampler), mean ± sd per column.
+fn table_line(rs: &[&Row], sampler: &str, digits: bool) -> String {
+    let first = rs[0];
+    let col = |f: &dyn Fn(&Row) -> Option<f64>, d: usize| {
+        cell(&rs.iter().map(|r| f(r)).collect::<Vec<_>>(), d)
+    };
+    let nll = col(&|r| r.nll, 3);
+    let tag = crate::metrics::estimator::tag(&first.nll_estimator);
+    let evals = col(&|r| Some(r.evals_per_sample), 0);
+    let train = col(&|r| Some(r.train_seconds), 1);
+    let ms = col(&|r| Some(r.ms_per_1000_samples), 1);
+    let acc = col(&|r| r.acceptance, 2);
+    let sampler_cell = if acc == "–" {
+        sampler.to_string()
+    } else {
+        format!("{sampler}, acc. {acc}")
+    };
+    let (family, method, params) = (&first.family, &first.method, first.params);
+    if digits {
+        let mmd = col(&|r| r.mmd2, 4);
+        return format!(
+            "| {family} | {method} | {sampler_cell} | {params} | {nll} | {tag} | {mmd} | {evals} | {train} | {ms} |"
+        );
+    }
+    let modes = match first.modes {
+        Some(m) => format!("{} / {m}", col(&|r| r.modes_covered.map(|v| v as f64), 1)),
+        None => "–".into(),
+    };
+    let (density_tv, sample_tv) = (col(&|r| r.density_tv, 3), col(&|r| r.sample_tv, 3));
+    let weight_error = col(&|r| r.mode_weight_error, 3);
+    format!(
+        "| {family} | {method} | {sampler_cell} | {params} | {nll} | {tag} | {density_tv} | {sample_tv} | {modes} | {weight_error} | {evals} | {train} | {ms} |"
+    )
+}
+
+/// What a data set's section measured and how: seeds, backend, estimators, references.
+fn footnote(here: &[&Row], samples: usize, digits: bool) -> String {
+    let mut seeds: Vec<u64> = here.iter().map(|r| r.seed).collect();
+    seeds.sort_unstable();
+    seeds.dedup();
+    let seeds_text = seeds
+        .iter()
+        .map(u64::to_string)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let backend = &here[0].backend;
+    if digits {
+        format!(
+            "\nSeeds {seeds_text} (mean ± sd over seeds), backend {backend}. Pixels p ∈ {{0..16}} dequantised as y = 2(p + u)/17 − 1, u ~ U(0, 1); NLL in bits per dimension of the discrete digits (the Jacobian of p → y included; an upper bound for a dequantised model) on the 299 test images. MMD²: Gaussian kernel, bandwidth by the median heuristic on training vs test images, {samples} samples vs the test images (as many training images score the MMD² in the heading, the finite-sample floor). Evals / sample: network passes per sample (MCMC steps, NFE, one decoder or generator pass)."
+        )
+    } else {
+        format!(
+            "\nSeeds {seeds_text} (mean ± sd over seeds; each seed draws its own 20 000 training points, the held-out points are shared), backend {backend}. NLL in nats per point on held-out points: exact by quadrature of log Z on a 256² grid of the box for every model with an energy (EBMs, the GAN discriminator read as E = −D), exact by change of variables for flows, the PF-ODE estimate (100 RK4 steps, exact divergence) for diffusion models, the IWAE bound (a VAE with a Gaussian prior) or IWAE with the prior's log Z estimated by SMC and importance sampling (EBM prior). TV (density): the model's density against the truth by the same quadrature; TV (samples): a 64 × 64 histogram of {samples} samples against the true cell masses (exact samples of the same size score the TV in the heading, the finite-sample floor); modes: modes holding at least 20/2500 of the samples within 3σ (PacGAN protocol); mode-weight error: TV between the samples' nearest-mode shares and the true weights."
+        )
+    }
 }
 
 /// One picture per data set and kind, every run side by side (first seed): `gallery/<set>_samples.png`
@@ -397,94 +398,113 @@ pub fn markdown(rows: &[Row], configs: &[RunConfig]) -> String {
 /// per config), `gallery/<set>_density.png` (the true density, then every model with one).
 /// Returns (set, file, caption) per picture written.
 fn composites(configs: &[RunConfig], out: &Path) -> Result<Vec<(String, String, String)>> {
-    use zoo_plot::{HeatMap, Scatter, heat_map_grid, image_grid, scatter_grid};
     let mut written = Vec::new();
-    let sets = distinct(configs.iter().map(|c| c.data));
     let device = configs[0].backend.device()?;
-    for set in sets {
+    for set in distinct(configs.iter().map(|c| c.data)) {
         let here: Vec<&RunConfig> = configs.iter().filter(|c| c.data == set).collect();
-        let dir_of = |c: &RunConfig| out.join(&c.name).join(format!("seed-{}", c.seeds[0]));
         let data = crate::data::Prepared::new(set, here[0].seeds[0], &here[0].eval, &device)?;
-        let name = set.name();
-        match &data.truth {
-            Some(truth) => {
-                let bounds = truth.density.bounds();
-                let mut panels = vec![Scatter {
-                    title: format!("{name}: held-out data"),
+        let pictures = match &data.truth {
+            Some(truth) => toy_composites(&data, truth, &here, out)?,
+            None => digit_composites(&data, &here, out)?,
+        };
+        let name = set.name().to_string();
+        written.extend(pictures.into_iter().map(|(f, c)| (name.clone(), f, c)));
+    }
+    Ok(written)
+}
+
+/// The first seed's folder of a run.
+fn first_seed_dir(c: &RunConfig, out: &Path) -> PathBuf {
+    out.join(&c.name).join(format!("seed-{}", c.seeds[0]))
+}
+
+/// A 2-D set: every run's samples next to the held-out data, every density next to the truth.
+fn toy_composites(
+    data: &crate::data::Prepared,
+    truth: &crate::data::Truth,
+    here: &[&RunConfig],
+    out: &Path,
+) -> Result<Vec<(String, String)>> {
+    use zoo_plot::{HeatMap, Scatter, heat_map_grid, scatter_grid};
+    let name = data.set.name();
+    let bounds = truth.density.bounds();
+    let mut panels = vec![Scatter {
+        title: format!("{name}: held-out data"),
+        bounds,
+        points: data.test[..data.test.len().min(2 * GALLERY_POINTS)].to_vec(),
+    }];
+    let heat = |title: String, values: Vec<f64>| HeatMap {
+        title,
+        n: truth.grid.n,
+        bounds,
+        values,
+    };
+    let mut maps = vec![heat(
+        format!("{name}: true density"),
+        truth.grid_density.clone(),
+    )];
+    for c in here {
+        let dir = first_seed_dir(c, out);
+        for (k, s) in c.samplers.iter().enumerate() {
+            if let Some(points) = read_gallery_samples(&dir, k) {
+                let title = format!("{} {}: {}", c.family.name(), c.method, s.label());
+                panels.push(Scatter {
+                    title,
                     bounds,
-                    points: data.test[..data.test.len().min(2 * GALLERY_POINTS)].to_vec(),
-                }];
-                let mut maps = vec![HeatMap {
-                    title: format!("{name}: true density"),
-                    n: truth.grid.n,
-                    bounds,
-                    values: truth.grid_density.clone(),
-                }];
-                for c in &here {
-                    for (k, s) in c.samplers.iter().enumerate() {
-                        if let Some(points) = read_gallery_samples(&dir_of(c), k) {
-                            panels.push(Scatter {
-                                title: format!("{} {}: {}", c.family.name(), c.method, s.label()),
-                                bounds,
-                                points,
-                            });
-                        }
-                    }
-                    if let Some(values) = read_gallery_density(&dir_of(c)) {
-                        maps.push(HeatMap {
-                            title: format!("{} {}", c.family.name(), c.method),
-                            n: truth.grid.n,
-                            bounds,
-                            values,
-                        });
-                    }
-                }
-                let file = format!("gallery/{name}_samples.png");
-                scatter_grid(&out.join(&file), &panels, Some(6))?;
-                written.push((
-                    name.to_string(),
-                    file,
-                    "samples (first seed) next to the held-out data".to_string(),
-                ));
-                let file = format!("gallery/{name}_density.png");
-                heat_map_grid(&out.join(&file), &maps, Some(6))?;
-                written.push((
-                    name.to_string(),
-                    file,
-                    "learned densities next to the true one (models with an energy or a density)"
-                        .to_string(),
-                ));
+                    points,
+                });
             }
-            None => {
-                let d = data.dim;
-                let side = (d as f64).sqrt() as usize;
-                let mut images: Vec<Vec<f32>> = data
-                    .test
-                    .chunks(d)
-                    .take(GALLERY_IMAGES)
-                    .map(crate::data::to_unit)
-                    .collect();
-                let mut rows = vec!["held-out test images".to_string()];
-                for c in &here {
-                    for (k, s) in c.samplers.iter().enumerate() {
-                        if let Some(x) = read_gallery_samples(&dir_of(c), k) {
-                            images
-                                .extend(x.chunks(d).take(GALLERY_IMAGES).map(crate::data::to_unit));
-                            rows.push(format!("{} {}: {}", c.family.name(), c.method, s.label()));
-                        }
-                    }
-                }
-                let file = format!("gallery/{name}_samples.png");
-                image_grid(&out.join(&file), &images, side, GALLERY_IMAGES)?;
-                written.push((
-                    name.to_string(),
-                    file,
-                    format!("rows, top to bottom: {}", rows.join("; ")),
-                ));
+        }
+        if let Some(values) = read_gallery_density(&dir) {
+            maps.push(heat(format!("{} {}", c.family.name(), c.method), values));
+        }
+    }
+    let samples = format!("gallery/{name}_samples.png");
+    scatter_grid(&out.join(&samples), &panels, Some(6))?;
+    let density = format!("gallery/{name}_density.png");
+    heat_map_grid(&out.join(&density), &maps, Some(6))?;
+    Ok(vec![
+        (
+            samples,
+            "samples (first seed) next to the held-out data".to_string(),
+        ),
+        (
+            density,
+            "learned densities next to the true one (models with an energy or a density)"
+                .to_string(),
+        ),
+    ])
+}
+
+/// Digits: a row of test images, then a row per run and sampler.
+fn digit_composites(
+    data: &crate::data::Prepared,
+    here: &[&RunConfig],
+    out: &Path,
+) -> Result<Vec<(String, String)>> {
+    let d = data.dim;
+    let side = (d as f64).sqrt() as usize;
+    let mut images: Vec<Vec<f32>> = data
+        .test
+        .chunks(d)
+        .take(GALLERY_IMAGES)
+        .map(crate::data::to_unit)
+        .collect();
+    let mut rows = vec!["held-out test images".to_string()];
+    for c in here {
+        for (k, s) in c.samplers.iter().enumerate() {
+            if let Some(x) = read_gallery_samples(&first_seed_dir(c, out), k) {
+                images.extend(x.chunks(d).take(GALLERY_IMAGES).map(crate::data::to_unit));
+                rows.push(format!("{} {}: {}", c.family.name(), c.method, s.label()));
             }
         }
     }
-    Ok(written)
+    let file = format!("gallery/{}_samples.png", data.set.name());
+    zoo_plot::image_grid(&out.join(&file), &images, side, GALLERY_IMAGES)?;
+    Ok(vec![(
+        file,
+        format!("rows, top to bottom: {}", rows.join("; ")),
+    )])
 }
 
 /// The gallery: the side-by-side pictures, then every run's plots, linked relative to `out`.

@@ -11,7 +11,9 @@ pub use exact::{
     ExactIsing, MAX_ENUMERATION_SPINS, curie_weiss_exact, enumerate, kaufman_log_z,
     onsager_free_energy_per_spin,
 };
-pub use samplers::{Observables, SpinInfo, SpinSampler, SpinState, anneal_log_z, observe};
+pub use samplers::{
+    Observables, SpinAnnealConfig, SpinInfo, SpinSampler, SpinState, anneal_log_z, observe,
+};
 
 use zoo_energy::error::{Error, Result};
 

@@ -253,6 +253,23 @@ pub fn observe(
     })
 }
 
+/// The settings of [`anneal_log_z`] (the spin counterpart of `zoo_mcmc::estimate::AnnealConfig`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpinAnnealConfig {
+    /// The kernel of one step: each sampler applied once, in turn.
+    pub samplers: Vec<SpinSampler>,
+    /// Inverse temperatures beta_1 < ... < beta_K (beta_0 = 0 is implied).
+    pub schedule: Vec<f64>,
+    /// Kernel steps per level.
+    pub sweeps_per_level: usize,
+    /// Replicas in all (split evenly into `groups`).
+    pub replicas: usize,
+    /// Independent groups, for the standard error.
+    pub groups: usize,
+    /// Resample a group when its ESS falls below this fraction (SMC); `None`: AIS.
+    pub resample_threshold: Option<f64>,
+}
+
 /// log Z of `model` at `beta` by annealed importance sampling over inverse temperatures
 /// (Neal 2001; for one kernel step per level this is Jarzynski's equality for Markov jumps):
 /// replicas start at beta_0 = 0, where log Z = N ln 2 and configurations are uniform; at each
@@ -264,13 +281,11 @@ pub fn observe(
 pub fn anneal_log_z(
     rng: &mut ZooRng,
     model: &Ising,
-    samplers: &[SpinSampler],
-    schedule: &[f64],
-    sweeps_per_level: usize,
-    replicas: usize,
-    groups: usize,
-    resample_threshold: Option<f64>,
+    config: &SpinAnnealConfig,
 ) -> Result<zoo_mcmc::estimate::LogZEstimate> {
+    let (samplers, schedule) = (&config.samplers[..], &config.schedule[..]);
+    let (sweeps_per_level, replicas) = (config.sweeps_per_level, config.replicas);
+    let (groups, resample_threshold) = (config.groups, config.resample_threshold);
     for &b in schedule {
         check_beta(b)?;
     }

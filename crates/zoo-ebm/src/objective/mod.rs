@@ -20,7 +20,6 @@ use burn::tensor::Gradients;
 use serde::{Deserialize, Serialize};
 use zoo_energy::tensor::{to_host1, to_host2};
 use zoo_energy::{Energy, Error, Result, ZooRng};
-use zoo_mcmc::Sampler;
 use zoo_mcmc::diagnostics::effective_sample_size;
 use zoo_train::Checkpoint;
 
@@ -74,6 +73,19 @@ impl ObjectiveKind {
         ObjectiveKind::Dsm,
         ObjectiveKind::Ssm,
     ];
+
+    /// The name used in configs and tables (the serde name).
+    pub fn name(self) -> &'static str {
+        match self {
+            ObjectiveKind::Cd => "cd",
+            ObjectiveKind::Pcd => "pcd",
+            ObjectiveKind::ShortRun => "short_run",
+            ObjectiveKind::Jarzynski => "jarzynski",
+            ObjectiveKind::Nce => "nce",
+            ObjectiveKind::Dsm => "dsm",
+            ObjectiveKind::Ssm => "ssm",
+        }
+    }
 }
 
 /// A training objective for models of type `M`.
@@ -184,7 +196,7 @@ pub(crate) struct ChainRun {
 /// acceptance and the ESS of the energy traces (when `steps >= 4`). Energies and acceptance stay on
 /// the device during the run and come to the host once at the end, where every energy is checked:
 /// the first NaN/inf is reported with its MCMC step and chain.
-pub(crate) fn run_chains<S: Sampler<State = zoo_mcmc::ChainState, Info = zoo_mcmc::StepInfo>>(
+pub(crate) fn run_chains<S: zoo_mcmc::sampler::ChainKernel>(
     sampler: &S,
     rng: &mut ZooRng,
     energy: &dyn Energy,

@@ -69,6 +69,8 @@ impl Hmc {
     }
 }
 
+chain_kernel_common!(Hmc, "hmc", true);
+
 impl Sampler for Hmc {
     type State = ChainState;
     type Info = StepInfo;

@@ -26,6 +26,8 @@ impl Mala {
     }
 }
 
+chain_kernel_common!(Mala, "mala", true);
+
 impl Sampler for Mala {
     type State = ChainState;
     type Info = StepInfo;

@@ -7,19 +7,28 @@
 //! built: scores come from [`Energy::energy_and_score`] as plain tensors. All randomness comes from
 //! the caller's [`ZooRng`] through [`zoo_energy::rng`].
 
-/// The parts of `impl Sampler` shared by kernels whose state is a [`ChainState`] and whose one
-/// tunable is a validated `step_size` field.
+/// The parts of `impl Sampler` shared by kernels whose state is a [`ChainState`]
+/// (`chain_kernel_common!("name")` inside the impl), and their [`StepSize`]
+/// (`chain_kernel_common!(Type, "name", tested)` outside: a validated `step_size` field; `tested`
+/// says whether a Metropolis test is applied).
 macro_rules! chain_kernel_common {
+    ($ty:ty, $name:literal, $tested:literal) => {
+        impl $crate::sampler::StepSize for $ty {
+            fn step_size(&self) -> f64 {
+                self.step_size
+            }
+            fn set_step_size(&mut self, step_size: f64) -> Result<()> {
+                self.step_size = zoo_energy::error::check_positive("step_size", step_size)?;
+                Ok(())
+            }
+            fn has_acceptance_test(&self) -> bool {
+                $tested
+            }
+        }
+    };
     ($name:literal) => {
         fn init(&self, energy: &dyn Energy, position: Tensor<2>) -> Result<ChainState> {
             ChainState::new(energy, position)
-        }
-        fn step_size(&self) -> f64 {
-            self.step_size
-        }
-        fn set_step_size(&mut self, step_size: f64) -> Result<()> {
-            self.step_size = zoo_energy::error::check_positive("step_size", step_size)?;
-            Ok(())
         }
         fn name(&self) -> &'static str {
             $name
@@ -121,15 +130,30 @@ pub trait Sampler {
         state: Self::State,
     ) -> Result<(Self::State, Self::Info)>;
 
-    /// The current step size.
-    fn step_size(&self) -> f64;
-
-    /// Changes the step size (used by adaptation); must be finite and > 0.
-    fn set_step_size(&mut self, step_size: f64) -> Result<()>;
-
     /// The sampler's name (`ula`, `mala`, `hmc`).
     fn name(&self) -> &'static str;
 }
+
+/// The step size of a kernel, kept apart from its transition ([`Sampler`]): tuning is not the
+/// kernel's job. Warm-up adaptation ([`DualAveraging`], driven by [`crate::run::run`]) sets it
+/// between steps; a kernel without a step size (independent MH with a flow proposal) does not
+/// implement this trait, and the chain driver does not take it.
+pub trait StepSize {
+    /// The current step size.
+    fn step_size(&self) -> f64;
+
+    /// Changes the step size; must be finite and > 0.
+    fn set_step_size(&mut self, step_size: f64) -> Result<()>;
+
+    /// Whether each step applies a Metropolis test whose acceptance rate adaptation can target
+    /// (MALA, HMC); ULA has none.
+    fn has_acceptance_test(&self) -> bool;
+}
+
+/// A kernel over [`ChainState`] with a tunable step size: what the chain driver runs.
+pub trait ChainKernel: Sampler<State = ChainState, Info = StepInfo> + StepSize {}
+
+impl<T: Sampler<State = ChainState, Info = StepInfo> + StepSize> ChainKernel for T {}
 
 /// The samplers selectable by name, with their parameters (CLI and TOML).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -180,7 +204,7 @@ impl AnySampler {
         })
     }
 
-    fn inner(&self) -> &dyn Sampler<State = ChainState, Info = StepInfo> {
+    fn inner(&self) -> &dyn ChainKernel {
         match self {
             Self::Ula(s) => s,
             Self::Mala(s) => s,
@@ -188,7 +212,7 @@ impl AnySampler {
         }
     }
 
-    fn inner_mut(&mut self) -> &mut dyn Sampler<State = ChainState, Info = StepInfo> {
+    fn inner_mut(&mut self) -> &mut dyn ChainKernel {
         match self {
             Self::Ula(s) => s,
             Self::Mala(s) => s,
@@ -211,13 +235,19 @@ impl Sampler for AnySampler {
     ) -> Result<(ChainState, StepInfo)> {
         self.inner().step(rng, energy, state)
     }
+    fn name(&self) -> &'static str {
+        self.inner().name()
+    }
+}
+
+impl StepSize for AnySampler {
     fn step_size(&self) -> f64 {
         self.inner().step_size()
     }
     fn set_step_size(&mut self, step_size: f64) -> Result<()> {
         self.inner_mut().set_step_size(step_size)
     }
-    fn name(&self) -> &'static str {
-        self.inner().name()
+    fn has_acceptance_test(&self) -> bool {
+        self.inner().has_acceptance_test()
     }
 }

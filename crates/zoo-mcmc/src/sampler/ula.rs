@@ -36,6 +36,8 @@ pub fn langevin_move(
     (y, xi)
 }
 
+chain_kernel_common!(Ula, "ula", false);
+
 impl Sampler for Ula {
     type State = ChainState;
     type Info = StepInfo;
