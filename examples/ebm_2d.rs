@@ -184,7 +184,7 @@ fn main() -> anyhow::Result<()> {
             );
             let q = GridDensity::from_energy(&*energy, grid, &device)?;
             heat.push(HeatMap {
-                title: format!("{method}"),
+                title: method.to_string(),
                 n: grid.n,
                 bounds,
                 values: q.densities(),

@@ -190,7 +190,7 @@ fn objectives() -> Vec<(&'static str, Box<dyn Fn() -> Box<dyn Objective<MlpEnerg
         (
             "pcd",
             Box::new(move || {
-                let buffer = ReplayBuffer::new(2, 100, 0.05, init.clone()).unwrap();
+                let buffer = ReplayBuffer::new(2, 100, 0.05, init).unwrap();
                 let start = ChainStart::Persistent(buffer);
                 Box::new(MaximumLikelihood::new(start, ula(), 3).unwrap())
             }),
@@ -227,7 +227,7 @@ fn two_clusters(n: usize, d: usize) -> Tensor<2> {
     let values: Vec<f32> = (0..n * d)
         .map(|i| {
             let row = i / d;
-            let sign = if row % 2 == 0 { 2.0 } else { -2.0 };
+            let sign = if row.is_multiple_of(2) { 2.0 } else { -2.0 };
             sign + 0.3 * (((i * 7919) % 101) as f32 / 101.0 - 0.5)
         })
         .collect();

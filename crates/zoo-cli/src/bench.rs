@@ -120,24 +120,36 @@ fn run_sample(args: SampleBench) -> Result<()> {
             e.iter().map(|&v| v as f64).sum::<f64>() / e.len() as f64,
         ))
     };
+    let result = timed(args.repeats, once)?;
+    let flops_per_particle_step: usize =
+        2 * 2 * widths.windows(2).map(|w| w[0] * w[1]).sum::<usize>();
+    let path = match path {
+        EnergyPath::Fused => "fused",
+        EnergyPath::Tensor => "tensor",
+    };
+    let framework = format!("burn-{}-{path}", backend.name());
+    println!(
+        "{}",
+        sample_line(&args, &framework, flops_per_particle_step, result)
+    );
+    Ok(())
+}
+
+/// The peers' JSON line of the Langevin workload.
+fn sample_line(
+    args: &SampleBench,
+    framework: &str,
+    flops_per_particle_step: usize,
+    result: Timed<f64>,
+) -> serde_json::Value {
     let Timed {
         first_s,
         times,
         median,
         last: final_mean_energy,
-    } = timed(args.repeats, once)?;
-    let flops_per_particle_step: usize =
-        2 * 2 * widths.windows(2).map(|w| w[0] * w[1]).sum::<usize>();
+    } = result;
     let rate = (args.particles * args.steps) as f64 / median;
-    let framework = format!(
-        "burn-{}-{}",
-        backend.name(),
-        match path {
-            EnergyPath::Fused => "fused",
-            EnergyPath::Tensor => "tensor",
-        }
-    );
-    let line = json!({
+    json!({
         "workload": "langevin",
         "threads": rayon_threads(),
         "results": [{
@@ -157,9 +169,7 @@ fn run_sample(args: SampleBench) -> Result<()> {
         "flops_per_particle_step": flops_per_particle_step,
         "eta": args.step_size,
         "seed": args.seed,
-    });
-    println!("{line}");
-    Ok(())
+    })
 }
 
 /// One untimed run, then `repeats` timed ones.

@@ -83,7 +83,7 @@ impl Embedded {
     /// Exact log p(x) of row-major `[m, dim]` points.
     pub fn log_density(&self, x: &[f32], device: &Device) -> Result<Vec<f64>> {
         let d = self.dim;
-        if x.is_empty() || x.len() % d != 0 {
+        if x.is_empty() || !x.len().is_multiple_of(d) {
             return Err(Error::Shape {
                 what: "points".into(),
                 expected: format!("[m >= 1, {d}]"),

@@ -188,7 +188,7 @@ pub fn evaluate(
     grid: Grid2d,
     device: &Device,
 ) -> Result<GridMetrics> {
-    if test.is_empty() || test.len() % 2 != 0 {
+    if test.is_empty() || !test.len().is_multiple_of(2) {
         return Err(Error::Shape {
             what: "held-out points".into(),
             expected: "[m >= 1, 2]".into(),
@@ -302,7 +302,7 @@ pub fn sample_metrics(
     cells: usize,
     cell_masses: &[f64],
 ) -> Result<SampleMetrics> {
-    if samples.is_empty() || samples.len() % 2 != 0 {
+    if samples.is_empty() || !samples.len().is_multiple_of(2) {
         return Err(Error::Shape {
             what: "samples".into(),
             expected: "[m >= 1, 2]".into(),

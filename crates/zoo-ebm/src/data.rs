@@ -22,7 +22,7 @@ impl Dataset {
         if values.is_empty() {
             return Err(Error::invalid("data", "the data set is empty"));
         }
-        if values.len() % dim != 0 {
+        if !values.len().is_multiple_of(dim) {
             return Err(Error::Shape {
                 what: "data".into(),
                 expected: format!(

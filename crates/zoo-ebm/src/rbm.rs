@@ -69,7 +69,7 @@ impl RbmTraining {
 
 /// Validates binary data `[n, visible]`.
 pub fn check_binary(data: &[f64], visible: usize) -> Result<usize> {
-    if visible == 0 || data.is_empty() || data.len() % visible != 0 {
+    if visible == 0 || data.is_empty() || !data.len().is_multiple_of(visible) {
         return Err(Error::Shape {
             what: "binary data".into(),
             expected: format!("[n >= 1, {visible}]"),
@@ -210,6 +210,63 @@ impl Rbm {
         h
     }
 
+    /// The negative samples of a minibatch: CD-k chains started at the `positives`, or the
+    /// persistent chains of PCD advanced by their sweeps.
+    fn negatives(
+        &self,
+        rng: &mut ZooRng,
+        positives: &[&[f64]],
+        method: &mut RbmTraining,
+    ) -> Vec<Vec<f64>> {
+        let nv = self.visible;
+        let zero = vec![0.0; nv];
+        match method {
+            RbmTraining::Cd(k) => positives
+                .iter()
+                .map(|v| {
+                    let mut x = v.to_vec();
+                    for _ in 0..*k {
+                        self.sweep(rng, &mut x, 1.0, &zero);
+                    }
+                    x
+                })
+                .collect(),
+            RbmTraining::Pcd { sweeps, chains, .. } => {
+                for x in chains.chunks_mut(nv) {
+                    for _ in 0..*sweeps {
+                        self.sweep(rng, x, 1.0, &zero);
+                    }
+                }
+                chains.chunks(nv).map(|x| x.to_vec()).collect()
+            }
+        }
+    }
+
+    /// The averages <v_i p(h_j | v)>, <v_i>, <p(h_j | v)> over `vs` (weights, visible and
+    /// hidden biases).
+    fn statistics(&self, vs: &[&[f64]]) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+        let (nv, nh) = (self.visible, self.hidden);
+        let count = vs.len() as f64;
+        let mut gw = vec![0.0; nv * nh];
+        let mut gb = vec![0.0; nv];
+        let mut gc = vec![0.0; nh];
+        for v in vs {
+            let ph: Vec<f64> = (0..nh).map(|j| sigmoid(self.hidden_input(v, j))).collect();
+            for i in 0..nv {
+                if v[i] != 0.0 {
+                    gb[i] += 1.0 / count;
+                    for j in 0..nh {
+                        gw[i * nh + j] += ph[j] / count;
+                    }
+                }
+            }
+            for j in 0..nh {
+                gc[j] += ph[j] / count;
+            }
+        }
+        (gw, gb, gc)
+    }
+
     /// One epoch of minibatch SGD on binary `data` `[n, visible]` (shuffled by `rng`) with learning
     /// rate `lr`: grad = <v p(h|v)>_data - <v p(h|v)>_negatives.
     pub fn train_epoch(
@@ -240,54 +297,13 @@ impl Rbm {
                 .map(|k| data[order[(k / nv) % n] * nv + k % nv])
                 .collect();
         }
-        let zero = vec![0.0; nv];
         for rows in order.chunks(batch) {
-            let m = rows.len() as f64;
             let positives: Vec<&[f64]> =
                 rows.iter().map(|&r| &data[r * nv..(r + 1) * nv]).collect();
-            let negatives: Vec<Vec<f64>> = match method {
-                RbmTraining::Cd(k) => positives
-                    .iter()
-                    .map(|v| {
-                        let mut x = v.to_vec();
-                        for _ in 0..*k {
-                            self.sweep(rng, &mut x, 1.0, &zero);
-                        }
-                        x
-                    })
-                    .collect(),
-                RbmTraining::Pcd { sweeps, chains, .. } => {
-                    for x in chains.chunks_mut(nv) {
-                        for _ in 0..*sweeps {
-                            self.sweep(rng, x, 1.0, &zero);
-                        }
-                    }
-                    chains.chunks(nv).map(|x| x.to_vec()).collect()
-                }
-            };
-            let stats = |vs: &mut dyn Iterator<Item = &[f64]>, count: f64| {
-                let mut gw = vec![0.0; nv * nh];
-                let mut gb = vec![0.0; nv];
-                let mut gc = vec![0.0; nh];
-                for v in vs {
-                    let ph: Vec<f64> = (0..nh).map(|j| sigmoid(self.hidden_input(v, j))).collect();
-                    for i in 0..nv {
-                        if v[i] != 0.0 {
-                            gb[i] += 1.0 / count;
-                            for j in 0..nh {
-                                gw[i * nh + j] += ph[j] / count;
-                            }
-                        }
-                    }
-                    for j in 0..nh {
-                        gc[j] += ph[j] / count;
-                    }
-                }
-                (gw, gb, gc)
-            };
-            let (pw, pb, pc) = stats(&mut positives.iter().copied(), m);
-            let count = negatives.len() as f64;
-            let (nw, nb, nc) = stats(&mut negatives.iter().map(|v| v.as_slice()), count);
+            let negatives = self.negatives(rng, &positives, method);
+            let (pw, pb, pc) = self.statistics(&positives);
+            let negatives: Vec<&[f64]> = negatives.iter().map(|v| v.as_slice()).collect();
+            let (nw, nb, nc) = self.statistics(&negatives);
             for k in 0..nv * nh {
                 self.weights[k] += lr * (pw[k] - nw[k]);
             }

@@ -65,7 +65,7 @@ pub fn parse_bytes(text: &str) -> Option<u64> {
     };
     let value: f64 = num.trim().parse().ok()?;
     (value.is_finite() && value >= 0.0 && value * (scale as f64) < u64::MAX as f64)
-        .then(|| (value * scale as f64) as u64)
+        .then_some((value * scale as f64) as u64)
 }
 
 /// A byte count for people: `512 B`, `3.2 MiB`, `1.4e6 GiB` ...

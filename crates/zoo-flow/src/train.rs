@@ -195,10 +195,12 @@ pub fn fit_max_likelihood(
         let ctx = context.map(|c| c.clone().select(0, idx.clone()).autodiff());
         flow.initialize_actnorm(data.clone().select(0, idx).autodiff(), ctx.as_ref());
     }
-    if cfg.fused && context.is_none() && zoo_energy::BackendKind::is_host_device(&device) {
-        if let Some(fused) = crate::fused::FusedCouplingFlow::from_flow(flow) {
-            return fit_fused(flow, fused, &host, cfg, rng);
-        }
+    if cfg.fused
+        && context.is_none()
+        && zoo_energy::BackendKind::is_host_device(&device)
+        && let Some(fused) = crate::fused::FusedCouplingFlow::from_flow(flow)
+    {
+        return fit_fused(flow, fused, &host, cfg, rng);
     }
     optimise(flow, cfg, "maximum likelihood", rng, |flow, rng, _| {
         let idx = batch_indices(rng, n, cfg.batch_size, &device);

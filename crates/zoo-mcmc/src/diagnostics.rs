@@ -235,30 +235,6 @@ pub fn split_rhat(chains: &[Vec<f64>]) -> f64 {
     ((w * (nf - 1.0) / nf + b_over_n) / w).sqrt()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn autocovariance_matches_the_direct_sum() {
-        let x: Vec<f64> = (0..37)
-            .map(|i| ((i * 7919) % 13) as f64 - 0.3 * i as f64)
-            .collect();
-        let n = x.len();
-        let m = x.iter().sum::<f64>() / n as f64;
-        let fast = autocovariance(&x);
-        for t in 0..n {
-            let direct: f64 =
-                (0..n - t).map(|i| (x[i] - m) * (x[i + t] - m)).sum::<f64>() / n as f64;
-            assert!(
-                (fast[t] - direct).abs() < 1e-9,
-                "lag {t}: {} vs {direct}",
-                fast[t]
-            );
-        }
-    }
-}
-
 /// The unbiased estimate of the squared maximum mean discrepancy between two samples (`[n, d]`
 /// and `[m, d]` row-major) under the Gaussian kernel exp(-|x - y|^2 / (2 h^2)) (Gretton et al.
 /// 2012, eq. 3), with h the median pairwise distance of the pooled sample when `bandwidth` is
@@ -326,4 +302,28 @@ pub fn mmd2_rbf(
         within(a, n) + within(b, m) - 2.0 * cross / (n * m) as f64,
         h,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn autocovariance_matches_the_direct_sum() {
+        let x: Vec<f64> = (0..37)
+            .map(|i| ((i * 7919) % 13) as f64 - 0.3 * i as f64)
+            .collect();
+        let n = x.len();
+        let m = x.iter().sum::<f64>() / n as f64;
+        let fast = autocovariance(&x);
+        for t in 0..n {
+            let direct: f64 =
+                (0..n - t).map(|i| (x[i] - m) * (x[i + t] - m)).sum::<f64>() / n as f64;
+            assert!(
+                (fast[t] - direct).abs() < 1e-9,
+                "lag {t}: {} vs {direct}",
+                fast[t]
+            );
+        }
+    }
 }

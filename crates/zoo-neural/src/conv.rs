@@ -57,7 +57,7 @@ impl ConvEnergyConfig {
         if let Some(s) = self.base_std {
             zoo_energy::error::check_positive("base_std", s)?;
         }
-        if self.side < 2 || self.side % 2 != 0 || c1 == 0 || c2 == 0 || self.hidden == 0 {
+        if self.side < 2 || !self.side.is_multiple_of(2) || c1 == 0 || c2 == 0 || self.hidden == 0 {
             return Err(Error::invalid(
                 "conv energy",
                 format!("need an even side >= 2 and channels, hidden >= 1, got {self:?}"),

@@ -137,7 +137,10 @@ impl ReplayBuffer {
     /// Replaces the buffer's contents with what [`ReplayBuffer::contents`] returned.
     pub fn restore(&mut self, data: Vec<f32>, next: usize) -> Result<()> {
         let rows = data.len() / self.dim;
-        if data.len() % self.dim != 0 || rows > self.capacity || (next > 0 && next >= rows) {
+        if !data.len().is_multiple_of(self.dim)
+            || rows > self.capacity
+            || (next > 0 && next >= rows)
+        {
             return Err(Error::invalid(
                 "replay buffer",
                 format!(
