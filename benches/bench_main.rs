@@ -58,7 +58,7 @@ fn langevin(c: &mut Criterion) {
 /// couplings with conditioners 1 -> 128 -> 128 -> 2 (SiLU), on two moons; the fused CPU trainer
 /// and burn's autodiff path (what runs on a GPU).
 fn realnvp(c: &mut Criterion) {
-    use ebm_zoo::flow::{FitConfig, FlowConfig, FlowKind, fit_max_likelihood};
+    use ebm_zoo::flow::{FlowTrainConfig, FlowConfig, FlowKind, fit_max_likelihood};
     let device = BackendKind::Flex.device().expect("benches use flex");
     let ad = device.clone().autodiff();
     let steps = 50;
@@ -82,12 +82,12 @@ fn realnvp(c: &mut Criterion) {
             b.iter(|| {
                 let mut rng = seeded(1);
                 let mut flow = config.init(&ad, &mut rng).unwrap();
-                let fit = FitConfig {
+                let fit = FlowTrainConfig {
                     iterations: steps,
                     batch_size: 512,
                     data_init: false,
                     fused,
-                    ..FitConfig::default()
+                    ..FlowTrainConfig::default()
                 };
                 fit_max_likelihood(&mut flow, &data, None, &fit, &mut rng)
                     .unwrap()

@@ -16,7 +16,7 @@ use clap::Parser;
 use ebm_zoo::data::grid::{mean_and_se, sample_metrics, true_cell_masses};
 use ebm_zoo::data::{Digits, Grid2d, Split, Toy2d, evaluate};
 use ebm_zoo::diffusion::{
-    AnnealedLangevinConfig, ConvScore, Divergence, DsmConfig, MalaCorrection, NetScore,
+    AnnealedLangevinConfig, ConvScore, Divergence, DsmTrainConfig, MalaCorrection, NetScore,
     NoiseLadder, SampleConfig, ScoreModel, ScoreNetConfig, Sde, Solver, annealed_langevin, fit_dsm,
     fit_dsm_fused, pf_ode_log_likelihood, sample, sample_corrected,
 };
@@ -100,9 +100,9 @@ fn run(args: Args) -> anyhow::Result<()> {
         }
         None => NoiseLadder::geometric(4.0, 0.01, 50)?,
     };
-    let dsm = DsmConfig {
+    let dsm = DsmTrainConfig {
         iterations: args.iterations,
-        ..DsmConfig::default()
+        ..DsmTrainConfig::default()
     };
     dsm.check()?;
     for set in args.sets.split(',') {
@@ -120,7 +120,7 @@ fn two_d(
     args: &Args,
     set: Toy2d,
     ladder: &NoiseLadder,
-    dsm: &DsmConfig,
+    dsm: &DsmTrainConfig,
     device: &Device,
 ) -> anyhow::Result<()> {
     let truth = set.density();
@@ -365,11 +365,11 @@ fn digits(args: &Args, device: &Device) -> anyhow::Result<()> {
     let ad = device.clone().autodiff();
     let vp = Sde::vp();
     let mut net = ConvScore::new(8, 64, Activation::Silu, &ad, &mut seeded(args.seed))?;
-    let cfg = DsmConfig {
+    let cfg = DsmTrainConfig {
         iterations: args.digits_iterations,
         batch_size: 128,
         learning_rate: 2e-3,
-        ..DsmConfig::default()
+        ..DsmTrainConfig::default()
     };
     let report = fit_dsm(&mut net, &vp, &data, &cfg, &mut seeded(args.seed + 1), true)?;
     let model = NetScore::new(&net, vp);

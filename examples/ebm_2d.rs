@@ -15,7 +15,7 @@ use ebm_zoo::ebm::objective::{
     ChainStart, DenoisingScoreMatching, JarzynskiPcd, MaximumLikelihood, Nce, Objective,
     SlicedScoreMatching,
 };
-use ebm_zoo::ebm::{Dataset, EnergyModel, TrainConfig, Trainer};
+use ebm_zoo::ebm::{Dataset, EnergyModel, EbmTrainConfig, Trainer};
 use ebm_zoo::energy::BackendKind;
 use ebm_zoo::energy::rng::seeded;
 use ebm_zoo::mcmc::Sampler;
@@ -62,13 +62,13 @@ fn train<O: Objective<MlpEnergy>>(
     objective: &mut O,
     model: MlpEnergy,
     data: &Dataset,
-    config: &TrainConfig,
+    config: &EbmTrainConfig,
     seed: u64,
     device: &Device,
 ) -> anyhow::Result<(MlpEnergy, f64)> {
     let mut trainer = Trainer::new(model, config.clone())?;
     let mut rng = seeded(seed);
-    trainer.run(objective, data, &mut rng, device)?;
+    trainer.fit(&mut rng, objective, data, device)?;
     Ok((trainer.model().clone(), trainer.seconds))
 }
 
@@ -106,12 +106,12 @@ fn main() -> anyhow::Result<()> {
             low: bounds.0,
             high: bounds.1,
         };
-        let config = TrainConfig {
+        let config = EbmTrainConfig {
             iterations: args.iterations,
             batch_size: 256,
             learning_rate: 1e-3,
             grad_clip: Some(10.0),
-            ..TrainConfig::default()
+            ..EbmTrainConfig::default()
         };
         let ula = |h: f64| AnySampler::new(SamplerKind::Ula, h, 1);
         let mut heat = vec![HeatMap {

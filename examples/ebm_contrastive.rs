@@ -6,7 +6,7 @@
 use burn::prelude::*;
 use ebm_zoo::data::{Grid2d, Toy2d, evaluate};
 use ebm_zoo::ebm::objective::{ChainStart, MaximumLikelihood};
-use ebm_zoo::ebm::{Dataset, EnergyModel, TrainConfig, Trainer};
+use ebm_zoo::ebm::{Dataset, EnergyModel, EbmTrainConfig, Trainer};
 use ebm_zoo::energy::rng::seeded;
 use ebm_zoo::mcmc::sampler::{AnySampler, InitDistribution, ReplayBuffer, SamplerKind};
 use ebm_zoo::neural::Activation;
@@ -37,13 +37,13 @@ fn main() -> anyhow::Result<()> {
             .init(&device.clone().autodiff(), &mut seeded(1))?;
         let mut objective =
             MaximumLikelihood::new(start, ula.clone(), steps)?.with_energy_penalty(0.01)?;
-        let config = TrainConfig {
+        let config = EbmTrainConfig {
             iterations: 2000,
             grad_clip: Some(10.0),
-            ..TrainConfig::default()
+            ..EbmTrainConfig::default()
         };
         let mut trainer = Trainer::new(model, config)?;
-        trainer.run(&mut objective, &data, &mut seeded(2), &device)?;
+        trainer.fit(&mut seeded(2), &mut objective, &data, &device)?;
         let m = evaluate(
             &*trainer.model().sampling_energy(),
             &truth,

@@ -12,7 +12,7 @@
 use clap::Parser;
 use ebm_zoo::data::{Digits, Split};
 use ebm_zoo::ebm::objective::{ChainStart, MaximumLikelihood, Objective};
-use ebm_zoo::ebm::{Dataset, TrainConfig, Trainer};
+use ebm_zoo::ebm::{Dataset, EbmTrainConfig, Trainer};
 use ebm_zoo::energy::BackendKind;
 use ebm_zoo::energy::rng::seeded;
 use ebm_zoo::energy::tensor::to_host2;
@@ -63,18 +63,18 @@ fn main() -> anyhow::Result<()> {
     let mut objective =
         MaximumLikelihood::new(ChainStart::Persistent(buffer), sampler, args.steps)?
             .with_energy_penalty(0.1)?;
-    let config = TrainConfig {
+    let config = EbmTrainConfig {
         iterations: args.iterations,
         batch_size: 64,
         learning_rate: 1e-3,
         beta1: 0.0,
         grad_clip: Some(1.0),
         progress: true,
-        ..TrainConfig::default()
+        ..EbmTrainConfig::default()
     };
     let mut trainer: Trainer<ConvEnergy> = Trainer::new(model, config)?;
     let mut rng = seeded(args.seed + 1);
-    trainer.run(&mut objective, &data, &mut rng, &device)?;
+    trainer.fit(&mut rng, &mut objective, &data, &device)?;
     let last = trainer.history.last().expect("trained");
     println!(
         "{} iterations in {:.1} s; last: E(data) {:.3}, E(samples) {:.3}, chain ESS {:.1}",

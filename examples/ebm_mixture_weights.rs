@@ -24,7 +24,7 @@ use ebm_zoo::data::grid::{GridDensity, mean_and_se};
 use ebm_zoo::ebm::model::MixtureModel;
 use ebm_zoo::ebm::objective::{ChainStart, JarzynskiPcd, MaximumLikelihood};
 use ebm_zoo::ebm::train::OptimizerKind;
-use ebm_zoo::ebm::{Dataset, TrainConfig, Trainer};
+use ebm_zoo::ebm::{Dataset, EbmTrainConfig, Trainer};
 use ebm_zoo::energy::rng::{normal_vec, seeded};
 use ebm_zoo::energy::tensor::to_host2;
 use ebm_zoo::energy::{BackendKind, Energy};
@@ -151,13 +151,13 @@ fn run(
         })
         .collect();
     let student = MixtureModel::new(&init, &[0.5, 0.5], &ad)?;
-    let config = TrainConfig {
+    let config = EbmTrainConfig {
         iterations: args.iterations,
         batch_size: 256,
         optimizer: args.optimizer,
         learning_rate: args.lr,
         grad_clip: Some(args.grad_clip),
-        ..TrainConfig::default()
+        ..EbmTrainConfig::default()
     };
     let ula = AnySampler::new(SamplerKind::Ula, 0.1, 1)?;
     let walkers = args.walkers;
@@ -167,7 +167,7 @@ fn run(
     match method {
         "cd" => {
             let mut o = MaximumLikelihood::new(ChainStart::Data, ula, 10)?;
-            trainer.run(&mut o, &data, &mut train_rng, device)?
+            trainer.fit(&mut train_rng, &mut o, &data, device)?
         }
         "pcd" => {
             let init = InitDistribution::Normal {
@@ -178,7 +178,7 @@ fn run(
             buffer.push(&start)?;
             let mut o =
                 MaximumLikelihood::new(ChainStart::Persistent(buffer), ula, args.steps_per_update)?;
-            trainer.run(&mut o, &data, &mut train_rng, device)?
+            trainer.fit(&mut train_rng, &mut o, &data, device)?
         }
         _ => {
             let log_z = trainer
@@ -188,7 +188,7 @@ fn run(
             let mut o = JarzynskiPcd::new(walkers, 0.1, 0.5, vec![0.0; d], 1.0)?
                 .with_exact_start(start, log_z)?
                 .with_steps_per_update(args.steps_per_update)?;
-            trainer.run(&mut o, &data, &mut train_rng, device)?
+            trainer.fit(&mut train_rng, &mut o, &data, device)?
         }
     }
     if args.verbose {

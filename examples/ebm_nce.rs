@@ -7,7 +7,7 @@
 use burn::prelude::*;
 use ebm_zoo::data::{Grid2d, Toy2d, evaluate};
 use ebm_zoo::ebm::objective::Nce;
-use ebm_zoo::ebm::{Dataset, EnergyModel, TrainConfig, Trainer};
+use ebm_zoo::ebm::{Dataset, EnergyModel, EbmTrainConfig, Trainer};
 use ebm_zoo::energy::rng::seeded;
 use ebm_zoo::neural::Activation;
 use ebm_zoo::neural::MlpEnergyConfig;
@@ -22,12 +22,12 @@ fn main() -> anyhow::Result<()> {
         .init(&device.clone().autodiff(), &mut seeded(1))?;
     // Noise: N(data mean, (1.2^2) data covariance), 4 noise points per data point.
     let mut objective = Nce::fitted(&data, 4, 1.2, &device)?;
-    let config = TrainConfig {
+    let config = EbmTrainConfig {
         iterations: 3000,
-        ..TrainConfig::default()
+        ..EbmTrainConfig::default()
     };
     let mut trainer = Trainer::new(model, config)?;
-    trainer.run(&mut objective, &data, &mut seeded(2), &device)?;
+    trainer.fit(&mut seeded(2), &mut objective, &data, &device)?;
     let m = evaluate(
         &*trainer.model().sampling_energy(),
         &truth,

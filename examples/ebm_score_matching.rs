@@ -7,7 +7,7 @@
 use burn::prelude::*;
 use ebm_zoo::data::{Grid2d, Toy2d, evaluate};
 use ebm_zoo::ebm::objective::{DenoisingScoreMatching, Objective, SlicedScoreMatching};
-use ebm_zoo::ebm::{Dataset, EnergyModel, TrainConfig, Trainer};
+use ebm_zoo::ebm::{Dataset, EnergyModel, EbmTrainConfig, Trainer};
 use ebm_zoo::energy::rng::seeded;
 use ebm_zoo::neural::Activation;
 use ebm_zoo::neural::MlpEnergy;
@@ -20,12 +20,12 @@ fn fit(
 ) -> anyhow::Result<Trainer<MlpEnergy>> {
     let model = MlpEnergyConfig::new(vec![2, 64, 64, 1], Activation::Silu)
         .init(&device.clone().autodiff(), &mut seeded(1))?;
-    let config = TrainConfig {
+    let config = EbmTrainConfig {
         iterations: 3000,
-        ..TrainConfig::default()
+        ..EbmTrainConfig::default()
     };
     let mut trainer = Trainer::new(model, config)?;
-    trainer.run(objective, data, &mut seeded(2), device)?;
+    trainer.fit(&mut seeded(2), objective, data, device)?;
     Ok(trainer)
 }
 

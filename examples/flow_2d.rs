@@ -14,7 +14,7 @@ use ebm_zoo::data::{Grid2d, Toy2d};
 use ebm_zoo::energy::BackendKind;
 use ebm_zoo::energy::rng::seeded;
 use ebm_zoo::energy::tensor::{from_host2, to_host1};
-use ebm_zoo::flow::{FitConfig, FlowConfig, FlowEnergy, FlowKind, fit_max_likelihood};
+use ebm_zoo::flow::{FlowTrainConfig, FlowConfig, FlowEnergy, FlowKind, fit_max_likelihood};
 use ebm_zoo::plot::{HeatMap, heat_maps};
 use std::path::PathBuf;
 
@@ -74,13 +74,13 @@ fn main() -> anyhow::Result<()> {
         .split(',')
         .map(str::parse)
         .collect::<Result<_, _>>()?;
-    let fit = FitConfig {
+    let fit = FlowTrainConfig {
         iterations: args.iterations,
         batch_size: 512,
         learning_rate: 1e-3,
         grad_clip: Some(10.0),
         progress: true,
-        ..FitConfig::default()
+        ..FlowTrainConfig::default()
     };
     fit.check()?;
     println!(

@@ -14,7 +14,7 @@ use ebm_zoo::energy::rng::seeded;
 use ebm_zoo::energy::tensor::to_host2;
 use ebm_zoo::energy::{BackendKind, Energy};
 use ebm_zoo::flow::{
-    FitConfig, FlowConfig, FlowKind, ReverseKlConfig, fit_reverse_kl, importance_weights,
+    FlowTrainConfig, FlowConfig, FlowKind, ReverseKlTrainConfig, fit_reverse_kl, importance_weights,
 };
 use ebm_zoo::plot::{Scatter, scatters};
 use std::path::PathBuf;
@@ -118,15 +118,15 @@ fn main() -> anyhow::Result<()> {
             ..FlowConfig::new(FlowKind::RealNvp, 2)
         }
         .init(&ad, &mut rng)?;
-        let cfg = ReverseKlConfig {
-            fit: FitConfig {
+        let cfg = ReverseKlTrainConfig {
+            fit: FlowTrainConfig {
                 iterations: args.iterations,
                 batch_size: 512,
                 learning_rate: 1e-3,
                 grad_clip: Some(10.0),
                 data_init: false,
                 progress: true,
-                ..FitConfig::default()
+                ..FlowTrainConfig::default()
             },
             forward_weight: if data.is_some() { 1.0 } else { 0.0 },
         };

@@ -16,7 +16,7 @@ use ebm_zoo::energy::rng::{normal, seeded};
 use ebm_zoo::energy::tensor::{to_host1, to_host2};
 use ebm_zoo::energy::{BackendKind, Energy, ZooRng};
 use ebm_zoo::flow::{
-    FitConfig, Flow, FlowConfig, FlowKind, IndependentMh, NeuTraEnergy, ReverseKlConfig,
+    FlowTrainConfig, Flow, FlowConfig, FlowKind, IndependentMh, NeuTraEnergy, ReverseKlTrainConfig,
     fit_reverse_kl, importance_weights,
 };
 use ebm_zoo::mcmc::diagnostics::{Draws, Summary};
@@ -163,15 +163,15 @@ fn main() -> anyhow::Result<()> {
             ..FlowConfig::new(FlowKind::RealNvp, dim)
         }
         .init(&ad, &mut rng)?;
-        let cfg = ReverseKlConfig {
-            fit: FitConfig {
+        let cfg = ReverseKlTrainConfig {
+            fit: FlowTrainConfig {
                 iterations: args.flow_iterations,
                 batch_size: 256,
                 learning_rate: 1e-3,
                 grad_clip: Some(10.0),
                 data_init: false,
                 progress: true,
-                ..FitConfig::default()
+                ..FlowTrainConfig::default()
             },
             forward_weight: 0.0,
         };

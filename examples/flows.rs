@@ -16,7 +16,7 @@ use ebm_zoo::energy::rng::{normal, seeded};
 use ebm_zoo::energy::tensor::{from_host2, to_host1};
 use ebm_zoo::energy::{BackendKind, Energy};
 use ebm_zoo::flow::{
-    FitConfig, FlowConfig, FlowEnergy, FlowKind, IndependentMh, ReverseKlConfig,
+    FlowTrainConfig, FlowConfig, FlowEnergy, FlowKind, IndependentMh, ReverseKlTrainConfig,
     fit_max_likelihood, fit_reverse_kl, importance_weights,
 };
 use ebm_zoo::mcmc::sampler::Sampler;
@@ -56,11 +56,11 @@ fn main() -> anyhow::Result<()> {
             .collect::<Vec<_>>(),
     )
     .0;
-    let fit = FitConfig {
+    let fit = FlowTrainConfig {
         iterations: args.iterations,
         batch_size: 256,
         learning_rate: 2e-3,
-        ..FitConfig::default()
+        ..FlowTrainConfig::default()
     };
     let grid = Grid2d::for_density(&truth);
     let mut panels = Vec::new();
@@ -111,14 +111,14 @@ fn main() -> anyhow::Result<()> {
         ..FlowConfig::new(FlowKind::RealNvp, 2)
     }
     .init(&ad, &mut rng)?;
-    let cfg = ReverseKlConfig {
-        fit: FitConfig {
+    let cfg = ReverseKlTrainConfig {
+        fit: FlowTrainConfig {
             iterations: 2 * args.iterations,
             batch_size: 256,
             learning_rate: 2e-3,
             grad_clip: Some(10.0),
             data_init: false,
-            ..FitConfig::default()
+            ..FlowTrainConfig::default()
         },
         forward_weight: 0.0,
     };

@@ -139,7 +139,7 @@ fn training_runs_and_agrees_on_every_compiled_backend() {
     use ebm_zoo::ebm::objective::{
         ChainStart, DenoisingScoreMatching, JarzynskiPcd, MaximumLikelihood, Objective,
     };
-    use ebm_zoo::ebm::{Dataset, TrainConfig, Trainer};
+    use ebm_zoo::ebm::{Dataset, EbmTrainConfig, Trainer};
     use ebm_zoo::mcmc::sampler::{AnySampler, SamplerKind};
     use ebm_zoo::neural::MlpEnergy;
     let data = Dataset::new(
@@ -157,10 +157,10 @@ fn training_runs_and_agrees_on_every_compiled_backend() {
             let model = MlpEnergyConfig::new(vec![2, 16, 16, 1], Activation::Silu)
                 .init(&dev.clone().autodiff(), &mut seeded(2))
                 .unwrap();
-            let config = TrainConfig {
+            let config = EbmTrainConfig {
                 iterations: 3,
                 batch_size: 64,
-                ..TrainConfig::default()
+                ..EbmTrainConfig::default()
             };
             let mut trainer = Trainer::new(model, config).unwrap();
             let ula = AnySampler::new(SamplerKind::Ula, 0.01, 1).unwrap();
@@ -170,7 +170,7 @@ fn training_runs_and_agrees_on_every_compiled_backend() {
                 _ => Box::new(DenoisingScoreMatching::new(0.1).unwrap()),
             };
             trainer
-                .run(objective.as_mut(), &data, &mut seeded(3), &dev)
+                .fit(&mut seeded(3), objective.as_mut(), &data, &dev)
                 .unwrap();
             losses.extend(trainer.history.iter().map(|r| r.loss));
         }
@@ -206,7 +206,7 @@ fn backend_names_are_checked() {
 fn flows_agree_on_every_compiled_backend() {
     use ebm_zoo::energy::energy::DoubleWell;
     use ebm_zoo::flow::{
-        FitConfig, FlowConfig, FlowKind, ReverseKlConfig, fit_max_likelihood, fit_reverse_kl,
+        FlowTrainConfig, FlowConfig, FlowKind, ReverseKlTrainConfig, fit_max_likelihood, fit_reverse_kl,
     };
     let points = ebm_zoo::data::Toy2d::TwoMoons
         .density()
@@ -238,20 +238,20 @@ fn flows_agree_on_every_compiled_backend() {
                 .fold(0f32, f32::max);
             assert!(err < 1e-4, "{backend} {kind:?}: round trip off by {err}");
             let mut trained = cfg.init(&dev.clone().autodiff(), &mut seeded(2)).unwrap();
-            let fit = FitConfig {
+            let fit = FlowTrainConfig {
                 iterations: 3,
                 batch_size: 64,
                 fused: false,
-                ..FitConfig::default()
+                ..FlowTrainConfig::default()
             };
             let r = fit_max_likelihood(&mut trained, &x, None, &fit, &mut seeded(3)).unwrap();
             values.extend(r.losses);
-            let rk = ReverseKlConfig {
-                fit: FitConfig {
+            let rk = ReverseKlTrainConfig {
+                fit: FlowTrainConfig {
                     iterations: 3,
                     batch_size: 64,
                     data_init: false,
-                    ..FitConfig::default()
+                    ..FlowTrainConfig::default()
                 },
                 forward_weight: 0.0,
             };
@@ -334,7 +334,7 @@ fn diffusion_agrees_on_every_compiled_backend() {
     // Three DSM steps of both parameterisations, a few sampler steps and the PF-ODE likelihood
     // (exact divergence) from the same seeds agree across flex, ndarray and wgpu.
     use ebm_zoo::diffusion::{
-        Divergence, DsmConfig, NetScore, SampleConfig, ScoreNetConfig, Sde, Solver, fit_dsm,
+        Divergence, DsmTrainConfig, NetScore, SampleConfig, ScoreNetConfig, Sde, Solver, fit_dsm,
         pf_ode_log_likelihood, sample,
     };
     let points = ebm_zoo::data::Toy2d::TwoMoons
@@ -350,10 +350,10 @@ fn diffusion_agrees_on_every_compiled_backend() {
             hidden: vec![16, 16],
             ..ScoreNetConfig::default()
         };
-        let dsm = DsmConfig {
+        let dsm = DsmTrainConfig {
             iterations: 3,
             batch_size: 64,
-            ..DsmConfig::default()
+            ..DsmTrainConfig::default()
         };
         let mut values = Vec::new();
         let mut mlp = cfg.mlp(&ad, &mut seeded(10)).unwrap();

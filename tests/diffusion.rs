@@ -211,7 +211,7 @@ fn bad_schedules_are_clear_errors() {
 
 mod networks {
     use super::*;
-    use ebm_zoo::diffusion::{DsmConfig, NetScore, ScoreModel, ScoreNetConfig, fit_dsm};
+    use ebm_zoo::diffusion::{DsmTrainConfig, NetScore, ScoreModel, ScoreNetConfig, fit_dsm};
     use ebm_zoo::energy::energy::Energy;
     use ebm_zoo::energy::tensor::{from_host2, to_host2};
 
@@ -310,17 +310,17 @@ mod networks {
             hidden: vec![64, 64],
             ..ScoreNetConfig::default()
         };
-        let dsm = DsmConfig {
+        let dsm = DsmTrainConfig {
             iterations: 1500,
             batch_size: 256,
-            ..DsmConfig::default()
+            ..DsmTrainConfig::default()
         };
         let mut mlp = cfg.mlp(&ad, &mut seeded(32)).unwrap();
         fit_dsm(&mut mlp, &sde, &data, &dsm, &mut seeded(33), false).unwrap();
         let mut en = cfg.energy(&ad, &mut seeded(34)).unwrap();
         fit_dsm(&mut en, &sde, &data, &dsm, &mut seeded(35), false).unwrap();
         let mut lik = cfg.mlp(&ad, &mut seeded(36)).unwrap();
-        let dsm_lik = DsmConfig {
+        let dsm_lik = DsmTrainConfig {
             weighting: ebm_zoo::diffusion::DsmWeighting::Likelihood,
             ..dsm.clone()
         };
@@ -364,7 +364,7 @@ fn fused_dsm_trainer_agrees_with_autodiff() {
     // The same initial network, minibatches, times and noise: the losses of the first steps and
     // the trained score agree to float rounding.
     use ebm_zoo::diffusion::{
-        DsmConfig, DsmWeighting, NetScore, ScoreModel, ScoreNetConfig, fit_dsm, fit_dsm_fused,
+        DsmTrainConfig, DsmWeighting, NetScore, ScoreModel, ScoreNetConfig, fit_dsm, fit_dsm_fused,
     };
     use ebm_zoo::energy::tensor::to_host2;
     let device = cpu_device();
@@ -372,11 +372,11 @@ fn fused_dsm_trainer_agrees_with_autodiff() {
     let sde = Sde::vp();
     let data = normal(&mut seeded(40), [1000, 2], &device);
     for weighting in [DsmWeighting::NoiseVariance, DsmWeighting::Likelihood] {
-        let cfg = DsmConfig {
+        let cfg = DsmTrainConfig {
             iterations: 20,
             batch_size: 64,
             weighting,
-            ..DsmConfig::default()
+            ..DsmTrainConfig::default()
         };
         let net_cfg = ScoreNetConfig {
             hidden: vec![32, 32],

@@ -8,7 +8,7 @@ use ebm_zoo::data::{Grid2d, Toy2d};
 use ebm_zoo::ebm::model::{GaussianModel, MixtureModel, spectral_norm};
 use ebm_zoo::ebm::objective::score::{dsm_loss, fd_ssm_loss};
 use ebm_zoo::ebm::objective::{ChainStart, MaximumLikelihood, Nce};
-use ebm_zoo::ebm::{Dataset, EnergyModel, TrainConfig, Trainer};
+use ebm_zoo::ebm::{Dataset, EnergyModel, EbmTrainConfig, Trainer};
 use ebm_zoo::energy::Energy;
 use ebm_zoo::energy::burn::prelude::*;
 use ebm_zoo::energy::rng::{normal, seeded};
@@ -309,15 +309,15 @@ fn nce_recovers_log_z_of_a_gaussian_within_its_standard_error() {
         let data = Dataset::new(values, 2).unwrap();
         let model = GaussianModel::new(&[0.0, 0.0], 1.0, &ad).unwrap();
         let mut objective = Nce::fitted(&data, 4, 1.5, &device).unwrap();
-        let config = TrainConfig {
+        let config = EbmTrainConfig {
             iterations: 1500,
             batch_size: 512,
             learning_rate: 0.01,
-            ..TrainConfig::default()
+            ..EbmTrainConfig::default()
         };
         let mut trainer = Trainer::new(model, config).unwrap();
         trainer
-            .run(&mut objective, &data, &mut rng, &device)
+            .fit(&mut rng, &mut objective, &data, &device)
             .unwrap();
         let exact = trainer.model().log_normalizer().unwrap();
         errors.push(objective.log_z() - exact);
@@ -370,15 +370,15 @@ fn persistent_training_improves_the_exact_kl_and_respects_the_spectral_bound() {
         .unwrap()
         .with_energy_penalty(0.01)
         .unwrap();
-    let config = TrainConfig {
+    let config = EbmTrainConfig {
         iterations: 2000,
         grad_clip: Some(10.0),
         spectral_bound: Some(8.0),
-        ..TrainConfig::default()
+        ..EbmTrainConfig::default()
     };
     let mut trainer = Trainer::new(model, config).unwrap();
     trainer
-        .run(&mut objective, &data, &mut rng, &device)
+        .fit(&mut rng, &mut objective, &data, &device)
         .unwrap();
     let after = evaluate(
         &*trainer.model().sampling_energy(),
@@ -440,9 +440,9 @@ fn bad_input_gives_clear_errors() {
     let data = Dataset::new(vec![0.0; 30], 3).unwrap();
     let sampler = AnySampler::new(SamplerKind::Ula, 0.01, 1).unwrap();
     let mut objective = MaximumLikelihood::new(ChainStart::Data, sampler, 1).unwrap();
-    let mut trainer = Trainer::new(mlp_on(&ad, 1), TrainConfig::default()).unwrap();
+    let mut trainer = Trainer::new(mlp_on(&ad, 1), EbmTrainConfig::default()).unwrap();
     let dim = trainer
-        .run(&mut objective, &data, &mut seeded(0), &device)
+        .fit(&mut seeded(0), &mut objective, &data, &device)
         .unwrap_err()
         .to_string();
     assert!(
@@ -450,9 +450,9 @@ fn bad_input_gives_clear_errors() {
         "{dim}"
     );
     // Configs.
-    let zero = TrainConfig {
+    let zero = EbmTrainConfig {
         iterations: 0,
-        ..TrainConfig::default()
+        ..EbmTrainConfig::default()
     };
     assert!(
         Trainer::new(mlp_on(&ad, 1), zero)
@@ -460,9 +460,9 @@ fn bad_input_gives_clear_errors() {
             .to_string()
             .contains("iterations")
     );
-    let lr = TrainConfig {
+    let lr = EbmTrainConfig {
         learning_rate: -1.0,
-        ..TrainConfig::default()
+        ..EbmTrainConfig::default()
     };
     assert!(
         Trainer::new(mlp_on(&ad, 1), lr)
@@ -472,7 +472,7 @@ fn bad_input_gives_clear_errors() {
     );
     let sampler = AnySampler::new(SamplerKind::Ula, 0.01, 1).unwrap();
     assert!(MaximumLikelihood::new(ChainStart::Data, sampler, 0).is_err());
-    let unknown: Result<TrainConfig, _> = toml::from_str("iterations = 10\nlearning_rat = 0.1");
+    let unknown: Result<EbmTrainConfig, _> = toml::from_str("iterations = 10\nlearning_rat = 0.1");
     assert!(
         unknown
             .unwrap_err()
@@ -494,17 +494,17 @@ fn sgd_with_dsm_learns_a_gaussian_to_its_noise_convolved_optimum() {
     let data = Dataset::new(common::gaussian_points(&mut rng, 20_000, mean, std), 2).unwrap();
     let model = GaussianModel::new(&[0.0, 0.0], 1.0, &ad).unwrap();
     let mut objective = DenoisingScoreMatching::new(noise).unwrap();
-    let config = TrainConfig {
+    let config = EbmTrainConfig {
         iterations: 4000,
         batch_size: 512,
         optimizer: OptimizerKind::Sgd,
         learning_rate: 0.01,
         beta1: 0.9,
-        ..TrainConfig::default()
+        ..EbmTrainConfig::default()
     };
     let mut trainer = Trainer::new(model, config).unwrap();
     trainer
-        .run(&mut objective, &data, &mut rng, &device)
+        .fit(&mut rng, &mut objective, &data, &device)
         .unwrap();
     let (m, s) = (trainer.model().mean(), trainer.model().std());
     let target = (f64::from(std).powi(2) + noise * noise).sqrt();

@@ -15,7 +15,7 @@ use ebm_zoo::flow::layers::{
     ActNorm, Autoregressive, Conditioner, Coupling, LuLinear, MaskedMlp, Permutation,
 };
 use ebm_zoo::flow::{
-    Elementwise, FitConfig, Flow, FlowConfig, FlowEnergy, FlowKind, Layer, fit_max_likelihood,
+    Elementwise, FlowTrainConfig, Flow, FlowConfig, FlowEnergy, FlowKind, Layer, fit_max_likelihood,
 };
 use ebm_zoo::neural::Activation;
 
@@ -366,11 +366,11 @@ fn trained_2d_flows_integrate_to_one_on_a_grid() {
             ..FlowConfig::new(kind, 2)
         };
         let mut flow = cfg.init(&ad, &mut rng).unwrap();
-        let fit = FitConfig {
+        let fit = FlowTrainConfig {
             iterations: 300,
             batch_size: 256,
             learning_rate: 3e-3,
-            ..FitConfig::default()
+            ..FlowTrainConfig::default()
         };
         let report = fit_max_likelihood(&mut flow, &data, None, &fit, &mut rng).unwrap();
         let energy = FlowEnergy::new(&flow).unwrap();
@@ -427,11 +427,11 @@ fn maximum_likelihood_reaches_the_exact_entropy_unconditional_and_conditional() 
         ..FlowConfig::new(FlowKind::RealNvp, 2)
     };
     let mut flow = cfg.init(&ad, &mut rng).unwrap();
-    let fit = FitConfig {
+    let fit = FlowTrainConfig {
         iterations: 1500,
         batch_size: 512,
         learning_rate: 3e-3,
-        ..FitConfig::default()
+        ..FlowTrainConfig::default()
     };
     fit_max_likelihood(&mut flow, &x, Some(&c), &fit, &mut rng).unwrap();
     // Held-out: fresh draws.
@@ -586,7 +586,7 @@ fn bad_input_gives_clear_errors() {
     let mut ad_flow = FlowConfig::new(FlowKind::RealNvp, 2)
         .init(&device.clone().autodiff(), &mut rng)
         .unwrap();
-    let e = fit_max_likelihood(&mut ad_flow, &nan, None, &FitConfig::default(), &mut rng)
+    let e = fit_max_likelihood(&mut ad_flow, &nan, None, &FlowTrainConfig::default(), &mut rng)
         .unwrap_err()
         .to_string();
     assert!(
@@ -630,7 +630,7 @@ fn bad_input_gives_clear_errors() {
             let n = x.dims()[0];
             x.sum_dim(1).reshape([n]).mul_scalar(f32::NAN)
         });
-    let cfg = ebm_zoo::flow::ReverseKlConfig::default();
+    let cfg = ebm_zoo::flow::ReverseKlTrainConfig::default();
     let e = ebm_zoo::flow::fit_reverse_kl(&mut ad_flow, &nan_energy, None, &cfg, &mut rng, &device)
         .unwrap_err()
         .to_string();
@@ -639,9 +639,9 @@ fn bad_input_gives_clear_errors() {
             && e.contains("restored to iteration 0"),
         "{e}"
     );
-    let fit = FitConfig {
+    let fit = FlowTrainConfig {
         learning_rate: 0.0,
-        ..FitConfig::default()
+        ..FlowTrainConfig::default()
     };
     let data = normal(&mut rng, [16, 2], &device);
     let e = fit_max_likelihood(&mut ad_flow, &data, None, &fit, &mut rng)
@@ -655,7 +655,7 @@ fn bad_input_gives_clear_errors() {
 /// ESS is high.
 #[test]
 fn a_boltzmann_generator_estimates_log_z_within_its_error_bar() {
-    use ebm_zoo::flow::{ReverseKlConfig, fit_reverse_kl, importance_weights};
+    use ebm_zoo::flow::{ReverseKlTrainConfig, fit_reverse_kl, importance_weights};
     let device = cpu_device();
     let ad = device.clone().autodiff();
     let mut rng = seeded(51);
@@ -674,14 +674,14 @@ fn a_boltzmann_generator_estimates_log_z_within_its_error_bar() {
     }
     .init(&ad, &mut rng)
     .unwrap();
-    let cfg = ReverseKlConfig {
-        fit: FitConfig {
+    let cfg = ReverseKlTrainConfig {
+        fit: FlowTrainConfig {
             iterations: 800,
             batch_size: 256,
             learning_rate: 3e-3,
             grad_clip: Some(10.0),
             data_init: false,
-            ..FitConfig::default()
+            ..FlowTrainConfig::default()
         },
         forward_weight: 0.0,
     };
@@ -805,13 +805,13 @@ fn fused_and_autodiff_training_agree() {
     let mut losses = Vec::new();
     for fused in [true, false] {
         let mut flow = cfg.init(&ad, &mut seeded(72)).unwrap();
-        let fit = FitConfig {
+        let fit = FlowTrainConfig {
             iterations: 40,
             batch_size: 512,
             learning_rate: 1e-3,
             grad_clip: Some(5.0),
             fused,
-            ..FitConfig::default()
+            ..FlowTrainConfig::default()
         };
         let report = fit_max_likelihood(&mut flow, &data, None, &fit, &mut seeded(73)).unwrap();
         let test = normal(&mut seeded(74), [256, 2], &device);
@@ -844,7 +844,7 @@ fn fused_and_autodiff_training_agree() {
 fn nce_uses_a_flow_as_its_noise() {
     use ebm_zoo::ebm::model::GaussianModel;
     use ebm_zoo::ebm::objective::Nce;
-    use ebm_zoo::ebm::{Dataset, TrainConfig, Trainer};
+    use ebm_zoo::ebm::{Dataset, EbmTrainConfig, Trainer};
     let device = cpu_device();
     let ad = device.clone().autodiff();
     let (mean, std) = ([1.0f32, -0.5], 0.7f32);
@@ -862,24 +862,24 @@ fn nce_uses_a_flow_as_its_noise() {
         .init(&ad, &mut rng)
         .unwrap();
         let x = ebm_zoo::energy::tensor::from_host2(values, [20_000, 2], &device);
-        let fit = FitConfig {
+        let fit = FlowTrainConfig {
             iterations: 300,
             batch_size: 512,
             learning_rate: 3e-3,
-            ..FitConfig::default()
+            ..FlowTrainConfig::default()
         };
         fit_max_likelihood(&mut flow, &x, None, &fit, &mut rng).unwrap();
         let mut objective = Nce::new(Box::new(FlowEnergy::new(&flow).unwrap()), 4).unwrap();
         let model = GaussianModel::new(&[0.0, 0.0], 1.0, &ad).unwrap();
-        let config = TrainConfig {
+        let config = EbmTrainConfig {
             iterations: 1500,
             batch_size: 512,
             learning_rate: 0.01,
-            ..TrainConfig::default()
+            ..EbmTrainConfig::default()
         };
         let mut trainer = Trainer::new(model, config).unwrap();
         trainer
-            .run(&mut objective, &data, &mut rng, &device)
+            .fit(&mut rng, &mut objective, &data, &device)
             .unwrap();
         let exact = trainer.model().log_normalizer().unwrap();
         errors.push(objective.log_z() - exact);

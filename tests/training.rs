@@ -16,7 +16,7 @@ use ebm_zoo::data::Toy2d;
 use ebm_zoo::ebm::objective::{
     ChainStart, DenoisingScoreMatching, JarzynskiPcd, MaximumLikelihood, Nce, Objective,
 };
-use ebm_zoo::ebm::{Dataset, TrainConfig, Trainer};
+use ebm_zoo::ebm::{Dataset, EbmTrainConfig, Trainer};
 use ebm_zoo::energy::burn::module::{Module, ModuleVisitor, Param};
 use ebm_zoo::energy::burn::prelude::*;
 use ebm_zoo::energy::tensor::from_host2;
@@ -156,13 +156,13 @@ fn ebm_run<'a>(
         let model = MlpEnergyConfig::new(vec![2, 16, 16, 1], Activation::Silu)
             .init(&device.clone().autodiff(), &mut seeded(2))
             .unwrap();
-        let config = TrainConfig {
+        let config = EbmTrainConfig {
             iterations,
             batch_size: 32,
             learning_rate: 1e-3,
             snapshot_every: 4,
             resume,
-            ..TrainConfig::default()
+            ..EbmTrainConfig::default()
         };
         let mut trainer = Trainer::new(model, config).unwrap();
         let mut objective = objective();
@@ -171,7 +171,7 @@ fn ebm_run<'a>(
             true => corrupted(data, 1e9),
             false => data.clone(),
         };
-        let out = trainer.run(objective.as_mut(), &data, &mut seeded(3), &device);
+        let out = trainer.fit(&mut seeded(3), objective.as_mut(), &data, &device);
         (out, params(trainer.model()))
     }
 }
@@ -346,7 +346,7 @@ fn flow_run(
     data: &Tensor<2>,
     fused: bool,
 ) -> impl Fn(usize, Resume, bool) -> (Result<()>, Vec<u32>) + '_ {
-    use ebm_zoo::flow::{FitConfig, FlowConfig, FlowKind, fit_max_likelihood};
+    use ebm_zoo::flow::{FlowTrainConfig, FlowConfig, FlowKind, fit_max_likelihood};
     move |iterations, resume, diverge| {
         let ad = cpu_device().autodiff();
         let cfg = FlowConfig {
@@ -358,13 +358,13 @@ fn flow_run(
             ..FlowConfig::new(FlowKind::RealNvp, 2)
         };
         let mut flow = cfg.init(&ad, &mut seeded(8)).unwrap();
-        let fit = FitConfig {
+        let fit = FlowTrainConfig {
             iterations,
             batch_size: 32,
             fused,
             snapshot_every: 4,
             resume,
-            ..FitConfig::default()
+            ..FlowTrainConfig::default()
         };
         // Built to diverge: one corrupt point whose log-density overflows.
         let data = if diverge {
@@ -391,7 +391,7 @@ fn diffusion_run(
     data: &Tensor<2>,
     fused: bool,
 ) -> impl Fn(usize, Resume, bool) -> (Result<()>, Vec<u32>) + '_ {
-    use ebm_zoo::diffusion::{DsmConfig, ScoreNetConfig, Sde, fit_dsm, fit_dsm_fused};
+    use ebm_zoo::diffusion::{DsmTrainConfig, ScoreNetConfig, Sde, fit_dsm, fit_dsm_fused};
     move |iterations, resume, diverge| {
         let ad = cpu_device().autodiff();
         let cfg = ScoreNetConfig {
@@ -399,12 +399,12 @@ fn diffusion_run(
             ..ScoreNetConfig::default()
         };
         let mut net = cfg.mlp(&ad, &mut seeded(10)).unwrap();
-        let dsm = DsmConfig {
+        let dsm = DsmTrainConfig {
             iterations,
             batch_size: 32,
             snapshot_every: 4,
             resume,
-            ..DsmConfig::default()
+            ..DsmTrainConfig::default()
         };
         // Built to diverge: one corrupt point at the edge of float32.
         let data = if diverge {

@@ -227,7 +227,7 @@ pub struct RealNvpBench {
 /// conditioner 1 -> 128 -> 128 -> 2 (SiLU), s = tanh(s_raw), base N(0, I), batch 512, Adam
 /// lr 1e-3, PyTorch-default initialisation, two moons with noise 0.05 (a fresh batch per step).
 fn run_realnvp(args: RealNvpBench) -> Result<()> {
-    use zoo_flow::{FitConfig, FlowConfig, FlowKind, fit_max_likelihood};
+    use zoo_flow::{FlowTrainConfig, FlowConfig, FlowKind, fit_max_likelihood};
     const LAYERS: usize = 8;
     const BATCH: usize = 512;
     if args.steps == 0 || args.repeats == 0 {
@@ -252,12 +252,12 @@ fn run_realnvp(args: RealNvpBench) -> Result<()> {
     let data = tensor::from_host2(data, [args.steps * BATCH, 2], &device);
     let eval = zoo_data::toy2d::noisy_moons(&mut r, 8192, 0.05);
     let eval = tensor::from_host2(eval, [8192, 2], &device);
-    let fit = FitConfig {
+    let fit = FlowTrainConfig {
         iterations: args.steps,
         batch_size: BATCH,
         learning_rate: 1e-3,
         data_init: false,
-        ..FitConfig::default()
+        ..FlowTrainConfig::default()
     };
     let once = || -> Result<(f64, f64, f64)> {
         let mut r = rng::seeded(args.seed + 1);
@@ -330,7 +330,7 @@ pub struct DsmBench {
 /// Gaussians. Ours conditions on log sigma and predicts the noise (s = -net / sigma), so the
 /// loss is |z - net|^2 / 2: the same network, batch and FLOPs.
 fn run_dsm(args: DsmBench) -> Result<()> {
-    use zoo_diffusion::{DsmConfig, ScoreNetConfig, Sde, fit_dsm, fit_dsm_fused};
+    use zoo_diffusion::{DsmTrainConfig, ScoreNetConfig, Sde, fit_dsm, fit_dsm_fused};
     const BATCH: usize = 512;
     if args.steps == 0 || args.repeats == 0 {
         bail!("invalid bench size: steps and repeats must be >= 1");
@@ -354,12 +354,12 @@ fn run_dsm(args: DsmBench) -> Result<()> {
     let truth = zoo_data::Toy2d::EightGaussians.density();
     let n = args.steps * BATCH;
     let data = tensor::from_host2(truth.sample_host(&mut r, n), [n, 2], &device);
-    let cfg = DsmConfig {
+    let cfg = DsmTrainConfig {
         iterations: args.steps,
         batch_size: BATCH,
         learning_rate: 1e-3,
         grad_clip: None,
-        ..DsmConfig::default()
+        ..DsmTrainConfig::default()
     };
     let net_cfg = ScoreNetConfig::default();
     let once = || -> Result<(f64, f64)> {

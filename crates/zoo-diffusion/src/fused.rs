@@ -4,7 +4,7 @@
 //! parallel (rayon), no autodiff tape. With s = -net([x, log sigma]) / sigma the loss
 //! |sigma s + eps|^2 / 2 is |eps - net|^2 / 2, whose gradient in the output is (net - eps) / B.
 
-use crate::net::{DsmConfig, DsmReport, MlpScore};
+use crate::net::{DsmTrainConfig, DsmReport, MlpScore};
 use crate::sde::Sde;
 use burn::prelude::*;
 use rand::RngExt;
@@ -57,7 +57,7 @@ struct FusedDsmRun<'a, F> {
     input: Vec<f32>,
     data: &'a [f32],
     d: usize,
-    cfg: &'a DsmConfig,
+    cfg: &'a DsmTrainConfig,
     noise: F,
 }
 
@@ -129,7 +129,7 @@ fn train_fused_with(
     net: &mut MlpScore,
     data: &[f32],
     d: usize,
-    cfg: &DsmConfig,
+    cfg: &DsmTrainConfig,
     rng: &mut ZooRng,
     noise: impl FnMut(&mut ZooRng) -> (f64, f64, f64),
 ) -> Result<DsmReport> {
@@ -157,7 +157,7 @@ pub fn fit_dsm_fused(
     net: &mut MlpScore,
     sde: &Sde,
     data: &Tensor<2>,
-    cfg: &DsmConfig,
+    cfg: &DsmTrainConfig,
     rng: &mut ZooRng,
 ) -> Result<DsmReport> {
     sde.check()?;

@@ -33,7 +33,7 @@ pub use correct::{CorrectedReport, MalaCorrection, sample_corrected};
 pub use fused::fit_dsm_fused;
 pub use likelihood::{Divergence, PfOdeLikelihood, pf_ode_log_likelihood};
 pub use net::{
-    ConvScore, DsmConfig, DsmReport, DsmWeighting, EnergyScore, LevelEnergy, MlpScore, NetScore,
+    ConvScore, DsmTrainConfig, DsmReport, DsmWeighting, EnergyScore, LevelEnergy, MlpScore, NetScore,
     ScoreNet, ScoreNetConfig, fit_dsm,
 };
 pub use sample::{

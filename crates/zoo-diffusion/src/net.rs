@@ -288,7 +288,7 @@ impl<M: ScoreNet> ScoreModel for NetScore<M> {
 /// Settings of [`fit_dsm`] (a TOML table; unknown keys are errors).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct DsmConfig {
+pub struct DsmTrainConfig {
     /// Adam steps.
     pub iterations: usize,
     /// Data points per step.
@@ -334,7 +334,7 @@ impl DsmWeighting {
     }
 }
 
-impl Default for DsmConfig {
+impl Default for DsmTrainConfig {
     fn default() -> Self {
         Self {
             iterations: 3000,
@@ -348,7 +348,7 @@ impl Default for DsmConfig {
     }
 }
 
-impl DsmConfig {
+impl DsmTrainConfig {
     /// Validates the fields.
     pub fn check(&self) -> Result<()> {
         check_count("iterations", self.iterations)?;
@@ -365,7 +365,7 @@ impl DsmConfig {
 /// The weighted DSM loss per step, the wall time and the resume point.
 pub type DsmReport = zoo_train::LossReport;
 
-impl DsmConfig {
+impl DsmTrainConfig {
     pub(crate) fn loop_config(&self, progress: bool) -> LoopConfig {
         LoopConfig {
             iterations: self.iterations,
@@ -392,7 +392,7 @@ pub fn fit_dsm<M: ScoreNet>(
     net: &mut M,
     sde: &Sde,
     data: &Tensor<2>,
-    cfg: &DsmConfig,
+    cfg: &DsmTrainConfig,
     rng: &mut ZooRng,
     show_progress: bool,
 ) -> Result<DsmReport> {
@@ -418,7 +418,7 @@ struct DsmRun<'a, M> {
     optim: burn::optim::ModuleOptimizer,
     sde: &'a Sde,
     data: &'a Tensor<2>,
-    cfg: &'a DsmConfig,
+    cfg: &'a DsmTrainConfig,
 }
 
 impl<M: ScoreNet> Trainable for DsmRun<'_, M> {

@@ -25,4 +25,4 @@ pub mod train;
 pub use data::Dataset;
 pub use model::EnergyModel;
 pub use objective::{Objective, Report};
-pub use train::{TrainConfig, Trainer};
+pub use train::{EbmTrainConfig, Trainer};

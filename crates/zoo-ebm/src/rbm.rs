@@ -516,7 +516,7 @@ impl AnnealedPopulation for RbmChains<'_> {
         self.visible.len() / self.rbm.visible
     }
 
-    fn add_log_weight_increment(&mut self, from: f64, to: f64, log_w: &mut [f64]) -> Result<()> {
+    fn reweight(&mut self, _rng: &mut ZooRng, from: f64, to: f64, log_w: &mut [f64]) -> Result<()> {
         for (v, w) in self.visible.chunks(self.rbm.visible).zip(log_w) {
             *w += self.log_p(v, to) - self.log_p(v, from);
         }

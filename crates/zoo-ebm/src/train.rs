@@ -17,7 +17,7 @@ use zoo_train::{Checkpoint, LoopConfig, OptimizerConfig, Resume, Trainable, chec
 /// Settings of [`Trainer`] (a TOML table; unknown keys are errors).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct TrainConfig {
+pub struct EbmTrainConfig {
     /// Optimiser steps.
     pub iterations: usize,
     /// Data points per minibatch (and negative chains per iteration for CD / short-run).
@@ -43,7 +43,7 @@ pub struct TrainConfig {
     pub progress: bool,
 }
 
-impl Default for TrainConfig {
+impl Default for EbmTrainConfig {
     fn default() -> Self {
         Self {
             iterations: 1000,
@@ -61,7 +61,7 @@ impl Default for TrainConfig {
     }
 }
 
-impl TrainConfig {
+impl EbmTrainConfig {
     /// Validates every field.
     pub fn check(&self) -> Result<()> {
         check_count("iterations", self.iterations)?;
@@ -145,12 +145,12 @@ impl Record {
 pub struct Trainer<M: EnergyModel> {
     model: Option<M>,
     optimizer: Option<ModuleOptimizer>,
-    config: TrainConfig,
+    config: EbmTrainConfig,
     /// One record per iteration.
     pub history: Vec<Record>,
-    /// Seconds spent in [`Trainer::run`].
+    /// Seconds spent in [`Trainer::fit`].
     pub seconds: f64,
-    /// The iteration the last [`Trainer::run`] resumed from (0: it started afresh).
+    /// The iteration the last [`Trainer::fit`] resumed from (0: it started afresh).
     pub resumed_from: usize,
 }
 
@@ -167,7 +167,7 @@ impl<M: EnergyModel> std::fmt::Debug for Trainer<M> {
 
 impl<M: EnergyModel> Trainer<M> {
     /// A trainer for `model` (which must live on an autodiff device).
-    pub fn new(model: M, config: TrainConfig) -> Result<Self> {
+    pub fn new(model: M, config: EbmTrainConfig) -> Result<Self> {
         config.check()?;
         Ok(Self {
             model: Some(zoo_train::stable_ids(model, "model")),
@@ -198,11 +198,11 @@ impl<M: EnergyModel> Trainer<M> {
     /// becomes NaN/inf) the model, the optimiser, the objective's state, the generator and the
     /// history are restored to the last snapshot and [`Error::TrainingDiverged`] names both
     /// iterations. With `config.resume` set, a run with the same fingerprint resumes.
-    pub fn run<O: Objective<M> + ?Sized>(
+    pub fn fit<O: Objective<M> + ?Sized>(
         &mut self,
+        rng: &mut ZooRng,
         objective: &mut O,
         data: &Dataset,
-        rng: &mut ZooRng,
         device: &Device,
     ) -> Result<()> {
         data.check_dim("the model", self.model().dim())?;

@@ -31,6 +31,6 @@ pub use flow::{Flow, FlowConfig, FlowKind, standard_normal_log_density};
 pub use layers::Layer;
 pub use mcmc::{ImhState, IndependentMh};
 pub use train::{
-    FitConfig, FitReport, ImportanceReport, ReverseKlConfig, fit_max_likelihood, fit_reverse_kl,
+    FlowTrainConfig, FitReport, ImportanceReport, ReverseKlTrainConfig, fit_max_likelihood, fit_reverse_kl,
     importance_summary, importance_weights,
 };

@@ -18,7 +18,7 @@ use zoo_train::{Checkpoint, LoopConfig, Resume, Trainable, check_value};
 /// Settings of both trainers (a TOML table; unknown keys are errors).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct FitConfig {
+pub struct FlowTrainConfig {
     /// Adam steps.
     pub iterations: usize,
     /// Points per step (data for maximum likelihood, base draws for reverse KL).
@@ -41,7 +41,7 @@ pub struct FitConfig {
     pub resume: Resume,
 }
 
-impl Default for FitConfig {
+impl Default for FlowTrainConfig {
     fn default() -> Self {
         Self {
             iterations: 2000,
@@ -57,7 +57,7 @@ impl Default for FitConfig {
     }
 }
 
-impl FitConfig {
+impl FlowTrainConfig {
     /// Validates every field.
     pub fn check(&self) -> Result<()> {
         check_count("iterations", self.iterations)?;
@@ -99,7 +99,7 @@ fn check_loss(it: usize, what: &str, value: f64) -> Result<()> {
     check_value(it, what, value, 1e8)
 }
 
-impl FitConfig {
+impl FlowTrainConfig {
     fn loop_config(&self, label: &str) -> LoopConfig {
         LoopConfig {
             iterations: self.iterations,
@@ -115,7 +115,7 @@ impl FitConfig {
 struct FlowRun<F> {
     flow: Flow,
     optim: burn::optim::ModuleOptimizer,
-    config: FitConfig,
+    config: FlowTrainConfig,
     what: String,
     loss: F,
 }
@@ -151,7 +151,7 @@ where
 /// restores the last snapshot (flow, Adam state, generator); `cfg.resume` makes it resumable.
 fn optimise(
     flow: &mut Flow,
-    cfg: &FitConfig,
+    cfg: &FlowTrainConfig,
     label: &str,
     rng: &mut ZooRng,
     loss: impl FnMut(&Flow, &mut ZooRng, usize) -> Result<(Tensor<1>, f64)>,
@@ -176,7 +176,7 @@ pub fn fit_max_likelihood(
     flow: &mut Flow,
     data: &Tensor<2>,
     context: Option<&Tensor<2>>,
-    cfg: &FitConfig,
+    cfg: &FlowTrainConfig,
     rng: &mut ZooRng,
 ) -> Result<FitReport> {
     cfg.check()?;
@@ -219,7 +219,7 @@ fn fit_fused(
     flow: &mut Flow,
     host: crate::fused::FusedCouplingFlow,
     data: &[f32],
-    cfg: &FitConfig,
+    cfg: &FlowTrainConfig,
     rng: &mut ZooRng,
 ) -> Result<FitReport> {
     let mut run = FusedRun {
@@ -246,7 +246,7 @@ struct FusedRun<'a> {
     template: Flow,
     batch: Vec<f32>,
     data: &'a [f32],
-    cfg: &'a FitConfig,
+    cfg: &'a FlowTrainConfig,
 }
 
 impl Trainable for FusedRun<'_> {
@@ -292,20 +292,20 @@ impl Trainable for FusedRun<'_> {
 /// Settings of the Boltzmann-generator trainer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct ReverseKlConfig {
+pub struct ReverseKlTrainConfig {
     /// The optimiser loop.
-    pub fit: FitConfig,
+    pub fit: FlowTrainConfig,
     /// Weight of the forward-KL term when samples of the target are given (0: reverse KL only).
     pub forward_weight: f64,
 }
 
-impl Default for ReverseKlConfig {
+impl Default for ReverseKlTrainConfig {
     fn default() -> Self {
         Self {
-            fit: FitConfig {
+            fit: FlowTrainConfig {
                 grad_clip: Some(10.0),
                 data_init: false,
-                ..FitConfig::default()
+                ..FlowTrainConfig::default()
             },
             forward_weight: 0.0,
         }
@@ -320,7 +320,7 @@ pub fn fit_reverse_kl(
     flow: &mut Flow,
     target: &dyn Energy,
     samples: Option<&Tensor<2>>,
-    cfg: &ReverseKlConfig,
+    cfg: &ReverseKlTrainConfig,
     rng: &mut ZooRng,
     device: &Device,
 ) -> Result<FitReport> {

@@ -173,7 +173,7 @@ fn adapter(sampler: &dyn ChainKernel, target: Option<f64>) -> Result<Option<Dual
     if !sampler.has_acceptance_test() {
         let why = format!(
             "{} has no acceptance test to adapt to; use mala or hmc",
-            sampler.name()
+            sampler.name().to_uppercase()
         );
         return Err(Error::invalid("target_acceptance", why));
     }

@@ -271,7 +271,7 @@ pub enum Plan {
         /// Widths and activation of the MLP energy.
         model: zoo_neural::MlpEnergyConfig,
         /// The trainer.
-        train: zoo_ebm::TrainConfig,
+        train: zoo_ebm::EbmTrainConfig,
         /// The objective's settings.
         objective: EbmObjective,
     },
@@ -280,7 +280,7 @@ pub enum Plan {
         /// The architecture.
         model: zoo_flow::FlowConfig,
         /// Maximum-likelihood training.
-        train: zoo_flow::FitConfig,
+        train: zoo_flow::FlowTrainConfig,
     },
     /// `zoo-diffusion`.
     Diffusion {
@@ -289,7 +289,7 @@ pub enum Plan {
         /// The score network.
         model: zoo_diffusion::ScoreNetConfig,
         /// DSM training.
-        train: zoo_diffusion::DsmConfig,
+        train: zoo_diffusion::DsmTrainConfig,
     },
     /// `zoo-gan`.
     Gan {
@@ -557,7 +557,7 @@ impl Sections<'_> {
                 self.fill("dim", dim, "the data")?;
                 self.fill("kind", kind, "`method`")?;
                 let model = checked(file, "model", self.model, zoo_flow::FlowConfig::check)?;
-                let train = checked(file, "train", self.train, zoo_flow::FitConfig::check)?;
+                let train = checked(file, "train", self.train, zoo_flow::FlowTrainConfig::check)?;
                 Plan::Flow { model, train }
             }
             Method::Diffusion(method) => {
@@ -568,7 +568,7 @@ impl Sections<'_> {
                     self.model,
                     zoo_diffusion::ScoreNetConfig::check,
                 )?;
-                let train = checked(file, "train", self.train, zoo_diffusion::DsmConfig::check)?;
+                let train = checked(file, "train", self.train, zoo_diffusion::DsmTrainConfig::check)?;
                 Plan::Diffusion {
                     method,
                     model,
@@ -615,7 +615,7 @@ impl Sections<'_> {
         widths.push(1);
         let model = zoo_neural::MlpEnergyConfig::new(widths, activation);
         keyed(file, "model", model.check())?;
-        let train: zoo_ebm::TrainConfig = checked(file, "train", self.train, check_ebm_train)?;
+        let train: zoo_ebm::EbmTrainConfig = checked(file, "train", self.train, check_ebm_train)?;
         let objective: EbmObjective = typed(file, "objective", objective)?;
         keyed(file, "objective", check_objective(&objective))?;
         Ok(Plan::Ebm {
@@ -740,7 +740,7 @@ fn typed<T: serde::de::DeserializeOwned>(
 }
 
 /// The trainer's own check (the checkpoint path is not a TOML key: the runner owns the folder).
-fn check_ebm_train(t: &zoo_ebm::TrainConfig) -> zoo_energy::Result<()> {
+fn check_ebm_train(t: &zoo_ebm::EbmTrainConfig) -> zoo_energy::Result<()> {
     t.check()
 }
 

@@ -143,11 +143,11 @@ fn train_ebm(
     ctx: &mut Ctx,
     method: ObjectiveKind,
     model: &zoo_neural::MlpEnergyConfig,
-    train: &zoo_ebm::TrainConfig,
+    train: &zoo_ebm::EbmTrainConfig,
     objective: &EbmObjective,
 ) -> Result<Trained> {
     let model = model.init(&ctx.ad, &mut ctx.init_rng)?;
-    let train = zoo_ebm::TrainConfig {
+    let train = zoo_ebm::EbmTrainConfig {
         progress: ctx.progress,
         resume: ctx.resume.clone(),
         ..train.clone()
@@ -166,10 +166,10 @@ fn train_ebm(
 fn train_flow(
     ctx: &mut Ctx,
     model: &zoo_flow::FlowConfig,
-    train: &zoo_flow::FitConfig,
+    train: &zoo_flow::FlowTrainConfig,
 ) -> Result<Trained> {
     let mut flow = model.init(&ctx.ad, &mut ctx.init_rng)?;
-    let fit = zoo_flow::FitConfig {
+    let fit = zoo_flow::FlowTrainConfig {
         progress: ctx.progress,
         resume: ctx.resume.clone(),
         ..train.clone()
@@ -188,10 +188,10 @@ fn train_diffusion(
     ctx: &mut Ctx,
     method: DiffusionMethod,
     model: &zoo_diffusion::ScoreNetConfig,
-    train: &zoo_diffusion::DsmConfig,
+    train: &zoo_diffusion::DsmTrainConfig,
 ) -> Result<Trained> {
     let sde = diffusion_sde(method);
-    let train = &zoo_diffusion::DsmConfig {
+    let train = &zoo_diffusion::DsmTrainConfig {
         resume: ctx.resume.clone(),
         ..train.clone()
     };
@@ -273,7 +273,7 @@ fn ebm_train(
     method: ObjectiveKind,
     o: &EbmObjective,
     model: MlpEnergy,
-    train: zoo_ebm::TrainConfig,
+    train: zoo_ebm::EbmTrainConfig,
     data: &zoo_ebm::Dataset,
 ) -> Result<(MlpEnergy, Vec<f64>, f64, usize)> {
     use zoo_ebm::objective::{
@@ -317,7 +317,7 @@ fn ebm_train(
         ObjectiveKind::Ssm => Box::new(SlicedScoreMatching::new(o.sigma.unwrap_or(0.05))?),
     };
     let mut trainer = zoo_ebm::Trainer::new(model, train)?;
-    trainer.run(objective.as_mut(), data, &mut ctx.rng, device)?;
+    trainer.fit(&mut ctx.rng, objective.as_mut(), data, device)?;
     let losses = trainer.history.iter().map(|r| r.loss).collect();
     let t = &trainer;
     Ok((t.model().clone(), losses, t.seconds, t.resumed_from))

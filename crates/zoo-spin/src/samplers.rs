@@ -340,7 +340,7 @@ impl zoo_mcmc::estimate::AnnealedPopulation for Replicas<'_> {
         self.state.spins.len() / self.model.sites()
     }
 
-    fn add_log_weight_increment(&mut self, from: f64, to: f64, log_w: &mut [f64]) -> Result<()> {
+    fn reweight(&mut self, _rng: &mut ZooRng, from: f64, to: f64, log_w: &mut [f64]) -> Result<()> {
         let n = self.model.sites();
         for (r, w) in log_w.iter_mut().enumerate() {
             *w -= (to - from) * self.model.energy(&self.state.spins[r * n..(r + 1) * n]);

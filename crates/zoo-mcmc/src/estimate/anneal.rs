@@ -83,7 +83,7 @@ impl<B: Energy> AnnealedPopulation for Particles<'_, B> {
     }
 
     /// log gamma_beta = -(1 - beta) E_0 - beta E_1: the increment is -(to - from)(E_1 - E_0).
-    fn add_log_weight_increment(&mut self, from: f64, to: f64, log_w: &mut [f64]) -> Result<()> {
+    fn reweight(&mut self, _rng: &mut ZooRng, from: f64, to: f64, log_w: &mut [f64]) -> Result<()> {
         let e0 = to_host1(&self.base.energy(self.x.clone()));
         let e1 = to_host1(&self.target.energy(self.x.clone()));
         for (i, w) in log_w.iter_mut().enumerate() {

@@ -2,12 +2,14 @@
 //! sequential Monte Carlo (Del Moral, Doucet & Jasra 2006) over a path of levels
 //! 0 = beta_0 < beta_1 < ... < beta_K = 1, for any population that can weigh and move itself.
 //!
-//! At each level k the engine adds every particle's log-weight increment
-//! log gamma_k(x) - log gamma_{k-1}(x), resamples each group whose ESS fell below the threshold
-//! (multinomially; the group's running log Z absorbs the mean weight), then lets the population
-//! make its transition, which leaves gamma_k invariant. Independent groups give the standard error
-//! ([`LogZEstimate`]). Continuous energies ([`super::anneal`]), Ising models
-//! ([`crate::spin::anneal_log_z`]) and RBMs (`zoo_ebm::rbm::Rbm::ais_log_z`) all run here.
+//! At each level k the population reweights (AIS: every particle's log-weight increment
+//! log gamma_k(x) - log gamma_{k-1}(x) at its position; Jarzynski: a move under the changing
+//! energy with the increment of that move), the engine resamples each group whose ESS fell below
+//! the threshold (multinomially; the group's running log Z absorbs the mean weight), then the
+//! population makes its transition, which leaves gamma_k invariant (none for Jarzynski, whose
+//! move is in the reweighting). Independent groups give the standard error ([`LogZEstimate`]).
+//! Continuous energies ([`super::anneal`], [`super::jarzynski`]), Ising models
+//! (`zoo_spin::anneal_log_z`) and RBMs (`zoo_ebm::rbm::Rbm::ais_log_z`) all run here.
 
 use super::{LogZEstimate, check_groups, combine, ess, log_mean_exp, multinomial};
 use std::ops::Range;
@@ -25,15 +27,18 @@ pub trait AnnealedPopulation {
         self.len() == 0
     }
 
-    /// Adds each particle's log-weight increment from level `from` to level `to`, at its current
-    /// position, to `log_w`.
-    fn add_log_weight_increment(&mut self, from: f64, to: f64, log_w: &mut [f64]) -> Result<()>;
+    /// Takes the particles from level `from` to level `to` and adds each one's log-weight
+    /// increment to `log_w`: for AIS the increment log gamma_to(x) - log gamma_from(x) at the
+    /// current position (`rng` unused); for Jarzynski-weighted dynamics a move with the increment
+    /// of that move.
+    fn reweight(&mut self, rng: &mut ZooRng, from: f64, to: f64, log_w: &mut [f64]) -> Result<()>;
 
     /// Resampling: for each `(group, picks)`, particle `group.start + i` becomes a copy of the
     /// particle `group.start + picks[i]` (as the population was before this call).
     fn resample(&mut self, moves: &[(Range<usize>, Vec<usize>)]);
 
-    /// The transition at level `beta` (invariant for that level's distribution).
+    /// The transition at level `beta` (invariant for that level's distribution; none when the
+    /// move is part of [`AnnealedPopulation::reweight`]).
     fn transition(&mut self, rng: &mut ZooRng, beta: f64) -> Result<()>;
 }
 
@@ -56,6 +61,16 @@ pub fn run_annealing<P: AnnealedPopulation + ?Sized>(
     population: &mut P,
     path: &AnnealPath,
 ) -> Result<LogZEstimate> {
+    run_annealing_weighted(rng, population, path).map(|(estimate, _)| estimate)
+}
+
+/// [`run_annealing`], also returning the final log-weights (since the last resampling of each
+/// group): sum_i e^{w_i} f(x_i) / sum_i e^{w_i} estimates expectations under the last level.
+pub fn run_annealing_weighted<P: AnnealedPopulation + ?Sized>(
+    rng: &mut ZooRng,
+    population: &mut P,
+    path: &AnnealPath,
+) -> Result<(LogZEstimate, Vec<f64>)> {
     let per_group = check_groups(population.len(), path.groups)?;
     if population.len() != per_group * path.groups {
         return Err(Error::invalid(
@@ -67,7 +82,7 @@ pub fn run_annealing<P: AnnealedPopulation + ?Sized>(
     let mut log_z_acc = vec![0f64; path.groups];
     let (mut resamplings, mut prev) = (0, 0.0);
     for &beta in path.betas {
-        population.add_log_weight_increment(prev, beta, &mut log_w)?;
+        population.reweight(rng, prev, beta, &mut log_w)?;
         if let Some(threshold) = path.resample_threshold {
             let mut moves = Vec::new();
             for g in 0..path.groups {
@@ -94,7 +109,7 @@ pub fn run_annealing<P: AnnealedPopulation + ?Sized>(
     let groups: Vec<f64> = (0..path.groups)
         .map(|g| log_z_acc[g] + log_mean_exp(&log_w[g * per_group..(g + 1) * per_group]))
         .collect();
-    Ok(combine(&groups, path.log_z0, &log_w, resamplings))
+    Ok((combine(&groups, path.log_z0, &log_w, resamplings), log_w))
 }
 
 /// Applies resampling `moves` to row-major particles of `width` values each.

@@ -6,13 +6,17 @@
 //! so that E[exp(A_K) f(X_K)] / E[exp(A_K)] is exact for any step h and
 //! log Z_K - log Z_0 = log E[exp(A_K)].
 
-use super::{LogZEstimate, check_groups, combine, log_mean_exp};
+use super::{
+    AnnealPath, AnnealedPopulation, LogZEstimate, check_groups, resample_rows,
+    run_annealing_weighted,
+};
 use crate::sampler::{ChainState, langevin_move};
 use burn::prelude::*;
+use std::ops::Range;
 use zoo_energy::energy::{Energy, ExactSample, Interpolated};
 use zoo_energy::error::{Error, Result, check_positive};
 use zoo_energy::rng::ZooRng;
-use zoo_energy::tensor::{row_dot, row_sq_norm, to_host1};
+use zoo_energy::tensor::{from_host1, from_host2, row_dot, row_sq_norm, to_host1, to_host2};
 
 /// Settings of [`jarzynski`].
 #[derive(Debug, Clone)]
@@ -91,28 +95,75 @@ pub fn jarzynski_walkers<B: Energy + ExactSample>(
     super::check_particle_memory(particles, target.dim())?;
     let n = per_group * config.groups;
     // U_0 = E_base.
-    let mut state = ChainState::at(base, base.sample_exact(rng, n, device));
-    let mut log_w: Tensor<1> = Tensor::zeros([n], device);
-    for &beta in &config.betas {
-        let (y, _) = langevin_move(rng, &state, h);
+    let mut walkers = Walkers {
+        state: ChainState::at(base, base.sample_exact(rng, n, device)),
+        base,
+        target,
+        h,
+    };
+    let path = AnnealPath {
+        betas: &config.betas,
+        groups: config.groups,
+        resample_threshold: None,
+        log_z0,
+    };
+    let (estimate, log_w) = run_annealing_weighted(rng, &mut walkers, &path)?;
+    Ok((estimate, walkers.state.position, log_w))
+}
+
+/// Walkers under Jarzynski-weighted ULA: the move is part of the reweighting (one ULA step while
+/// U_k becomes U_{k+1}, with that step's increment), so there is no separate transition.
+struct Walkers<'a, B> {
+    state: ChainState,
+    base: &'a B,
+    target: &'a dyn Energy,
+    h: f64,
+}
+
+impl<B: Energy> AnnealedPopulation for Walkers<'_, B> {
+    fn len(&self) -> usize {
+        self.state.chains()
+    }
+
+    fn reweight(&mut self, rng: &mut ZooRng, _from: f64, to: f64, log_w: &mut [f64]) -> Result<()> {
+        let (y, _) = langevin_move(rng, &self.state, self.h);
         let next = Interpolated {
-            base: Some(base),
-            target,
-            beta,
+            base: Some(self.base),
+            target: self.target,
+            beta: to,
         };
         let moved = ChainState::at(&next, y);
-        log_w = log_w + increment(&state, &moved, h);
-        state = moved;
+        let delta = to_host1(&increment(&self.state, &moved, self.h));
+        for (w, d) in log_w.iter_mut().zip(delta) {
+            *w += f64::from(d);
+        }
+        if log_w.iter().any(|w| !w.is_finite()) {
+            return Err(Error::Config(format!(
+                "Jarzynski weights are not finite: ULA diverged; reduce the step size (it was {})",
+                self.h
+            )));
+        }
+        self.state = moved;
+        Ok(())
     }
-    let x = state.position;
-    let log_w: Vec<f64> = to_host1(&log_w).iter().map(|&v| v as f64).collect();
-    if log_w.iter().any(|w| !w.is_finite()) {
-        return Err(Error::Config(format!(
-            "Jarzynski weights are not finite: ULA diverged; reduce the step size (it was {h})"
-        )));
+
+    fn resample(&mut self, moves: &[(Range<usize>, Vec<usize>)]) {
+        let [n, d] = self.state.position.dims();
+        let device = self.state.position.device();
+        let mut position = to_host2(&self.state.position);
+        let mut energy = to_host1(&self.state.energy);
+        let mut score = to_host2(&self.state.score);
+        resample_rows(&mut position, d, moves);
+        resample_rows(&mut energy, 1, moves);
+        resample_rows(&mut score, d, moves);
+        self.state = ChainState {
+            position: from_host2(position, [n, d], &device),
+            energy: from_host1(energy, &device),
+            score: from_host2(score, [n, d], &device),
+        };
     }
-    let groups: Vec<f64> = (0..config.groups)
-        .map(|g| log_mean_exp(&log_w[g * per_group..(g + 1) * per_group]))
-        .collect();
-    Ok((combine(&groups, log_z0, &log_w, 0), x, log_w))
+
+    fn transition(&mut self, _rng: &mut ZooRng, _beta: f64) -> Result<()> {
+        Ok(())
+    }
 }

@@ -13,7 +13,9 @@ mod engine;
 mod jarzynski;
 
 pub use anneal::{AnnealConfig, anneal};
-pub use engine::{AnnealPath, AnnealedPopulation, resample_rows, run_annealing};
+pub use engine::{
+    AnnealPath, AnnealedPopulation, resample_rows, run_annealing, run_annealing_weighted,
+};
 pub use jarzynski::{
     JarzynskiConfig, half_increment as jarzynski_half_increment, increment as jarzynski_increment,
     jarzynski, jarzynski_walkers,
