@@ -15,7 +15,7 @@ use std::time::Duration;
 fn langevin(c: &mut Criterion) {
     let device = BackendKind::Flex.device().expect("benches use flex");
     let mlp = MlpEnergyConfig::new(vec![2, 128, 128, 1], Activation::Silu)
-        .init(&device, &mut seeded(1))
+        .init(&mut seeded(1), &device)
         .unwrap();
     let fused = mlp.fused();
     let ula = Ula::new(0.01).unwrap();
@@ -58,7 +58,7 @@ fn langevin(c: &mut Criterion) {
 /// couplings with conditioners 1 -> 128 -> 128 -> 2 (SiLU), on two moons; the fused CPU trainer
 /// and burn's autodiff path (what runs on a GPU).
 fn realnvp(c: &mut Criterion) {
-    use ebm_zoo::flow::{FlowTrainConfig, FlowConfig, FlowKind, fit_max_likelihood};
+    use ebm_zoo::flow::{FlowConfig, FlowKind, FlowTrainConfig, fit_max_likelihood};
     let device = BackendKind::Flex.device().expect("benches use flex");
     let ad = device.clone().autodiff();
     let steps = 50;
@@ -81,7 +81,7 @@ fn realnvp(c: &mut Criterion) {
         group.bench_function(BenchmarkId::new(name, steps), |b| {
             b.iter(|| {
                 let mut rng = seeded(1);
-                let mut flow = config.init(&ad, &mut rng).unwrap();
+                let mut flow = config.init(&mut rng, &ad).unwrap();
                 let fit = FlowTrainConfig {
                     iterations: steps,
                     batch_size: 512,
@@ -89,7 +89,7 @@ fn realnvp(c: &mut Criterion) {
                     fused,
                     ..FlowTrainConfig::default()
                 };
-                fit_max_likelihood(&mut flow, &data, None, &fit, &mut rng)
+                fit_max_likelihood(&mut rng, &mut flow, &data, None, &fit)
                     .unwrap()
                     .final_loss(1)
             })

@@ -161,13 +161,13 @@ fn two_d(
     };
     let nll_of = |model: &dyn ScoreModel, sde: &Sde| -> anyhow::Result<(f64, f64)> {
         let r = pf_ode_log_likelihood(
+            &mut seeded(0),
             model,
             sde,
             test_t.clone(),
             100,
             sde.t_min(),
             Divergence::Exact,
-            &mut seeded(0),
         )?;
         let v: Vec<f64> = to_host1(&r.log_likelihood)
             .iter()
@@ -237,8 +237,8 @@ fn two_d(
         Ok(nll)
     };
     // The noise-predicting MLP (VP SDE), trained by the fused DSM trainer.
-    let mut mlp = net_cfg.mlp(&ad, &mut seeded(args.seed))?;
-    let report = fit_dsm_fused(&mut mlp, &vp, &data, dsm, &mut seeded(args.seed + 1))?;
+    let mut mlp = net_cfg.mlp(&mut seeded(args.seed), &ad)?;
+    let report = fit_dsm_fused(&mut seeded(args.seed + 1), &mut mlp, &vp, &data, dsm)?;
     all_solvers(
         "mlp (VP)",
         &NetScore::new(&mlp, vp),
@@ -247,13 +247,13 @@ fn two_d(
         &mut panels,
     )?;
     // The energy-parameterised model (VP SDE), trained through its written-out score.
-    let mut energy = net_cfg.energy(&ad, &mut seeded(args.seed))?;
+    let mut energy = net_cfg.energy(&mut seeded(args.seed), &ad)?;
     let report = fit_dsm(
+        &mut seeded(args.seed + 1),
         &mut energy,
         &vp,
         &data,
         dsm,
-        &mut seeded(args.seed + 1),
         true,
     )?;
     let energy = NetScore::new(&energy, vp);
@@ -287,8 +287,8 @@ fn two_d(
         )?;
     }
     // NCSN: the noise-predicting MLP under the VE SDE of the ladder, annealed Langevin.
-    let mut ncsn = net_cfg.mlp(&ad, &mut seeded(args.seed))?;
-    let report = fit_dsm_fused(&mut ncsn, &ve, &data, dsm, &mut seeded(args.seed + 1))?;
+    let mut ncsn = net_cfg.mlp(&mut seeded(args.seed), &ad)?;
+    let report = fit_dsm_fused(&mut seeded(args.seed + 1), &mut ncsn, &ve, &data, dsm)?;
     let ncsn = NetScore::new(&ncsn, ve);
     let nll = nll_of(&ncsn, &ve)?;
     panels.push(data_panel.clone());
@@ -364,14 +364,14 @@ fn digits(args: &Args, device: &Device) -> anyhow::Result<()> {
     let data = from_host2(data, [n, 64], device);
     let ad = device.clone().autodiff();
     let vp = Sde::vp();
-    let mut net = ConvScore::new(8, 64, Activation::Silu, &ad, &mut seeded(args.seed))?;
+    let mut net = ConvScore::new(&mut seeded(args.seed), 8, 64, Activation::Silu, &ad)?;
     let cfg = DsmTrainConfig {
         iterations: args.digits_iterations,
         batch_size: 128,
         learning_rate: 2e-3,
         ..DsmTrainConfig::default()
     };
-    let report = fit_dsm(&mut net, &vp, &data, &cfg, &mut seeded(args.seed + 1), true)?;
+    let report = fit_dsm(&mut seeded(args.seed + 1), &mut net, &vp, &data, &cfg, true)?;
     let model = NetScore::new(&net, vp);
     let (x, r) = sample(
         &mut seeded(args.seed + 2),
@@ -394,13 +394,13 @@ fn digits(args: &Args, device: &Device) -> anyhow::Result<()> {
     let m = test.len();
     let y = from_host2(deq(&test.scaled(), 1, &mut rng), [m, 64], device);
     let lik = pf_ode_log_likelihood(
+        &mut seeded(args.seed + 3),
         &model,
         &vp,
         y,
         100,
         vp.t_min(),
         Divergence::Hutchinson { probes: 1 },
-        &mut seeded(args.seed + 3),
     )?;
     let jac = 64.0 * (2.0f64 / 17.0).ln();
     let bpd: Vec<f64> = to_host1(&lik.log_likelihood)

@@ -15,7 +15,7 @@ use ebm_zoo::ebm::objective::{
     ChainStart, DenoisingScoreMatching, JarzynskiPcd, MaximumLikelihood, Nce, Objective,
     SlicedScoreMatching,
 };
-use ebm_zoo::ebm::{Dataset, EnergyModel, EbmTrainConfig, Trainer};
+use ebm_zoo::ebm::{Dataset, EbmTrainConfig, EnergyModel, Trainer};
 use ebm_zoo::energy::BackendKind;
 use ebm_zoo::energy::rng::seeded;
 use ebm_zoo::mcmc::Sampler;
@@ -129,7 +129,7 @@ fn main() -> anyhow::Result<()> {
             let ad = device.clone().autodiff();
             let mut model_rng = seeded(args.seed + 1);
             let model = MlpEnergyConfig::new(vec![2, 64, 64, 1], Activation::Silu)
-                .init(&ad, &mut model_rng)?;
+                .init(&mut model_rng, &ad)?;
             let seed = args.seed + 100 + k as u64;
             let (model, seconds) = match *method {
                 "cd" => {

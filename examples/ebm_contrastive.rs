@@ -6,7 +6,7 @@
 use burn::prelude::*;
 use ebm_zoo::data::{Grid2d, Toy2d, evaluate};
 use ebm_zoo::ebm::objective::{ChainStart, MaximumLikelihood};
-use ebm_zoo::ebm::{Dataset, EnergyModel, EbmTrainConfig, Trainer};
+use ebm_zoo::ebm::{Dataset, EbmTrainConfig, EnergyModel, Trainer};
 use ebm_zoo::energy::rng::seeded;
 use ebm_zoo::mcmc::sampler::{AnySampler, InitDistribution, ReplayBuffer, SamplerKind};
 use ebm_zoo::neural::Activation;
@@ -34,7 +34,7 @@ fn main() -> anyhow::Result<()> {
     ];
     for (name, start, steps) in starts {
         let model = MlpEnergyConfig::new(vec![2, 64, 64, 1], Activation::Silu)
-            .init(&device.clone().autodiff(), &mut seeded(1))?;
+            .init(&mut seeded(1), &device.clone().autodiff())?;
         let mut objective =
             MaximumLikelihood::new(start, ula.clone(), steps)?.with_energy_penalty(0.01)?;
         let config = EbmTrainConfig {

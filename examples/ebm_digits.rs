@@ -49,7 +49,7 @@ fn main() -> anyhow::Result<()> {
     let digits = Digits::load(Split::Train)?;
     let data = Dataset::new(digits.scaled(), 64)?;
     let model =
-        ConvEnergyConfig::default().init(&device.clone().autodiff(), &mut seeded(args.seed))?;
+        ConvEnergyConfig::default().init(&mut seeded(args.seed), &device.clone().autodiff())?;
     let buffer = ReplayBuffer::new(
         64,
         10_000,

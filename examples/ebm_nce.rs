@@ -7,7 +7,7 @@
 use burn::prelude::*;
 use ebm_zoo::data::{Grid2d, Toy2d, evaluate};
 use ebm_zoo::ebm::objective::Nce;
-use ebm_zoo::ebm::{Dataset, EnergyModel, EbmTrainConfig, Trainer};
+use ebm_zoo::ebm::{Dataset, EbmTrainConfig, EnergyModel, Trainer};
 use ebm_zoo::energy::rng::seeded;
 use ebm_zoo::neural::Activation;
 use ebm_zoo::neural::MlpEnergyConfig;
@@ -19,7 +19,7 @@ fn main() -> anyhow::Result<()> {
     let data = Dataset::new(truth.sample_host(&mut rng, 20_000), 2)?;
     let test = truth.sample_host(&mut rng, 5_000);
     let model = MlpEnergyConfig::new(vec![2, 64, 64, 1], Activation::Silu)
-        .init(&device.clone().autodiff(), &mut seeded(1))?;
+        .init(&mut seeded(1), &device.clone().autodiff())?;
     // Noise: N(data mean, (1.2^2) data covariance), 4 noise points per data point.
     let mut objective = Nce::fitted(&data, 4, 1.2, &device)?;
     let config = EbmTrainConfig {

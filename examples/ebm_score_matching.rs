@@ -7,7 +7,7 @@
 use burn::prelude::*;
 use ebm_zoo::data::{Grid2d, Toy2d, evaluate};
 use ebm_zoo::ebm::objective::{DenoisingScoreMatching, Objective, SlicedScoreMatching};
-use ebm_zoo::ebm::{Dataset, EnergyModel, EbmTrainConfig, Trainer};
+use ebm_zoo::ebm::{Dataset, EbmTrainConfig, EnergyModel, Trainer};
 use ebm_zoo::energy::rng::seeded;
 use ebm_zoo::neural::Activation;
 use ebm_zoo::neural::MlpEnergy;
@@ -19,7 +19,7 @@ fn fit(
     device: &Device,
 ) -> anyhow::Result<Trainer<MlpEnergy>> {
     let model = MlpEnergyConfig::new(vec![2, 64, 64, 1], Activation::Silu)
-        .init(&device.clone().autodiff(), &mut seeded(1))?;
+        .init(&mut seeded(1), &device.clone().autodiff())?;
     let config = EbmTrainConfig {
         iterations: 3000,
         ..EbmTrainConfig::default()

@@ -14,7 +14,7 @@ use ebm_zoo::data::{Grid2d, Toy2d};
 use ebm_zoo::energy::BackendKind;
 use ebm_zoo::energy::rng::seeded;
 use ebm_zoo::energy::tensor::{from_host2, to_host1};
-use ebm_zoo::flow::{FlowTrainConfig, FlowConfig, FlowEnergy, FlowKind, fit_max_likelihood};
+use ebm_zoo::flow::{FlowConfig, FlowEnergy, FlowKind, FlowTrainConfig, fit_max_likelihood};
 use ebm_zoo::plot::{HeatMap, heat_maps};
 use std::path::PathBuf;
 
@@ -109,8 +109,8 @@ fn main() -> anyhow::Result<()> {
         for (k, kind) in kinds.iter().enumerate() {
             let ad = device.clone().autodiff();
             let mut frng = seeded(args.seed + 1 + k as u64);
-            let mut flow = architecture(*kind).init(&ad, &mut frng)?;
-            let report = fit_max_likelihood(&mut flow, &train, None, &fit, &mut frng)?;
+            let mut flow = architecture(*kind).init(&mut frng, &ad)?;
+            let report = fit_max_likelihood(&mut frng, &mut flow, &train, None, &fit)?;
             let energy = FlowEnergy::new(&flow)?;
             let nll: Vec<f64> = to_host1(&energy.flow().log_prob(test.clone(), None)?)
                 .iter()

@@ -14,7 +14,7 @@ use ebm_zoo::energy::rng::seeded;
 use ebm_zoo::energy::tensor::to_host2;
 use ebm_zoo::energy::{BackendKind, Energy};
 use ebm_zoo::flow::{
-    FlowTrainConfig, FlowConfig, FlowKind, ReverseKlTrainConfig, fit_reverse_kl, importance_weights,
+    FlowConfig, FlowKind, FlowTrainConfig, ReverseKlTrainConfig, fit_reverse_kl, importance_weights,
 };
 use ebm_zoo::plot::{Scatter, scatters};
 use std::path::PathBuf;
@@ -117,7 +117,7 @@ fn main() -> anyhow::Result<()> {
             lu: true,
             ..FlowConfig::new(FlowKind::RealNvp, 2)
         }
-        .init(&ad, &mut rng)?;
+        .init(&mut rng, &ad)?;
         let cfg = ReverseKlTrainConfig {
             fit: FlowTrainConfig {
                 iterations: args.iterations,
@@ -130,13 +130,13 @@ fn main() -> anyhow::Result<()> {
             },
             forward_weight: if data.is_some() { 1.0 } else { 0.0 },
         };
-        let report = fit_reverse_kl(&mut flow, target, data.as_ref(), &cfg, &mut rng, &device)?;
+        let report = fit_reverse_kl(&mut rng, &mut flow, target, data.as_ref(), &cfg, &device)?;
         let (log_w, is) = importance_weights(
+            &mut seeded(args.seed + 2),
             &flow,
             target,
             args.samples,
             8192,
-            &mut seeded(args.seed + 2),
             &device,
         )?;
         // The same draws again (same seed) for the mode masses and the plot.

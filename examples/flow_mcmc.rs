@@ -16,7 +16,7 @@ use ebm_zoo::energy::rng::{normal, seeded};
 use ebm_zoo::energy::tensor::{to_host1, to_host2};
 use ebm_zoo::energy::{BackendKind, Energy, ZooRng};
 use ebm_zoo::flow::{
-    FlowTrainConfig, Flow, FlowConfig, FlowKind, IndependentMh, NeuTraEnergy, ReverseKlTrainConfig,
+    Flow, FlowConfig, FlowKind, FlowTrainConfig, IndependentMh, NeuTraEnergy, ReverseKlTrainConfig,
     fit_reverse_kl, importance_weights,
 };
 use ebm_zoo::mcmc::diagnostics::{Draws, Summary};
@@ -162,7 +162,7 @@ fn main() -> anyhow::Result<()> {
             lu: true,
             ..FlowConfig::new(FlowKind::RealNvp, dim)
         }
-        .init(&ad, &mut rng)?;
+        .init(&mut rng, &ad)?;
         let cfg = ReverseKlTrainConfig {
             fit: FlowTrainConfig {
                 iterations: args.flow_iterations,
@@ -175,8 +175,8 @@ fn main() -> anyhow::Result<()> {
             },
             forward_weight: 0.0,
         };
-        let report = fit_reverse_kl(&mut flow, target, None, &cfg, &mut rng, &device)?;
-        let (_, is) = importance_weights(&flow, target, 20_000, 4096, &mut rng, &device)?;
+        let report = fit_reverse_kl(&mut rng, &mut flow, target, None, &cfg, &device)?;
+        let (_, is) = importance_weights(&mut rng, &flow, target, 20_000, 4096, &device)?;
         println!(
             "<!-- {name}: flow trained in {:.1} s; reverse-KL bound {:.3}, IS log Z {:.3} ± {:.3} (exact {:.3}), ESS/N {:.3} -->",
             report.seconds,

@@ -16,7 +16,7 @@ use ebm_zoo::energy::rng::{normal, seeded};
 use ebm_zoo::energy::tensor::{from_host2, to_host1};
 use ebm_zoo::energy::{BackendKind, Energy};
 use ebm_zoo::flow::{
-    FlowTrainConfig, FlowConfig, FlowEnergy, FlowKind, IndependentMh, ReverseKlTrainConfig,
+    FlowConfig, FlowEnergy, FlowKind, FlowTrainConfig, IndependentMh, ReverseKlTrainConfig,
     fit_max_likelihood, fit_reverse_kl, importance_weights,
 };
 use ebm_zoo::mcmc::sampler::Sampler;
@@ -75,8 +75,8 @@ fn main() -> anyhow::Result<()> {
             actnorm: true,
             ..FlowConfig::new(kind, 2)
         };
-        let mut flow = cfg.init(&ad, &mut rng)?;
-        let report = fit_max_likelihood(&mut flow, &data, None, &fit, &mut rng)?;
+        let mut flow = cfg.init(&mut rng, &ad)?;
+        let report = fit_max_likelihood(&mut rng, &mut flow, &data, None, &fit)?;
         let energy = FlowEnergy::new(&flow)?;
         let nll = -f64::from(
             energy
@@ -110,7 +110,7 @@ fn main() -> anyhow::Result<()> {
         lu: true,
         ..FlowConfig::new(FlowKind::RealNvp, 2)
     }
-    .init(&ad, &mut rng)?;
+    .init(&mut rng, &ad)?;
     let cfg = ReverseKlTrainConfig {
         fit: FlowTrainConfig {
             iterations: 2 * args.iterations,
@@ -122,8 +122,8 @@ fn main() -> anyhow::Result<()> {
         },
         forward_weight: 0.0,
     };
-    let report = fit_reverse_kl(&mut flow, &well, None, &cfg, &mut rng, &device)?;
-    let (_, is) = importance_weights(&flow, &well, 50_000, 8192, &mut rng, &device)?;
+    let report = fit_reverse_kl(&mut rng, &mut flow, &well, None, &cfg, &device)?;
+    let (_, is) = importance_weights(&mut rng, &flow, &well, 50_000, 8192, &device)?;
     println!(
         "double well: reverse KL {:.1} s; log Z from importance weights {:.4} ± {:.4} (exact {:.4}); ESS {:.0} of {}",
         report.seconds,

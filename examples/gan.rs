@@ -200,8 +200,8 @@ fn run(args: Args) -> anyhow::Result<()> {
                 let data = truth.sample_host(&mut rng, 20_000);
                 let data = from_host2(data, [20_000, 2], &device);
                 let (cfg, train) = settings(&args, loss, activation)?;
-                let mut gan = cfg.init(&device.clone().autodiff(), &mut rng)?;
-                let report = fit(&mut gan, &data, &train, &mut rng, true)?;
+                let mut gan = cfg.init(&mut rng, &device.clone().autodiff())?;
+                let report = fit(&mut rng, &mut gan, &data, &train, true)?;
                 if let (Some(sigma), Some(eta)) = (
                     gan.generator.valid().sigma(),
                     report.posterior_scales.last(),
@@ -221,10 +221,10 @@ fn run(args: Args) -> anyhow::Result<()> {
                 )?
                 .nll;
                 let t = Instant::now();
-                let x = to_host2(&sample(&gan, args.samples, &mut rng, &device));
+                let x = to_host2(&sample(&mut rng, &gan, args.samples, &device));
                 let ms = t.elapsed().as_secs_f64() * 1e6 / args.samples as f64;
                 let t = Instant::now();
-                let (xl, info) = latent_langevin(&gan, args.samples, &latent, &mut rng, &device)?;
+                let (xl, info) = latent_langevin(&mut rng, &gan, args.samples, &latent, &device)?;
                 let xl = to_host2(&xl);
                 let ms_l = t.elapsed().as_secs_f64() * 1e6 / args.samples as f64;
                 for (row, points, ms, acc) in [
@@ -307,7 +307,7 @@ fn digits(args: &Args, losses: &[GanLoss], device: &Device) -> anyhow::Result<()
             loss,
             ..GanConfig::default()
         };
-        let mut gan = cfg.init(&device.clone().autodiff(), &mut rng)?;
+        let mut gan = cfg.init(&mut rng, &device.clone().autodiff())?;
         let train_cfg = GanTrainConfig {
             iterations: args.iterations,
             batch_size: 128,
@@ -316,8 +316,8 @@ fn digits(args: &Args, losses: &[GanLoss], device: &Device) -> anyhow::Result<()
             gradient_penalty: 10.0,
             ..GanTrainConfig::default()
         };
-        let report = fit(&mut gan, &data, &train_cfg, &mut rng, true)?;
-        let x = to_host2(&sample(&gan, m, &mut rng, device));
+        let report = fit(&mut rng, &mut gan, &data, &train_cfg, true)?;
+        let x = to_host2(&sample(&mut rng, &gan, m, device));
         let (mmd, _) = mmd2_rbf(&x, &test[..m * 64], 64, Some(h))?;
         let images: Vec<Vec<f32>> = x.chunks(64).take(64).map(|c| c.to_vec()).collect();
         let path = args.out.join(format!("digits_{}.png", loss.name()));

@@ -62,7 +62,7 @@ fn main() -> anyhow::Result<()> {
         },
     ] {
         let mut rng = seeded(args.seed);
-        let mut rbm = Rbm::new(64, args.hidden, Some(&train), &mut rng)?;
+        let mut rbm = Rbm::new(&mut rng, 64, args.hidden, Some(&train))?;
         let mut row = Vec::new();
         let start = std::time::Instant::now();
         for epoch in 1..=args.epochs {

@@ -28,11 +28,11 @@ fn main() -> Result<()> {
         ..RunConfig::default()
     };
     let out = run(
+        &mut rng,
         &mut Mala::new(0.3)?,
         &target,
         start,
         &config,
-        &mut rng,
         &mut |_| {},
     )?;
     println!(

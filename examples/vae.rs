@@ -157,15 +157,15 @@ fn main() -> anyhow::Result<()> {
                     prior,
                     ..set.config.clone()
                 };
-                let mut vae = cfg.init(&device.clone().autodiff(), &mut rng)?;
-                let report = fit(&mut vae, &set.train, &train_cfg, &mut rng)?;
+                let mut vae = cfg.init(&mut rng, &device.clone().autodiff())?;
+                let report = fit(&mut rng, &mut vae, &set.train, &train_cfg)?;
                 let vae = vae.valid();
                 let (log_z, log_z_se) =
-                    prior_log_normalizer(&vae, 4096, args.ais_levels, &mut rng, &device)?;
-                let (is_z, is_se) = aggregate_posterior_log_z(&vae, &set.train, 4096, &mut rng)?;
+                    prior_log_normalizer(&mut rng, &vae, 4096, args.ais_levels, &device)?;
+                let (is_z, is_se) = aggregate_posterior_log_z(&mut rng, &vae, &set.train, 4096)?;
                 // The NLL uses the importance-sampling log Z (precise; SMC is the cross-check):
                 // both are biased low in expectation, so the larger is the conservative choice.
-                let e = evaluate(&vae, &set.test, args.k, is_z.max(log_z), &mut rng)?;
+                let e = evaluate(&mut rng, &vae, &set.test, args.k, is_z.max(log_z))?;
                 elbos.push(e.elbo);
                 nlls.push(e.iwae_nll);
                 secs.push(report.seconds);
@@ -197,11 +197,11 @@ fn main() -> anyhow::Result<()> {
             let vae = last.expect("at least one seed");
             let mut rng = seeded(99);
             let z = sample_prior(
+                &mut rng,
                 &vae,
                 64,
                 train_cfg.langevin_steps,
                 train_cfg.langevin_step_size,
-                &mut rng,
                 &device,
             )?;
             let x = to_host2(&vae.decode_mean(z));

@@ -41,11 +41,11 @@ fn mixture_test(backend: BackendKind) {
         keep_draws: true,
     };
     let out = run(
+        &mut rng,
         &mut Mala::new(0.3).unwrap(),
         energy.as_ref(),
         x0,
         &cfg,
-        &mut rng,
         &mut |_| {},
     )
     .unwrap();
@@ -110,7 +110,7 @@ fn the_mlp_score_agrees_across_backends() {
     for backend in backends("mlp score") {
         let dev = backend.device().unwrap();
         let mlp = MlpEnergyConfig::new(vec![2, 32, 32, 1], Activation::Silu)
-            .init(&dev, &mut seeded(4))
+            .init(&mut seeded(4), &dev)
             .unwrap();
         let x = normal(&mut seeded(5), [128, 2], &dev);
         let (e, s) = mlp.energy_and_score(x);
@@ -155,7 +155,7 @@ fn training_runs_and_agrees_on_every_compiled_backend() {
         let mut losses = Vec::new();
         for k in 0..3 {
             let model = MlpEnergyConfig::new(vec![2, 16, 16, 1], Activation::Silu)
-                .init(&dev.clone().autodiff(), &mut seeded(2))
+                .init(&mut seeded(2), &dev.clone().autodiff())
                 .unwrap();
             let config = EbmTrainConfig {
                 iterations: 3,
@@ -206,7 +206,8 @@ fn backend_names_are_checked() {
 fn flows_agree_on_every_compiled_backend() {
     use ebm_zoo::energy::energy::DoubleWell;
     use ebm_zoo::flow::{
-        FlowTrainConfig, FlowConfig, FlowKind, ReverseKlTrainConfig, fit_max_likelihood, fit_reverse_kl,
+        FlowConfig, FlowKind, FlowTrainConfig, ReverseKlTrainConfig, fit_max_likelihood,
+        fit_reverse_kl,
     };
     let points = ebm_zoo::data::Toy2d::TwoMoons
         .density()
@@ -224,7 +225,7 @@ fn flows_agree_on_every_compiled_backend() {
                 lu: true,
                 ..FlowConfig::new(kind, 2)
             };
-            let flow = cfg.init(&dev, &mut seeded(2)).unwrap();
+            let flow = cfg.init(&mut seeded(2), &dev).unwrap();
             let lp = flow.log_prob(x.clone(), None).unwrap();
             values.extend(
                 ebm_zoo::energy::tensor::to_host1(&lp)
@@ -237,14 +238,14 @@ fn flows_agree_on_every_compiled_backend() {
                 .into_iter()
                 .fold(0f32, f32::max);
             assert!(err < 1e-4, "{backend} {kind:?}: round trip off by {err}");
-            let mut trained = cfg.init(&dev.clone().autodiff(), &mut seeded(2)).unwrap();
+            let mut trained = cfg.init(&mut seeded(2), &dev.clone().autodiff()).unwrap();
             let fit = FlowTrainConfig {
                 iterations: 3,
                 batch_size: 64,
                 fused: false,
                 ..FlowTrainConfig::default()
             };
-            let r = fit_max_likelihood(&mut trained, &x, None, &fit, &mut seeded(3)).unwrap();
+            let r = fit_max_likelihood(&mut seeded(3), &mut trained, &x, None, &fit).unwrap();
             values.extend(r.losses);
             let rk = ReverseKlTrainConfig {
                 fit: FlowTrainConfig {
@@ -256,7 +257,7 @@ fn flows_agree_on_every_compiled_backend() {
                 forward_weight: 0.0,
             };
             let well = DoubleWell::new(2, 2.0).unwrap();
-            let r = fit_reverse_kl(&mut trained, &well, None, &rk, &mut seeded(4), &dev).unwrap();
+            let r = fit_reverse_kl(&mut seeded(4), &mut trained, &well, None, &rk, &dev).unwrap();
             values.extend(r.losses);
         }
         agrees_with_first_backend(&mut reference, values, backend);
@@ -307,14 +308,14 @@ fn gans_agree_on_every_compiled_backend() {
                 loss,
                 ..GanConfig::default()
             };
-            let mut gan = cfg.init(&dev.clone().autodiff(), &mut seeded(6)).unwrap();
+            let mut gan = cfg.init(&mut seeded(6), &dev.clone().autodiff()).unwrap();
             let train = GanTrainConfig {
                 iterations: 3,
                 batch_size: 64,
                 posterior_samples: 4,
                 ..GanTrainConfig::default()
             };
-            let r = fit(&mut gan, &x, &train, &mut seeded(7), false).unwrap();
+            let r = fit(&mut seeded(7), &mut gan, &x, &train, false).unwrap();
             values.extend(r.discriminator_losses);
             values.extend(r.generator_losses);
             let z = ebm_zoo::energy::rng::normal(&mut seeded(8), [8, 2], &dev);
@@ -356,15 +357,15 @@ fn diffusion_agrees_on_every_compiled_backend() {
             ..DsmTrainConfig::default()
         };
         let mut values = Vec::new();
-        let mut mlp = cfg.mlp(&ad, &mut seeded(10)).unwrap();
+        let mut mlp = cfg.mlp(&mut seeded(10), &ad).unwrap();
         values.extend(
-            fit_dsm(&mut mlp, &sde, &x, &dsm, &mut seeded(11), false)
+            fit_dsm(&mut seeded(11), &mut mlp, &sde, &x, &dsm, false)
                 .unwrap()
                 .losses,
         );
-        let mut energy = cfg.energy(&ad, &mut seeded(12)).unwrap();
+        let mut energy = cfg.energy(&mut seeded(12), &ad).unwrap();
         values.extend(
-            fit_dsm(&mut energy, &sde, &x, &dsm, &mut seeded(13), false)
+            fit_dsm(&mut seeded(13), &mut energy, &sde, &x, &dsm, false)
                 .unwrap()
                 .losses,
         );
@@ -389,13 +390,13 @@ fn diffusion_agrees_on_every_compiled_backend() {
         );
         let probe = x.clone().slice([0..8, 0..2]);
         let ll = pf_ode_log_likelihood(
+            &mut seeded(15),
             &model,
             &sde,
             probe,
             3,
             sde.t_min(),
             Divergence::Exact,
-            &mut seeded(15),
         )
         .unwrap();
         values.extend(

@@ -117,13 +117,13 @@ fn probability_flow_likelihood_is_the_exact_gaussian_log_density() {
         let model = gaussian_score(sde);
         let t_min = sde.t_min();
         let r = pf_ode_log_likelihood(
+            &mut seeded(0),
             &model,
             &sde,
             x.clone(),
             200,
             t_min,
             Divergence::Exact,
-            &mut seeded(0),
         )
         .unwrap();
         // The data density itself (t = 0): what a user compares with.
@@ -247,8 +247,8 @@ mod networks {
             ..ScoreNetConfig::default()
         };
         let x = normal(&mut seeded(20), [5, 3], &device);
-        let mlp = NetScore::new(&cfg.mlp(&ad, &mut seeded(21)).unwrap(), sde);
-        let energy = NetScore::new(&cfg.energy(&ad, &mut seeded(22)).unwrap(), sde);
+        let mlp = NetScore::new(&cfg.mlp(&mut seeded(21), &ad).unwrap(), sde);
+        let energy = NetScore::new(&cfg.energy(&mut seeded(22), &ad).unwrap(), sde);
         for (name, model) in [
             ("mlp", &mlp as &dyn ScoreModel),
             ("energy", &energy as &dyn ScoreModel),
@@ -269,7 +269,7 @@ mod networks {
         let exact = to_host1(&energy.divergence(x.clone(), t).unwrap());
         let mut rng = seeded(23);
         let draws: Vec<Vec<f32>> = (0..400)
-            .map(|_| to_host1(&energy.hutchinson(x.clone(), t, 1, &mut rng)))
+            .map(|_| to_host1(&energy.hutchinson(&mut rng, x.clone(), t, 1)))
             .collect();
         for r in 0..5 {
             let v: Vec<f64> = draws.iter().map(|d| f64::from(d[r])).collect();
@@ -315,16 +315,16 @@ mod networks {
             batch_size: 256,
             ..DsmTrainConfig::default()
         };
-        let mut mlp = cfg.mlp(&ad, &mut seeded(32)).unwrap();
-        fit_dsm(&mut mlp, &sde, &data, &dsm, &mut seeded(33), false).unwrap();
-        let mut en = cfg.energy(&ad, &mut seeded(34)).unwrap();
-        fit_dsm(&mut en, &sde, &data, &dsm, &mut seeded(35), false).unwrap();
-        let mut lik = cfg.mlp(&ad, &mut seeded(36)).unwrap();
+        let mut mlp = cfg.mlp(&mut seeded(32), &ad).unwrap();
+        fit_dsm(&mut seeded(33), &mut mlp, &sde, &data, &dsm, false).unwrap();
+        let mut en = cfg.energy(&mut seeded(34), &ad).unwrap();
+        fit_dsm(&mut seeded(35), &mut en, &sde, &data, &dsm, false).unwrap();
+        let mut lik = cfg.mlp(&mut seeded(36), &ad).unwrap();
         let dsm_lik = DsmTrainConfig {
             weighting: ebm_zoo::diffusion::DsmWeighting::Likelihood,
             ..dsm.clone()
         };
-        fit_dsm(&mut lik, &sde, &data, &dsm_lik, &mut seeded(37), false).unwrap();
+        fit_dsm(&mut seeded(37), &mut lik, &sde, &data, &dsm_lik, false).unwrap();
         for (name, model) in [
             ("mlp", &NetScore::new(&mlp, sde) as &dyn ScoreModel),
             ("energy", &NetScore::new(&en, sde) as &dyn ScoreModel),
@@ -334,13 +334,13 @@ mod networks {
             ),
         ] {
             let r = pf_ode_log_likelihood(
+                &mut seeded(0),
                 model,
                 &sde,
                 test.clone(),
                 100,
                 sde.t_min(),
                 Divergence::Exact,
-                &mut seeded(0),
             )
             .unwrap();
             let nll = -to_host1(&r.log_likelihood)
@@ -382,10 +382,10 @@ fn fused_dsm_trainer_agrees_with_autodiff() {
             hidden: vec![32, 32],
             ..ScoreNetConfig::default()
         };
-        let mut a = net_cfg.mlp(&ad, &mut seeded(41)).unwrap();
-        let mut b = net_cfg.mlp(&ad, &mut seeded(41)).unwrap();
-        let ra = fit_dsm(&mut a, &sde, &data, &cfg, &mut seeded(42), false).unwrap();
-        let rb = fit_dsm_fused(&mut b, &sde, &data, &cfg, &mut seeded(42)).unwrap();
+        let mut a = net_cfg.mlp(&mut seeded(41), &ad).unwrap();
+        let mut b = net_cfg.mlp(&mut seeded(41), &ad).unwrap();
+        let ra = fit_dsm(&mut seeded(42), &mut a, &sde, &data, &cfg, false).unwrap();
+        let rb = fit_dsm_fused(&mut seeded(42), &mut b, &sde, &data, &cfg).unwrap();
         for (i, (x, y)) in ra.losses.iter().zip(&rb.losses).enumerate() {
             assert!(
                 (x - y).abs() < 1e-4 * (1.0 + x.abs()),
@@ -411,7 +411,7 @@ fn mala_correction_of_the_energy_model_is_accounted_and_zero_levels_change_nothi
         hidden: vec![16],
         ..ScoreNetConfig::default()
     }
-    .energy(&ad, &mut seeded(50))
+    .energy(&mut seeded(50), &ad)
     .unwrap();
     let model = NetScore::new(&net, sde);
     let none = MalaCorrection {

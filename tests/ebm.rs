@@ -8,7 +8,7 @@ use ebm_zoo::data::{Grid2d, Toy2d};
 use ebm_zoo::ebm::model::{GaussianModel, MixtureModel, spectral_norm};
 use ebm_zoo::ebm::objective::score::{dsm_loss, fd_ssm_loss};
 use ebm_zoo::ebm::objective::{ChainStart, MaximumLikelihood, Nce};
-use ebm_zoo::ebm::{Dataset, EnergyModel, EbmTrainConfig, Trainer};
+use ebm_zoo::ebm::{Dataset, EbmTrainConfig, EnergyModel, Trainer};
 use ebm_zoo::energy::Energy;
 use ebm_zoo::energy::burn::prelude::*;
 use ebm_zoo::energy::rng::{normal, seeded};
@@ -115,7 +115,7 @@ fn tiny_mlp(seed: u64) -> (MlpEnergy, Device) {
     let device = cpu_device();
     let ad = device.clone().autodiff();
     let model = MlpEnergyConfig::new(vec![2, 6, 5, 1], Activation::Silu)
-        .init(&ad, &mut seeded(seed))
+        .init(&mut seeded(seed), &ad)
         .unwrap();
     (model, device)
 }
@@ -338,7 +338,7 @@ fn nce_recovers_log_z_of_a_gaussian_within_its_standard_error() {
 
 fn mlp_on(ad: &Device, seed: u64) -> MlpEnergy {
     MlpEnergyConfig::new(vec![2, 32, 32, 1], Activation::Silu)
-        .init(ad, &mut seeded(seed))
+        .init(&mut seeded(seed), ad)
         .unwrap()
 }
 

@@ -15,7 +15,7 @@ use ebm_zoo::flow::layers::{
     ActNorm, Autoregressive, Conditioner, Coupling, LuLinear, MaskedMlp, Permutation,
 };
 use ebm_zoo::flow::{
-    Elementwise, FlowTrainConfig, Flow, FlowConfig, FlowEnergy, FlowKind, Layer, fit_max_likelihood,
+    Elementwise, Flow, FlowConfig, FlowEnergy, FlowKind, FlowTrainConfig, Layer, fit_max_likelihood,
 };
 use ebm_zoo::neural::Activation;
 
@@ -74,7 +74,7 @@ fn all_layers(device: &Device) -> Vec<(String, Layer, usize)> {
         .add_scalar(0.7);
     act.initialize(&shifted);
     out.push(("actnorm".into(), Layer::ActNorm(act), 0));
-    let mut lu = LuLinear::new(DIM, device, &mut rng);
+    let mut lu = LuLinear::new(&mut rng, DIM, device);
     lu.lower = Param::from_tensor(normal(&mut rng, [DIM, DIM], device).mul_scalar(0.5));
     lu.upper = Param::from_tensor(normal(&mut rng, [DIM, DIM], device).mul_scalar(0.5));
     lu.log_diag = Param::from_tensor(
@@ -250,7 +250,7 @@ fn splines_and_couplings_never_produce_nan_for_extreme_inputs() {
             bound: 3.0,
             ..FlowConfig::new(kind, 2)
         };
-        let flow = cfg.init(&device, &mut rng).unwrap();
+        let flow = cfg.init(&mut rng, &device).unwrap();
         let bound = 3.0f32;
         let values: Vec<f32> = vec![
             0.0,
@@ -297,7 +297,7 @@ fn splines_and_couplings_never_produce_nan_for_extreme_inputs() {
         // Gradients (input and parameters) stay finite too.
         let ad = device.clone().autodiff();
         let leaf = x.clone().autodiff().detach().require_grad();
-        let trained = cfg.init(&ad, &mut seeded(3)).unwrap();
+        let trained = cfg.init(&mut seeded(3), &ad).unwrap();
         let grads = trained
             .log_prob_unchecked(leaf.clone(), None)
             .sum()
@@ -365,14 +365,14 @@ fn trained_2d_flows_integrate_to_one_on_a_grid() {
             actnorm: true,
             ..FlowConfig::new(kind, 2)
         };
-        let mut flow = cfg.init(&ad, &mut rng).unwrap();
+        let mut flow = cfg.init(&mut rng, &ad).unwrap();
         let fit = FlowTrainConfig {
             iterations: 300,
             batch_size: 256,
             learning_rate: 3e-3,
             ..FlowTrainConfig::default()
         };
-        let report = fit_max_likelihood(&mut flow, &data, None, &fit, &mut rng).unwrap();
+        let report = fit_max_likelihood(&mut rng, &mut flow, &data, None, &fit).unwrap();
         let energy = FlowEnergy::new(&flow).unwrap();
         let grid = GridDensity::from_energy(&energy, Grid2d::new(-6.0, 6.0, 300).unwrap(), &device)
             .unwrap();
@@ -426,14 +426,14 @@ fn maximum_likelihood_reaches_the_exact_entropy_unconditional_and_conditional() 
         hidden: vec![32, 32],
         ..FlowConfig::new(FlowKind::RealNvp, 2)
     };
-    let mut flow = cfg.init(&ad, &mut rng).unwrap();
+    let mut flow = cfg.init(&mut rng, &ad).unwrap();
     let fit = FlowTrainConfig {
         iterations: 1500,
         batch_size: 512,
         learning_rate: 3e-3,
         ..FlowTrainConfig::default()
     };
-    fit_max_likelihood(&mut flow, &x, Some(&c), &fit, &mut rng).unwrap();
+    fit_max_likelihood(&mut rng, &mut flow, &x, Some(&c), &fit).unwrap();
     // Held-out: fresh draws.
     let c2 = normal(&mut rng, [4000, 2], &device);
     let e2 = normal(&mut rng, [4000, 2], &device);
@@ -485,12 +485,12 @@ fn a_flow_is_a_normalised_energy_for_the_shared_samplers_and_estimators() {
         ..FlowConfig::new(kind, 2)
     };
     let mut layers = smooth(FlowKind::RealNvp)
-        .init(&device, &mut rng)
+        .init(&mut rng, &device)
         .unwrap()
         .layers;
     layers.extend(
         smooth(FlowKind::Maf)
-            .init(&device, &mut rng)
+            .init(&mut rng, &device)
             .unwrap()
             .layers,
     );
@@ -505,7 +505,7 @@ fn a_flow_is_a_normalised_energy_for_the_shared_samplers_and_estimators() {
         hidden: vec![16],
         ..FlowConfig::new(FlowKind::Nsf, 2)
     };
-    let energy = FlowEnergy::new(&cfg.init(&device, &mut rng).unwrap()).unwrap();
+    let energy = FlowEnergy::new(&cfg.init(&mut rng, &device).unwrap()).unwrap();
     let exact = rows(&energy.sample_exact(&mut rng, 20_000, &device));
     let mala = Mala::new(0.2).unwrap();
     let mut state = mala
@@ -569,7 +569,7 @@ fn bad_input_gives_clear_errors() {
     let device = cpu_device();
     let mut rng = seeded(41);
     let flow = FlowConfig::new(FlowKind::RealNvp, 2)
-        .init(&device, &mut rng)
+        .init(&mut rng, &device)
         .unwrap();
     let wrong = normal(&mut rng, [4, 3], &device);
     let e = flow.log_prob(wrong, None).unwrap_err().to_string();
@@ -584,11 +584,17 @@ fn bad_input_gives_clear_errors() {
     let e = flow.log_prob(nan.clone(), None).unwrap_err().to_string();
     assert!(e.contains("non-finite") && e.contains("row 1"), "{e}");
     let mut ad_flow = FlowConfig::new(FlowKind::RealNvp, 2)
-        .init(&device.clone().autodiff(), &mut rng)
+        .init(&mut rng, &device.clone().autodiff())
         .unwrap();
-    let e = fit_max_likelihood(&mut ad_flow, &nan, None, &FlowTrainConfig::default(), &mut rng)
-        .unwrap_err()
-        .to_string();
+    let e = fit_max_likelihood(
+        &mut rng,
+        &mut ad_flow,
+        &nan,
+        None,
+        &FlowTrainConfig::default(),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(
         e.contains("training data contains a non-finite value"),
         "{e}"
@@ -597,10 +603,10 @@ fn bad_input_gives_clear_errors() {
         bins: 0,
         ..FlowConfig::new(FlowKind::Nsf, 2)
     };
-    let e = zero_bins.init(&device, &mut rng).unwrap_err().to_string();
+    let e = zero_bins.init(&mut rng, &device).unwrap_err().to_string();
     assert!(e.contains("invalid bins") && e.contains("got 0"), "{e}");
     let e = FlowConfig::new(FlowKind::RealNvp, 1)
-        .init(&device, &mut rng)
+        .init(&mut rng, &device)
         .unwrap_err()
         .to_string();
     assert!(e.contains("invalid dim"), "{e}");
@@ -608,7 +614,7 @@ fn bad_input_gives_clear_errors() {
         context: 3,
         ..FlowConfig::new(FlowKind::Maf, 2)
     }
-    .init(&device, &mut rng)
+    .init(&mut rng, &device)
     .unwrap();
     let x = normal(&mut rng, [4, 2], &device);
     let e = cond.log_prob(x.clone(), None).unwrap_err().to_string();
@@ -631,7 +637,7 @@ fn bad_input_gives_clear_errors() {
             x.sum_dim(1).reshape([n]).mul_scalar(f32::NAN)
         });
     let cfg = ebm_zoo::flow::ReverseKlTrainConfig::default();
-    let e = ebm_zoo::flow::fit_reverse_kl(&mut ad_flow, &nan_energy, None, &cfg, &mut rng, &device)
+    let e = ebm_zoo::flow::fit_reverse_kl(&mut rng, &mut ad_flow, &nan_energy, None, &cfg, &device)
         .unwrap_err()
         .to_string();
     assert!(
@@ -644,7 +650,7 @@ fn bad_input_gives_clear_errors() {
         ..FlowTrainConfig::default()
     };
     let data = normal(&mut rng, [16, 2], &device);
-    let e = fit_max_likelihood(&mut ad_flow, &data, None, &fit, &mut rng)
+    let e = fit_max_likelihood(&mut rng, &mut ad_flow, &data, None, &fit)
         .unwrap_err()
         .to_string();
     assert!(e.contains("learning_rate"), "{e}");
@@ -672,7 +678,7 @@ fn a_boltzmann_generator_estimates_log_z_within_its_error_bar() {
         lu: true,
         ..FlowConfig::new(FlowKind::RealNvp, 2)
     }
-    .init(&ad, &mut rng)
+    .init(&mut rng, &ad)
     .unwrap();
     let cfg = ReverseKlTrainConfig {
         fit: FlowTrainConfig {
@@ -685,8 +691,8 @@ fn a_boltzmann_generator_estimates_log_z_within_its_error_bar() {
         },
         forward_weight: 0.0,
     };
-    let report = fit_reverse_kl(&mut flow, &target, None, &cfg, &mut rng, &device).unwrap();
-    let (_, is) = importance_weights(&flow, &target, 20_000, 4096, &mut rng, &device).unwrap();
+    let report = fit_reverse_kl(&mut rng, &mut flow, &target, None, &cfg, &device).unwrap();
+    let (_, is) = importance_weights(&mut rng, &flow, &target, 20_000, 4096, &device).unwrap();
     println!(
         "reverse KL {:.4} (bound on -log Z = {:.4}); IS log Z {:.4} ± {:.4} vs exact {exact:.4}; ESS {:.0} of 20000",
         report.final_loss(50),
@@ -734,7 +740,7 @@ fn flow_mcmc_leaves_the_target_invariant() {
         actnorm: true,
         ..FlowConfig::new(FlowKind::RealNvp, 2)
     }
-    .init(&device, &mut rng)
+    .init(&mut rng, &device)
     .unwrap();
     flow.initialize_actnorm(normal(&mut rng, [4096, 2], &device).mul_scalar(2.0), None);
     let chains = 4000;
@@ -804,7 +810,7 @@ fn fused_and_autodiff_training_agree() {
     };
     let mut losses = Vec::new();
     for fused in [true, false] {
-        let mut flow = cfg.init(&ad, &mut seeded(72)).unwrap();
+        let mut flow = cfg.init(&mut seeded(72), &ad).unwrap();
         let fit = FlowTrainConfig {
             iterations: 40,
             batch_size: 512,
@@ -813,7 +819,7 @@ fn fused_and_autodiff_training_agree() {
             fused,
             ..FlowTrainConfig::default()
         };
-        let report = fit_max_likelihood(&mut flow, &data, None, &fit, &mut seeded(73)).unwrap();
+        let report = fit_max_likelihood(&mut seeded(73), &mut flow, &data, None, &fit).unwrap();
         let test = normal(&mut seeded(74), [256, 2], &device);
         let lp = to_host1(&flow.valid().log_prob(test, None).unwrap());
         losses.push((report.losses, lp));
@@ -859,7 +865,7 @@ fn nce_uses_a_flow_as_its_noise() {
             hidden: vec![32, 32],
             ..FlowConfig::new(FlowKind::RealNvp, 2)
         }
-        .init(&ad, &mut rng)
+        .init(&mut rng, &ad)
         .unwrap();
         let x = ebm_zoo::energy::tensor::from_host2(values, [20_000, 2], &device);
         let fit = FlowTrainConfig {
@@ -868,7 +874,7 @@ fn nce_uses_a_flow_as_its_noise() {
             learning_rate: 3e-3,
             ..FlowTrainConfig::default()
         };
-        fit_max_likelihood(&mut flow, &x, None, &fit, &mut rng).unwrap();
+        fit_max_likelihood(&mut rng, &mut flow, &x, None, &fit).unwrap();
         let mut objective = Nce::new(Box::new(FlowEnergy::new(&flow).unwrap()), 4).unwrap();
         let model = GaussianModel::new(&[0.0, 0.0], 1.0, &ad).unwrap();
         let config = EbmTrainConfig {

@@ -32,7 +32,7 @@ fn gan(loss: GanLoss, output: Output, latent: usize, data: usize, seed: u64) -> 
         loss,
         ..GanConfig::default()
     };
-    cfg.init(&cpu_device(), &mut seeded(seed)).unwrap()
+    cfg.init(&mut seeded(seed), &cpu_device()).unwrap()
 }
 
 #[test]
@@ -45,14 +45,14 @@ fn mlp_vector_jacobian_product_matches_autodiff_and_finite_differences() {
         Activation::Tanh,
         Activation::LeakyRelu,
     ] {
-        let mlp = Mlp::new(&[3, 8, 8, 4], activation, false, &device, &mut rng).unwrap();
+        let mlp = Mlp::new(&mut rng, &[3, 8, 8, 4], activation, false, &device).unwrap();
         let x = normal(&mut rng, [5, 3], &device);
         let v = normal(&mut rng, [5, 4], &device);
         let (_, tape) = mlp.forward_tape(x.clone());
         let vjp = to_host2(&mlp.vjp(tape, v.clone()));
         // Autodiff of sum(v * f(x)) in x.
         let ad = device.clone().autodiff();
-        let mlp_ad = Mlp::new(&[3, 8, 8, 4], activation, false, &ad, &mut seeded(0)).unwrap();
+        let mlp_ad = Mlp::new(&mut seeded(0), &[3, 8, 8, 4], activation, false, &ad).unwrap();
         let mlp_ad = mlp_ad.load_record(mlp.clone().into_record());
         let leaf = x.clone().autodiff().require_grad();
         let grads = (mlp_ad.forward(leaf.clone()) * v.clone().autodiff())
@@ -177,7 +177,7 @@ fn gradient_penalty_weight_gradient_through_the_written_out_score_matches_finite
         loss: GanLoss::WganGp,
         ..GanConfig::default()
     }
-    .init(&ad, &mut seeded(7))
+    .init(&mut seeded(7), &ad)
     .unwrap();
     let critic = g.discriminator.critic.clone().unwrap();
     let x = normal(&mut seeded(8), [10, 2], &device);
@@ -225,7 +225,7 @@ fn vera_score_estimator_recovers_the_exact_score_of_a_linear_gaussian_generator(
         loss: GanLoss::Vera,
         ..GanConfig::default()
     }
-    .init(&device, &mut seeded(9))
+    .init(&mut seeded(9), &device)
     .unwrap();
     let (a, b, sigma) = ([0.9f32, 0.3, -0.2, 0.5], [0.5f32, -1.0], 0.3f32);
     g.generator.net.layers[0] = linear_from_host(a.to_vec(), b.to_vec(), &device); // W = A^T ([in, out])
@@ -265,7 +265,7 @@ fn vera_score_estimator_recovers_the_exact_score_of_a_linear_gaussian_generator(
             .expand([r, points, 2])
             .reshape([r * points, 2])
     };
-    let est = to_host2(&vera_score(&g, rep(x.clone()), rep(z0), 0.5, k, &mut rng).unwrap());
+    let est = to_host2(&vera_score(&mut rng, &g, rep(x.clone()), rep(z0), 0.5, k).unwrap());
     let xh = to_host2(&x);
     for p in 0..points {
         let dx = [
@@ -298,7 +298,7 @@ fn latent_chain_samples_the_closed_form_ddls_target() {
         generator_hidden: vec![],
         ..GanConfig::default()
     }
-    .init(&device, &mut seeded(11))
+    .init(&mut seeded(11), &device)
     .unwrap();
     g.generator.net.layers[0] = linear_from_host(vec![1.0, 0.0, 0.0, 1.0], vec![0.0, 0.0], &device);
     let (m, s2) = ([1.5f64, -0.5], 0.5f64);
@@ -314,7 +314,7 @@ fn latent_chain_samples_the_closed_form_ddls_target() {
         temperature: 1.0,
     };
     let n = 4000;
-    let (x, report) = run_latent_chain(&energy, n, &cfg, &mut seeded(12), &device).unwrap();
+    let (x, report) = run_latent_chain(&mut seeded(12), &energy, n, &cfg, &device).unwrap();
     assert!(
         report.acceptance > 0.5 && report.acceptance <= 1.0,
         "acceptance {}",
@@ -377,11 +377,11 @@ fn games_learn_the_eight_gaussians() {
             loss,
             ..GanConfig::default()
         }
-        .init(&device.clone().autodiff(), &mut rng)
+        .init(&mut rng, &device.clone().autodiff())
         .unwrap();
         let before = sample_metrics(
             &truth,
-            &to_host2(&sample(&g, 5000, &mut rng, &device)),
+            &to_host2(&sample(&mut rng, &g, 5000, &device)),
             32,
             &masses,
         )
@@ -390,10 +390,10 @@ fn games_learn_the_eight_gaussians() {
             iterations: 1000,
             ..GanTrainConfig::default()
         };
-        fit(&mut g, &data, &cfg, &mut rng, false).unwrap();
+        fit(&mut rng, &mut g, &data, &cfg, false).unwrap();
         let after = sample_metrics(
             &truth,
-            &to_host2(&sample(&g, 5000, &mut rng, &device)),
+            &to_host2(&sample(&mut rng, &g, 5000, &device)),
             32,
             &masses,
         )
@@ -420,7 +420,7 @@ fn bad_settings_and_data_are_clear_errors() {
         latent_dim: 0,
         ..GanConfig::default()
     }
-    .init(&device, &mut seeded(0))
+    .init(&mut seeded(0), &device)
     .unwrap_err();
     assert!(err.to_string().contains("latent_dim"), "{err}");
     for (cfg, key) in [
@@ -466,16 +466,16 @@ fn bad_settings_and_data_are_clear_errors() {
     let err = "wgan".parse::<GanLoss>().unwrap_err().to_string();
     assert!(err.contains("wgan") && err.contains("wgan_gp"), "{err}");
     let mut g = GanConfig::default()
-        .init(&device.clone().autodiff(), &mut seeded(0))
+        .init(&mut seeded(0), &device.clone().autodiff())
         .unwrap();
     let cfg = GanTrainConfig {
         iterations: 1,
         ..GanTrainConfig::default()
     };
     let wrong = from_host2(vec![0.0; 9], [3, 3], &device);
-    assert!(fit(&mut g, &wrong, &cfg, &mut seeded(0), false).is_err());
+    assert!(fit(&mut seeded(0), &mut g, &wrong, &cfg, false).is_err());
     let nan = from_host2(vec![0.0, f32::NAN, 1.0, 1.0], [2, 2], &device);
-    let err = fit(&mut g, &nan, &cfg, &mut seeded(0), false)
+    let err = fit(&mut seeded(0), &mut g, &nan, &cfg, false)
         .unwrap_err()
         .to_string();
     assert!(err.contains("NaN") || err.contains("non-finite"), "{err}");

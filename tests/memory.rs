@@ -18,7 +18,7 @@ fn resident_kib() -> Option<u64> {
 fn memory_stays_flat_over_100k_steps() {
     let dev = common::cpu_device();
     let mlp = MlpEnergyConfig::new(vec![2, 16, 16, 1], Activation::Silu)
-        .init(&dev, &mut seeded(1))
+        .init(&mut seeded(1), &dev)
         .unwrap();
     let sampler = Mala::new(0.01).unwrap();
     let mut rng = seeded(2);

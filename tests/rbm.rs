@@ -8,7 +8,7 @@ use ebm_zoo::energy::rng::{normal_vec, seeded};
 #[test]
 fn hidden_sum_matches_brute_force_over_visible_states() {
     let mut rng = seeded(1);
-    let mut rbm = Rbm::new(7, 5, None, &mut rng).unwrap();
+    let mut rbm = Rbm::new(&mut rng, 7, 5, None).unwrap();
     let z = normal_vec(&mut rng, 7 * 5 + 12);
     for (w, v) in rbm.weights.iter_mut().zip(&z) {
         *w = *v as f64;
@@ -38,7 +38,7 @@ fn cd_training_raises_the_exact_test_likelihood_and_ais_agrees_with_it() {
     let x: Vec<f64> = train.binarized().iter().map(|&v| v as f64).collect();
     let y: Vec<f64> = test.binarized().iter().map(|&v| v as f64).collect();
     let mut rng = seeded(2);
-    let mut rbm = Rbm::new(64, 12, Some(&x), &mut rng).unwrap();
+    let mut rbm = Rbm::new(&mut rng, 64, 12, Some(&x)).unwrap();
     let before = rbm
         .mean_log_likelihood(&y, rbm.log_z_exact().unwrap())
         .unwrap();
@@ -67,7 +67,7 @@ fn cd_training_raises_the_exact_test_likelihood_and_ais_agrees_with_it() {
 #[test]
 fn rbm_bad_input_is_rejected() {
     let mut rng = seeded(3);
-    let mut rbm = Rbm::new(4, 3, None, &mut rng).unwrap();
+    let mut rbm = Rbm::new(&mut rng, 4, 3, None).unwrap();
     let e = rbm
         .train_epoch(
             &mut rng,
@@ -88,7 +88,7 @@ fn rbm_bad_input_is_rejected() {
         rbm.train_epoch(&mut rng, &[0.0; 4], &mut RbmTraining::Cd(1), 0.1, 0)
             .is_err()
     );
-    assert!(Rbm::new(4, 0, None, &mut rng).is_err());
+    assert!(Rbm::new(&mut rng, 4, 0, None).is_err());
     let mut pcd = RbmTraining::Pcd {
         sweeps: 1,
         count: 0,
@@ -100,7 +100,7 @@ fn rbm_bad_input_is_rejected() {
             .to_string()
             .contains("chain")
     );
-    let big = Rbm::new(4, 30, None, &mut rng).unwrap();
+    let big = Rbm::new(&mut rng, 4, 30, None).unwrap();
     assert!(
         big.log_z_exact()
             .unwrap_err()

@@ -140,7 +140,7 @@ fn mlp_scores_match_autodiff_and_finite_differences() {
         (vec![8, 64, 32, 1], Activation::Silu),
     ] {
         let mlp = MlpEnergyConfig::new(widths.clone(), act)
-            .init(&dev, &mut seeded(3))
+            .init(&mut seeded(3), &dev)
             .unwrap();
         let d = widths[0];
         let x = points(d, 64, 1.5, 4, &dev);
@@ -180,7 +180,7 @@ fn conv_energy_score_matches_autodiff_and_finite_differences() {
             hidden: 16,
             ..ConvEnergyConfig::default()
         };
-        let conv = config.init(&dev, &mut seeded(5)).unwrap();
+        let conv = config.init(&mut seeded(5), &dev).unwrap();
         let x = points(64, 6, 0.5, 6, &dev);
         check(&format!("conv energy 8x8 {act:?}"), &conv, x, 2e-3, true);
     }
@@ -189,7 +189,7 @@ fn conv_energy_score_matches_autodiff_and_finite_differences() {
         ..ConvEnergyConfig::default()
     };
     assert!(
-        bad.init(&dev, &mut seeded(1))
+        bad.init(&mut seeded(1), &dev)
             .unwrap_err()
             .to_string()
             .contains("even side")
@@ -200,7 +200,7 @@ fn conv_energy_score_matches_autodiff_and_finite_differences() {
 fn fused_kernel_handles_ragged_batches() {
     let dev = cpu_device();
     let mlp = MlpEnergyConfig::new(vec![2, 128, 128, 1], Activation::Silu)
-        .init(&dev, &mut seeded(5))
+        .init(&mut seeded(5), &dev)
         .unwrap();
     for n in [1, 7, 127, 129, 1000] {
         let x = points(2, n, 1.0, n as u64, &dev);
@@ -320,7 +320,7 @@ fn a_loss_on_the_mlp_score_has_correct_weight_gradients_from_one_backward_pass()
     use ebm_zoo::neural::MlpEnergy;
     let dev = cpu_device();
     let base = MlpEnergyConfig::new(vec![2, 16, 16, 1], Activation::Softplus)
-        .init(&dev, &mut seeded(21))
+        .init(&mut seeded(21), &dev)
         .unwrap();
     let weights = base.host_weights();
     let x_host = to_host2(&points(2, 32, 1.0, 22, &dev));

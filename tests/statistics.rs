@@ -51,7 +51,7 @@ fn sample(
     let dev = cpu_device();
     let mut rng = seeded(seed);
     let x0 = normal(&mut rng, [chains, energy.dim()], &dev).mul_scalar(init_std);
-    let out = run(sampler, energy, x0, &config, &mut rng, &mut |_| {}).expect("no divergence");
+    let out = run(&mut rng, sampler, energy, x0, &config, &mut |_| {}).expect("no divergence");
     (out.draws.unwrap(), out.acceptance_rate, out.step_size)
 }
 
@@ -269,7 +269,7 @@ fn same_seed_gives_the_same_samples_even_with_parallel_tests() {
             check_every: 50,
             keep_draws: false,
         };
-        let out = run(&mut s, &m, x0, &cfg, &mut rng, &mut |_| {}).unwrap();
+        let out = run(&mut rng, &mut s, &m, x0, &cfg, &mut |_| {}).unwrap();
         ebm_zoo::energy::tensor::to_host2(&out.state.position)
     };
     let reference = run_once(7);
@@ -320,7 +320,7 @@ fn a_diverging_sampler_is_stopped_with_the_step_and_chain() {
             check_every,
             ..cfg.clone()
         };
-        run(&mut s.clone(), &g, x0, &cfg, &mut rng, &mut |_| {}).unwrap_err()
+        run(&mut rng, &mut s.clone(), &g, x0, &cfg, &mut |_| {}).unwrap_err()
     };
     let err = diverge(1);
     let msg = err.to_string();
@@ -415,11 +415,11 @@ fn schedules_and_parameters_are_validated() {
     let x0 = Tensor::<2>::zeros([2, 2], &dev);
     assert!(
         run(
+            &mut seeded(0),
             &mut Ula::new(0.1).unwrap(),
             &g,
             x0,
             &cfg,
-            &mut seeded(0),
             &mut |_| {}
         )
         .is_err()

@@ -154,7 +154,7 @@ fn ebm_run<'a>(
     move |iterations, resume, diverge| {
         let device = cpu_device();
         let model = MlpEnergyConfig::new(vec![2, 16, 16, 1], Activation::Silu)
-            .init(&device.clone().autodiff(), &mut seeded(2))
+            .init(&mut seeded(2), &device.clone().autodiff())
             .unwrap();
         let config = EbmTrainConfig {
             iterations,
@@ -256,7 +256,7 @@ fn vae_run(data: &Tensor<2>) -> impl Fn(usize, Resume, bool) -> (Result<()>, Vec
             prior_hidden: vec![16],
             ..VaeConfig::default()
         };
-        let mut vae = cfg.init(&ad, &mut seeded(4)).unwrap();
+        let mut vae = cfg.init(&mut seeded(4), &ad).unwrap();
         let train = VaeTrainConfig {
             iterations,
             batch_size: 32,
@@ -273,7 +273,7 @@ fn vae_run(data: &Tensor<2>) -> impl Fn(usize, Resume, bool) -> (Result<()>, Vec
         } else {
             data.clone()
         };
-        let out = fit(&mut vae, &data, &train, &mut seeded(5)).map(|_| ());
+        let out = fit(&mut seeded(5), &mut vae, &data, &train).map(|_| ());
         (out, params(&vae))
     }
 }
@@ -299,7 +299,7 @@ fn gan_run(
             loss,
             ..GanConfig::default()
         };
-        let mut gan = cfg.init(&ad, &mut seeded(6)).unwrap();
+        let mut gan = cfg.init(&mut seeded(6), &ad).unwrap();
         let rate = 2e-4;
         let train = GanTrainConfig {
             iterations,
@@ -317,7 +317,7 @@ fn gan_run(
         } else {
             data.clone()
         };
-        let out = fit(&mut gan, &data, &train, &mut seeded(7), false).map(|_| ());
+        let out = fit(&mut seeded(7), &mut gan, &data, &train, false).map(|_| ());
         let mut p = params(&gan.generator);
         p.extend(params(&gan.discriminator));
         p.extend(
@@ -346,7 +346,7 @@ fn flow_run(
     data: &Tensor<2>,
     fused: bool,
 ) -> impl Fn(usize, Resume, bool) -> (Result<()>, Vec<u32>) + '_ {
-    use ebm_zoo::flow::{FlowTrainConfig, FlowConfig, FlowKind, fit_max_likelihood};
+    use ebm_zoo::flow::{FlowConfig, FlowKind, FlowTrainConfig, fit_max_likelihood};
     move |iterations, resume, diverge| {
         let ad = cpu_device().autodiff();
         let cfg = FlowConfig {
@@ -357,7 +357,7 @@ fn flow_run(
             zero_init: false,
             ..FlowConfig::new(FlowKind::RealNvp, 2)
         };
-        let mut flow = cfg.init(&ad, &mut seeded(8)).unwrap();
+        let mut flow = cfg.init(&mut seeded(8), &ad).unwrap();
         let fit = FlowTrainConfig {
             iterations,
             batch_size: 32,
@@ -372,7 +372,7 @@ fn flow_run(
         } else {
             data.clone()
         };
-        let out = fit_max_likelihood(&mut flow, &data, None, &fit, &mut seeded(9)).map(|_| ());
+        let out = fit_max_likelihood(&mut seeded(9), &mut flow, &data, None, &fit).map(|_| ());
         (out, params(&flow))
     }
 }
@@ -398,7 +398,7 @@ fn diffusion_run(
             hidden: vec![16, 16],
             ..ScoreNetConfig::default()
         };
-        let mut net = cfg.mlp(&ad, &mut seeded(10)).unwrap();
+        let mut net = cfg.mlp(&mut seeded(10), &ad).unwrap();
         let dsm = DsmTrainConfig {
             iterations,
             batch_size: 32,
@@ -414,8 +414,8 @@ fn diffusion_run(
         };
         let (sde, rng) = (Sde::vp(), &mut seeded(11));
         let out = match fused {
-            true => fit_dsm_fused(&mut net, &sde, &data, &dsm, rng),
-            false => fit_dsm(&mut net, &sde, &data, &dsm, rng, false),
+            true => fit_dsm_fused(rng, &mut net, &sde, &data, &dsm),
+            false => fit_dsm(rng, &mut net, &sde, &data, &dsm, false),
         };
         (out.map(|_| ()), params(&net))
     }
@@ -435,7 +435,7 @@ fn rbm_run(data: &[f64]) -> impl Fn(usize, Resume, bool) -> (Result<()>, Vec<u32
     use ebm_zoo::ebm::rbm::{Rbm, RbmTrainConfig, RbmTraining};
     move |epochs, resume, _| {
         let mut rng = seeded(12);
-        let mut rbm = Rbm::new(8, 4, Some(data), &mut rng).unwrap();
+        let mut rbm = Rbm::new(&mut rng, 8, 4, Some(data)).unwrap();
         let mut method = RbmTraining::Pcd {
             sweeps: 1,
             count: 10,

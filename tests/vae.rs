@@ -31,7 +31,7 @@ fn linear_gaussian(device: &Device, exact_posterior: bool) -> (ebm_zoo::vae::Vae
         prior: PriorKind::Gaussian,
         ..VaeConfig::default()
     };
-    let mut vae = cfg.init(device, &mut seeded(1)).unwrap();
+    let mut vae = cfg.init(&mut seeded(1), device).unwrap();
     let wd: Vec<f32> = w.iter().flatten().map(|v| *v as f32).collect();
     vae.decoder.layers[0] = linear_from_host(wd, b.iter().map(|v| *v as f32).collect(), device);
     vae.log_std = Param::from_tensor(Tensor::from_data(
@@ -82,7 +82,7 @@ fn iwae_approaches_the_exact_log_likelihood_of_a_linear_gaussian_vae() {
     let exact = exact_log_likelihood(&marginal, &x);
     // With the exact posterior every importance weight is p(x): ELBO = IWAE = log p(x).
     let log_z = vae.gaussian_log_normalizer();
-    let e = evaluate(&vae, &x, 10, log_z, &mut seeded(3)).unwrap();
+    let e = evaluate(&mut seeded(3), &vae, &x, 10, log_z).unwrap();
     println!(
         "exact posterior: ELBO {:.5}, IWAE {:.5}, exact {exact:.5}",
         e.elbo, -e.iwae_nll
@@ -98,7 +98,7 @@ fn iwae_approaches_the_exact_log_likelihood_of_a_linear_gaussian_vae() {
         // Five independent evaluations give the Monte Carlo error of the IWAE estimate itself.
         let runs: Vec<(f64, f64)> = (0..5)
             .map(|r| {
-                let e = evaluate(&vae, &x, k, log_z, &mut seeded(4 + r)).unwrap();
+                let e = evaluate(&mut seeded(4 + r), &vae, &x, k, log_z).unwrap();
                 (e.elbo, -e.iwae_nll)
             })
             .collect();
@@ -152,14 +152,14 @@ fn ebm_prior_log_z_by_ais_matches_quadrature() {
         prior_hidden: vec![32, 32],
         ..VaeConfig::default()
     };
-    let mut vae = cfg.init(&ad, &mut rng).unwrap();
+    let mut vae = cfg.init(&mut rng, &ad).unwrap();
     let train = VaeTrainConfig {
         iterations: 300,
         batch_size: 128,
         langevin_steps: 20,
         ..VaeTrainConfig::default()
     };
-    let report = fit(&mut vae, &x, &train, &mut rng).unwrap();
+    let report = fit(&mut rng, &mut vae, &x, &train).unwrap();
     assert!(report.losses.iter().all(|l| l.is_finite()));
     let vae = vae.valid();
     let energy = vae.prior_as_energy().unwrap();
@@ -179,7 +179,7 @@ fn ebm_prior_log_z_by_ais_matches_quadrature() {
     );
     let neg: Vec<f64> = e.iter().map(|v| -f64::from(*v)).collect();
     let exact = ebm_zoo::mcmc::estimate::log_sum_exp(&neg) + (h * h).ln();
-    let (ais, se) = prior_log_normalizer(&vae, 4096, 200, &mut seeded(12), &device).unwrap();
+    let (ais, se) = prior_log_normalizer(&mut seeded(12), &vae, 4096, 200, &device).unwrap();
     println!(
         "prior log Z: SMC {ais:.4} ± {se:.4}, quadrature {exact:.4} (Gaussian part alone {:.4})",
         vae.gaussian_log_normalizer()
@@ -187,7 +187,7 @@ fn ebm_prior_log_z_by_ais_matches_quadrature() {
     common::assert_within("SMC log Z of the EBM prior", ais, exact, se, 4.0);
     assert!(se < 0.05);
     let (is, is_se) =
-        ebm_zoo::vae::aggregate_posterior_log_z(&vae, &x, 4096, &mut seeded(13)).unwrap();
+        ebm_zoo::vae::aggregate_posterior_log_z(&mut seeded(13), &vae, &x, 4096).unwrap();
     println!(
         "prior log Z by importance sampling from the aggregate posterior: {is:.4} ± {is_se:.4}"
     );
@@ -202,19 +202,19 @@ fn bad_input_gives_clear_errors() {
         latent_dim: 0,
         ..VaeConfig::default()
     }
-    .init(&device, &mut rng)
+    .init(&mut rng, &device)
     .unwrap_err()
     .to_string();
     assert!(e.contains("invalid latent_dim"), "{e}");
-    let vae = VaeConfig::default().init(&device, &mut rng).unwrap();
+    let vae = VaeConfig::default().init(&mut rng, &device).unwrap();
     let x = normal(&mut rng, [10, 64], &device);
-    let e = evaluate(&vae, &x, 0, 0.0, &mut rng)
+    let e = evaluate(&mut rng, &vae, &x, 0, 0.0)
         .unwrap_err()
         .to_string();
     assert!(e.contains("invalid k: must be >= 1"), "{e}");
     // 7x7 images for a VAE of 8x8 images.
     let small = normal(&mut rng, [10, 49], &device);
-    let e = evaluate(&vae, &small, 10, 0.0, &mut rng)
+    let e = evaluate(&mut rng, &vae, &small, 10, 0.0)
         .unwrap_err()
         .to_string();
     assert!(
@@ -222,14 +222,14 @@ fn bad_input_gives_clear_errors() {
         "{e}"
     );
     let mut ad_vae = VaeConfig::default()
-        .init(&device.clone().autodiff(), &mut rng)
+        .init(&mut rng, &device.clone().autodiff())
         .unwrap();
-    let e = fit(&mut ad_vae, &small, &VaeTrainConfig::default(), &mut rng)
+    let e = fit(&mut rng, &mut ad_vae, &small, &VaeTrainConfig::default())
         .unwrap_err()
         .to_string();
     assert!(e.contains("wrong shape for training data"), "{e}");
     let nan = Tensor::<2>::from_data(TensorData::new(vec![f32::NAN; 64], [1, 64]), &device);
-    let e = fit(&mut ad_vae, &nan, &VaeTrainConfig::default(), &mut rng)
+    let e = fit(&mut rng, &mut ad_vae, &nan, &VaeTrainConfig::default())
         .unwrap_err()
         .to_string();
     assert!(e.contains("non-finite"), "{e}");
@@ -241,7 +241,7 @@ fn bad_input_gives_clear_errors() {
         learning_rate: -1.0,
         ..VaeTrainConfig::default()
     };
-    let e = fit(&mut ad_vae, &x, &bad, &mut rng)
+    let e = fit(&mut rng, &mut ad_vae, &x, &bad)
         .unwrap_err()
         .to_string();
     assert!(e.contains("learning_rate"), "{e}");
@@ -270,15 +270,15 @@ fn a_vae_learns_an_embedded_set_up_to_its_exact_likelihood() {
         decoder: DecoderKind::Gaussian,
         ..VaeConfig::default()
     };
-    let mut vae = cfg.init(&ad, &mut rng).unwrap();
+    let mut vae = cfg.init(&mut rng, &ad).unwrap();
     let log_z = vae.valid().gaussian_log_normalizer();
-    let before = evaluate(&vae.valid(), &test, 50, log_z, &mut rng).unwrap();
+    let before = evaluate(&mut rng, &vae.valid(), &test, 50, log_z).unwrap();
     let train_cfg = VaeTrainConfig {
         iterations: 4000,
         ..VaeTrainConfig::default()
     };
-    fit(&mut vae, &train, &train_cfg, &mut rng).unwrap();
-    let after = evaluate(&vae.valid(), &test, 50, log_z, &mut rng).unwrap();
+    fit(&mut rng, &mut vae, &train, &train_cfg).unwrap();
+    let after = evaluate(&mut rng, &vae.valid(), &test, 50, log_z).unwrap();
     println!(
         "embedded 8 Gaussians in R^16: IWAE NLL {:.3} -> {:.3} ± {:.3}, exact {exact:.3}",
         before.iwae_nll, after.iwae_nll, after.iwae_se

@@ -91,7 +91,7 @@ fn run_sample(args: SampleBench) -> Result<()> {
     });
     let widths = vec![2, 128, 128, 1];
     let mlp = MlpEnergyConfig::new(widths.clone(), Activation::Silu)
-        .init(&device, &mut rng::seeded(args.seed))?;
+        .init(&mut rng::seeded(args.seed), &device)?;
     let fused;
     let energy: &dyn Energy = match path {
         EnergyPath::Fused => {
@@ -227,7 +227,7 @@ pub struct RealNvpBench {
 /// conditioner 1 -> 128 -> 128 -> 2 (SiLU), s = tanh(s_raw), base N(0, I), batch 512, Adam
 /// lr 1e-3, PyTorch-default initialisation, two moons with noise 0.05 (a fresh batch per step).
 fn run_realnvp(args: RealNvpBench) -> Result<()> {
-    use zoo_flow::{FlowTrainConfig, FlowConfig, FlowKind, fit_max_likelihood};
+    use zoo_flow::{FlowConfig, FlowKind, FlowTrainConfig, fit_max_likelihood};
     const LAYERS: usize = 8;
     const BATCH: usize = 512;
     if args.steps == 0 || args.repeats == 0 {
@@ -261,9 +261,9 @@ fn run_realnvp(args: RealNvpBench) -> Result<()> {
     };
     let once = || -> Result<(f64, f64, f64)> {
         let mut r = rng::seeded(args.seed + 1);
-        let mut flow = config.init(&ad, &mut r)?;
+        let mut flow = config.init(&mut r, &ad)?;
         let start = Instant::now();
-        let report = fit_max_likelihood(&mut flow, &data, None, &fit, &mut r)?;
+        let report = fit_max_likelihood(&mut r, &mut flow, &data, None, &fit)?;
         let secs = start.elapsed().as_secs_f64();
         let nll = flow
             .valid()
@@ -364,11 +364,11 @@ fn run_dsm(args: DsmBench) -> Result<()> {
     let net_cfg = ScoreNetConfig::default();
     let once = || -> Result<(f64, f64)> {
         let mut r = rng::seeded(args.seed + 1);
-        let mut net = net_cfg.mlp(&ad, &mut r)?;
+        let mut net = net_cfg.mlp(&mut r, &ad)?;
         let start = Instant::now();
         let report = match path {
-            EnergyPath::Fused => fit_dsm_fused(&mut net, &sde, &data, &cfg, &mut r)?,
-            EnergyPath::Tensor => fit_dsm(&mut net, &sde, &data, &cfg, &mut r, false)?,
+            EnergyPath::Fused => fit_dsm_fused(&mut r, &mut net, &sde, &data, &cfg)?,
+            EnergyPath::Tensor => fit_dsm(&mut r, &mut net, &sde, &data, &cfg, false)?,
         };
         let secs = start.elapsed().as_secs_f64();
         let tail = &report.losses[report.losses.len().saturating_sub(50)..];

@@ -143,7 +143,7 @@ pub fn logz(args: LogzArgs) -> Result<()> {
     zoo_energy::memory::check_elements("the annealing schedule (steps)", args.steps as u128, 8)?;
     let mut r = rng::seeded(args.seed);
     let (target, result, exact) = if let Some(inner) = inline_table(&args.energy, "ising") {
-        ising_logz(&args, inner, &mut r)?
+        ising_logz(&mut r, &args, inner)?
     } else if let Some(inner) = inline_table(&args.energy, "curie_weiss") {
         let spec: CurieWeissSpec = parse_inline("curie_weiss", inner)?;
         if args.method != Method::Exact {
@@ -153,7 +153,7 @@ pub fn logz(args: LogzArgs) -> Result<()> {
         let result = json!({"log_z": e.log_z});
         (serde_json::to_value(&spec)?, result, Some(e.log_z))
     } else {
-        energy_logz(&args, &mut r)?
+        energy_logz(&mut r, &args)?
     };
     let mut out = json!({"schema": "ebm-zoo/logz/v1", "target": target, "method": args.method, "seed": args.seed, "levels": args.steps, "exact_log_z": exact});
     out.as_object_mut()
@@ -167,7 +167,7 @@ type LogzResult = (serde_json::Value, serde_json::Value, Option<f64>);
 
 /// An Ising lattice: exact (enumeration or Kaufman), or annealed over beta with heat-bath sweeps
 /// (and Wolff flips where they apply: h = 0, J > 0).
-fn ising_logz(args: &LogzArgs, inner: &str, r: &mut ZooRng) -> Result<LogzResult> {
+fn ising_logz(r: &mut ZooRng, args: &LogzArgs, inner: &str) -> Result<LogzResult> {
     let spec: IsingSpec = parse_inline("ising", inner)?;
     let cols = spec.cols.unwrap_or(spec.rows);
     let model = Ising::new(spec.rows, cols, spec.coupling, spec.field, spec.periodic)?;
@@ -206,7 +206,7 @@ fn ising_logz(args: &LogzArgs, inner: &str, r: &mut ZooRng) -> Result<LogzResult
 
 /// A continuous energy: closed form, or annealed from N(0, base_std^2 I) by MALA (AIS, SMC) or
 /// by Jarzynski-weighted ULA.
-fn energy_logz(args: &LogzArgs, r: &mut ZooRng) -> Result<LogzResult> {
+fn energy_logz(r: &mut ZooRng, args: &LogzArgs) -> Result<LogzResult> {
     let spec = EnergySpec::parse(&args.energy)?;
     let backend: BackendKind = args.backend.parse()?;
     let device = backend.device()?;

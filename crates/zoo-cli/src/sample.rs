@@ -158,11 +158,11 @@ pub fn run(args: SampleArgs) -> Result<()> {
     let output = with_progress(&label, &s, |progress| {
         let config = s.chain_config();
         run_chains(
+            &mut rng,
             &mut sampler,
             energy.as_ref(),
             init,
             &config,
-            &mut rng,
             progress,
         )
     })?;

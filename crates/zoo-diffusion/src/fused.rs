@@ -4,7 +4,7 @@
 //! parallel (rayon), no autodiff tape. With s = -net([x, log sigma]) / sigma the loss
 //! |sigma s + eps|^2 / 2 is |eps - net|^2 / 2, whose gradient in the output is (net - eps) / B.
 
-use crate::net::{DsmTrainConfig, DsmReport, MlpScore};
+use crate::net::{DsmReport, DsmTrainConfig, MlpScore};
 use crate::sde::Sde;
 use burn::prelude::*;
 use rand::RngExt;
@@ -126,11 +126,11 @@ impl<F: FnMut(&mut ZooRng) -> (f64, f64, f64)> Trainable for FusedDsmRun<'_, F> 
 }
 
 fn train_fused_with(
+    rng: &mut ZooRng,
     net: &mut MlpScore,
     data: &[f32],
     d: usize,
     cfg: &DsmTrainConfig,
-    rng: &mut ZooRng,
     noise: impl FnMut(&mut ZooRng) -> (f64, f64, f64),
 ) -> Result<DsmReport> {
     cfg.check()?;
@@ -145,7 +145,7 @@ fn train_fused_with(
         cfg,
         noise,
     };
-    let outcome = zoo_train::train(&mut run, &cfg.loop_config(false), rng);
+    let outcome = zoo_train::train(rng, &mut run, &cfg.loop_config(false));
     *net = run.template;
     run.mlp.write_into(&mut net.net.layers);
     outcome.map(DsmReport::from)
@@ -154,11 +154,11 @@ fn train_fused_with(
 /// [`crate::fit_dsm`] for the noise-predicting MLP on a CPU backend, fused: the same draws from
 /// `rng` (rows, times, noise) in the same order, so the two agree to rounding.
 pub fn fit_dsm_fused(
+    rng: &mut ZooRng,
     net: &mut MlpScore,
     sde: &Sde,
     data: &Tensor<2>,
     cfg: &DsmTrainConfig,
-    rng: &mut ZooRng,
 ) -> Result<DsmReport> {
     sde.check()?;
     let d = net.net.output_width();
@@ -167,7 +167,7 @@ pub fn fit_dsm_fused(
     let t_min = sde.t_min();
     let sde = *sde;
     let weighting = cfg.weighting;
-    train_fused_with(net, &host, d, cfg, rng, move |rng| {
+    train_fused_with(rng, net, &host, d, cfg, move |rng| {
         let t = rng.random_range(t_min..1.0);
         let (alpha, sigma) = sde.marginal(t);
         (alpha, sigma, weighting.factor(&sde, t))

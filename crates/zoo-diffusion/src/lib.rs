@@ -33,8 +33,8 @@ pub use correct::{CorrectedReport, MalaCorrection, sample_corrected};
 pub use fused::fit_dsm_fused;
 pub use likelihood::{Divergence, PfOdeLikelihood, pf_ode_log_likelihood};
 pub use net::{
-    ConvScore, DsmTrainConfig, DsmReport, DsmWeighting, EnergyScore, LevelEnergy, MlpScore, NetScore,
-    ScoreNet, ScoreNetConfig, fit_dsm,
+    ConvScore, DsmReport, DsmTrainConfig, DsmWeighting, EnergyScore, LevelEnergy, MlpScore,
+    NetScore, ScoreNet, ScoreNetConfig, fit_dsm,
 };
 pub use sample::{
     AnnealedLangevinConfig, SampleConfig, SampleReport, Solver, TimeStep, annealed_langevin,

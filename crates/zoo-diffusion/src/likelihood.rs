@@ -45,13 +45,13 @@ pub enum Divergence {
 /// at t = 1 is the SDE's, not the true marginal p_1: the difference (for VP with beta_max = 20,
 /// alpha(1) = 0.0066 times the data's mean, times |x_1|) is part of the model's error.
 pub fn pf_ode_log_likelihood(
+    rng: &mut ZooRng,
     model: &dyn ScoreModel,
     sde: &Sde,
     x: Tensor<2>,
     steps: usize,
     t_min: f64,
     divergence: Divergence,
-    rng: &mut ZooRng,
 ) -> Result<PfOdeLikelihood> {
     sde.check()?;
     check_count("steps", steps)?;
@@ -62,7 +62,7 @@ pub fn pf_ode_log_likelihood(
         let ds = match divergence {
             Divergence::Exact => model.divergence(x, t),
             Divergence::Hutchinson { probes } => {
-                model.divergence_hutchinson(x, t, probes.max(1), rng)
+                model.divergence_hutchinson(rng, x, t, probes.max(1))
             }
         }
         .ok_or_else(|| {

@@ -74,16 +74,16 @@ impl ScoreNetConfig {
     }
 
     /// The noise-predicting MLP.
-    pub fn mlp(&self, device: &Device, rng: &mut ZooRng) -> Result<MlpScore> {
+    pub fn mlp(&self, rng: &mut ZooRng, device: &Device) -> Result<MlpScore> {
         self.check()?;
         let w = layer_widths(self.data_dim + 1, &self.hidden, self.data_dim);
         Ok(MlpScore {
-            net: Mlp::new(&w, self.activation, false, device, rng)?,
+            net: Mlp::new(rng, &w, self.activation, false, device)?,
         })
     }
 
     /// The energy-parameterised model.
-    pub fn energy(&self, device: &Device, rng: &mut ZooRng) -> Result<EnergyScore> {
+    pub fn energy(&self, rng: &mut ZooRng, device: &Device) -> Result<EnergyScore> {
         self.check()?;
         if self.activation == Activation::LeakyRelu {
             return Err(Error::invalid(
@@ -93,7 +93,7 @@ impl ScoreNetConfig {
         }
         let w = layer_widths(self.data_dim + 1, &self.hidden, 1);
         Ok(EnergyScore {
-            energy: MlpEnergyConfig::new(w, self.activation).init(device, rng)?,
+            energy: MlpEnergyConfig::new(w, self.activation).init(rng, device)?,
         })
     }
 }
@@ -235,7 +235,7 @@ impl<M: ScoreNet> NetScore<M> {
 
     /// Hutchinson's estimate of div s (Hutchinson 1989; Grathwohl et al. 2019): the mean of
     /// v^T J v over `probes` Rademacher vectors.
-    pub fn hutchinson(&self, x: Tensor<2>, t: f64, probes: usize, rng: &mut ZooRng) -> Tensor<1> {
+    pub fn hutchinson(&self, rng: &mut ZooRng, x: Tensor<2>, t: f64, probes: usize) -> Tensor<1> {
         let [n, d] = x.dims();
         let device = x.device();
         let mut total = Tensor::<1>::zeros([n], &device);
@@ -273,12 +273,12 @@ impl<M: ScoreNet> ScoreModel for NetScore<M> {
     }
     fn divergence_hutchinson(
         &self,
+        rng: &mut ZooRng,
         x: Tensor<2>,
         t: f64,
         probes: usize,
-        rng: &mut ZooRng,
     ) -> Option<Tensor<1>> {
-        Some(self.hutchinson(x, t, probes, rng))
+        Some(self.hutchinson(rng, x, t, probes))
     }
     fn describe(&self) -> String {
         self.plain.describe()
@@ -389,11 +389,11 @@ impl DsmTrainConfig {
 /// ([`zoo_train::train`]): divergence restores the last snapshot (network, Adam state,
 /// generator); `cfg.resume` makes the run resumable.
 pub fn fit_dsm<M: ScoreNet>(
+    rng: &mut ZooRng,
     net: &mut M,
     sde: &Sde,
     data: &Tensor<2>,
     cfg: &DsmTrainConfig,
-    rng: &mut ZooRng,
     show_progress: bool,
 ) -> Result<DsmReport> {
     sde.check()?;
@@ -407,7 +407,7 @@ pub fn fit_dsm<M: ScoreNet>(
         data,
         cfg,
     };
-    let outcome = zoo_train::train(&mut run, &cfg.loop_config(show_progress), rng);
+    let outcome = zoo_train::train(rng, &mut run, &cfg.loop_config(show_progress));
     *net = run.net;
     outcome.map(DsmReport::from)
 }
@@ -495,11 +495,11 @@ impl ConvScore {
     /// `channels` hidden channels per layer (two hidden layers), PyTorch-default initialisation
     /// drawn from `rng`.
     pub fn new(
+        rng: &mut ZooRng,
         side: usize,
         channels: usize,
         activation: Activation,
         device: &Device,
-        rng: &mut ZooRng,
     ) -> Result<Self> {
         check_count("side", side)?;
         check_count("channels", channels)?;

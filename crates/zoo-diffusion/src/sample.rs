@@ -191,7 +191,7 @@ pub fn step(
     let TimeStep { t, t_next, last } = at;
     let h = t - t_next;
     match solver {
-        Solver::EulerMaruyama => em_step(model, sde, x, t, h, !last, rng),
+        Solver::EulerMaruyama => em_step(rng, model, sde, x, t, h, !last),
         Solver::Ancestral => {
             let s = model.score(x.clone(), t);
             let dims = x.dims();
@@ -217,9 +217,9 @@ pub fn step(
             snr,
             corrector_steps,
         } => {
-            let mut x = em_step(model, sde, x, t, h, !last, rng);
+            let mut x = em_step(rng, model, sde, x, t, h, !last);
             for _ in 0..corrector_steps {
-                x = langevin_corrector(model, sde, x, t_next, h, snr, rng);
+                x = langevin_corrector(rng, model, sde, x, t_next, h, snr);
             }
             x
         }
@@ -274,13 +274,13 @@ fn check_state(x: &Tensor<2>, step: usize, step_size: f64) -> Result<()> {
 
 /// One reverse-SDE Euler-Maruyama step from t to t - h.
 fn em_step(
+    rng: &mut ZooRng,
     model: &dyn ScoreModel,
     sde: &Sde,
     x: Tensor<2>,
     t: f64,
     h: f64,
     noise: bool,
-    rng: &mut ZooRng,
 ) -> Tensor<2> {
     let (a, g) = sde.drift_and_diffusion(t);
     let dims = x.dims();
@@ -296,13 +296,13 @@ fn em_step(
 
 /// One Langevin corrector step at time t with Song et al.'s signal-to-noise rule.
 fn langevin_corrector(
+    rng: &mut ZooRng,
     model: &dyn ScoreModel,
     sde: &Sde,
     x: Tensor<2>,
     t: f64,
     h: f64,
     snr: f64,
-    rng: &mut ZooRng,
 ) -> Tensor<2> {
     let dims = x.dims();
     let device = x.device();

@@ -27,10 +27,10 @@ pub trait ScoreModel {
     /// the model can give vector-Jacobian products; `None` otherwise.
     fn divergence_hutchinson(
         &self,
+        _rng: &mut zoo_energy::ZooRng,
         _x: Tensor<2>,
         _t: f64,
         _probes: usize,
-        _rng: &mut zoo_energy::ZooRng,
     ) -> Option<Tensor<1>> {
         None
     }

@@ -94,10 +94,10 @@ impl Rbm {
     /// An RBM with W ~ N(0, 0.01^2), c = 0, and b = logit of the data's pixel means (Hinton's
     /// practical guide, §8) when `data` is given.
     pub fn new(
+        rng: &mut ZooRng,
         visible: usize,
         hidden: usize,
         data: Option<&[f64]>,
-        rng: &mut ZooRng,
     ) -> Result<Self> {
         if visible == 0 || hidden == 0 {
             return Err(Error::invalid(
@@ -350,7 +350,7 @@ impl Rbm {
             data,
             cfg,
         };
-        let outcome = zoo_train::train(&mut run, &loop_cfg, rng);
+        let outcome = zoo_train::train(rng, &mut run, &loop_cfg);
         (*self, *method) = (run.rbm, run.method);
         Ok(outcome?.seconds)
     }

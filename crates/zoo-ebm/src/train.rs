@@ -223,7 +223,7 @@ impl<M: EnergyModel> Trainer<M> {
             device,
             started,
         };
-        let outcome = zoo_train::train(&mut run, &cfg, rng);
+        let outcome = zoo_train::train(rng, &mut run, &cfg);
         if let Ok(done) = &outcome {
             self.history = done.history.clone();
             self.resumed_from = done.resumed_from;

@@ -167,7 +167,7 @@ impl FlowConfig {
     }
 
     /// Builds the flow on `device` (use `device.clone().autodiff()` to train it).
-    pub fn init(&self, device: &Device, rng: &mut ZooRng) -> Result<Flow> {
+    pub fn init(&self, rng: &mut ZooRng, device: &Device) -> Result<Flow> {
         self.check()?;
         let map = self.elementwise();
         let net = Conditioner {
@@ -203,7 +203,7 @@ impl FlowConfig {
             }
             let last = i + 1 == self.layers;
             if self.lu {
-                layers.push(Layer::LuLinear(LuLinear::new(self.dim, device, rng)));
+                layers.push(Layer::LuLinear(LuLinear::new(rng, self.dim, device)));
             } else if matches!(self.kind, FlowKind::Maf | FlowKind::Iaf) && !last {
                 layers.push(Layer::Permutation(Permutation::reverse(self.dim)));
             }

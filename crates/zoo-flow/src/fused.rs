@@ -369,7 +369,7 @@ mod tests {
                 max_log_scale: 1.5,
                 ..FlowConfig::default()
             };
-            let flow = cfg.init(&ad, &mut seeded(5)).unwrap();
+            let flow = cfg.init(&mut seeded(5), &ad).unwrap();
             let mut rng = seeded(6);
             let rows = 300; // two blocks, the second partial
             let x = zoo_energy::rng::normal(&mut rng, [rows, dim], &device).mul_scalar(1.3);

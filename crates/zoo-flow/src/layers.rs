@@ -87,7 +87,7 @@ impl Coupling {
         widths.extend_from_slice(hidden);
         widths.push(other * map.per_dim());
         Ok(Self {
-            net: Mlp::new(&widths, activation, zero_init, device, rng)?,
+            net: Mlp::new(rng, &widths, activation, zero_init, device)?,
             map,
             split,
             condition_on_first,
@@ -178,7 +178,7 @@ impl MaskedMlp {
                     mask[i * width + j] = if connect { 1.0 } else { 0.0 };
                 }
             }
-            let (mut w, mut b) = linear_init(degrees.len(), width, rng);
+            let (mut w, mut b) = linear_init(rng, degrees.len(), width);
             if output && zero_init {
                 w.iter_mut().for_each(|v| *v = 0.0);
                 b.iter_mut().for_each(|v| *v = 0.0);
@@ -342,12 +342,12 @@ fn unit_triangular_inverse(strict: Tensor<2>) -> Tensor<2> {
 
 impl LuLinear {
     /// P a random permutation from `rng`, L = U = I (the layer starts as a permutation).
-    pub fn new(dim: usize, device: &Device, rng: &mut ZooRng) -> Self {
+    pub fn new(rng: &mut ZooRng, dim: usize, device: &Device) -> Self {
         Self {
             lower: Param::from_tensor(Tensor::zeros([dim, dim], device)),
             upper: Param::from_tensor(Tensor::zeros([dim, dim], device)),
             log_diag: Param::from_tensor(Tensor::zeros([dim], device)),
-            perm: random_permutation(dim, rng),
+            perm: random_permutation(rng, dim),
         }
     }
 
@@ -424,7 +424,7 @@ impl Permutation {
     }
 }
 
-fn random_permutation(dim: usize, rng: &mut ZooRng) -> Vec<usize> {
+fn random_permutation(rng: &mut ZooRng, dim: usize) -> Vec<usize> {
     use rand::RngExt;
     let mut perm: Vec<usize> = (0..dim).collect();
     for i in (1..dim).rev() {

@@ -31,6 +31,6 @@ pub use flow::{Flow, FlowConfig, FlowKind, standard_normal_log_density};
 pub use layers::Layer;
 pub use mcmc::{ImhState, IndependentMh};
 pub use train::{
-    FlowTrainConfig, FitReport, ImportanceReport, ReverseKlTrainConfig, fit_max_likelihood, fit_reverse_kl,
-    importance_summary, importance_weights,
+    FitReport, FlowTrainConfig, ImportanceReport, ReverseKlTrainConfig, fit_max_likelihood,
+    fit_reverse_kl, importance_summary, importance_weights,
 };

@@ -150,10 +150,10 @@ where
 /// Trains `flow` on `loss` through the one training loop ([`zoo_train::train`]): divergence
 /// restores the last snapshot (flow, Adam state, generator); `cfg.resume` makes it resumable.
 fn optimise(
+    rng: &mut ZooRng,
     flow: &mut Flow,
     cfg: &FlowTrainConfig,
     label: &str,
-    rng: &mut ZooRng,
     loss: impl FnMut(&Flow, &mut ZooRng, usize) -> Result<(Tensor<1>, f64)>,
 ) -> Result<FitReport> {
     cfg.check()?;
@@ -164,7 +164,7 @@ fn optimise(
         what: format!("{label} loss"),
         loss,
     };
-    let outcome = zoo_train::train(&mut run, &cfg.loop_config(label), rng);
+    let outcome = zoo_train::train(rng, &mut run, &cfg.loop_config(label));
     *flow = run.flow;
     outcome.map(FitReport::from)
 }
@@ -173,11 +173,11 @@ fn optimise(
 /// plain device; with its `context` rows for a conditional flow). `flow` lives on an autodiff
 /// device. On divergence the flow is restored to its last snapshot and the error names the step.
 pub fn fit_max_likelihood(
+    rng: &mut ZooRng,
     flow: &mut Flow,
     data: &Tensor<2>,
     context: Option<&Tensor<2>>,
     cfg: &FlowTrainConfig,
-    rng: &mut ZooRng,
 ) -> Result<FitReport> {
     cfg.check()?;
     let n = zoo_energy::tensor::check_batch("training data", data, flow.dim)?;
@@ -200,9 +200,9 @@ pub fn fit_max_likelihood(
         && zoo_energy::BackendKind::is_host_device(&device)
         && let Some(fused) = crate::fused::FusedCouplingFlow::from_flow(flow)
     {
-        return fit_fused(flow, fused, &host, cfg, rng);
+        return fit_fused(rng, flow, fused, &host, cfg);
     }
-    optimise(flow, cfg, "maximum likelihood", rng, |flow, rng, _| {
+    optimise(rng, flow, cfg, "maximum likelihood", |flow, rng, _| {
         let idx = batch_indices(rng, n, cfg.batch_size, &device);
         let x = data.clone().select(0, idx.clone()).autodiff();
         let ctx = context.map(|c| c.clone().select(0, idx).autodiff());
@@ -216,11 +216,11 @@ pub fn fit_max_likelihood(
 /// the one training loop, without autodiff; the parameters (restored ones after a divergence)
 /// are written back into `flow` at the end.
 fn fit_fused(
+    rng: &mut ZooRng,
     flow: &mut Flow,
     host: crate::fused::FusedCouplingFlow,
     data: &[f32],
     cfg: &FlowTrainConfig,
-    rng: &mut ZooRng,
 ) -> Result<FitReport> {
     let mut run = FusedRun {
         template: zoo_train::stable_ids(flow.clone(), "flow"),
@@ -230,9 +230,9 @@ fn fit_fused(
         cfg,
     };
     let outcome = zoo_train::train(
+        rng,
         &mut run,
         &cfg.loop_config("maximum likelihood (fused)"),
-        rng,
     );
     *flow = run.template;
     run.host.write_back(flow);
@@ -317,11 +317,11 @@ impl Default for ReverseKlTrainConfig {
 /// `forward_weight > 0`, adds `forward_weight * (-mean log q(samples))`. The recorded loss is the
 /// reverse-KL term (a bound: >= -log Z, equal when q = p).
 pub fn fit_reverse_kl(
+    rng: &mut ZooRng,
     flow: &mut Flow,
     target: &dyn Energy,
     samples: Option<&Tensor<2>>,
     cfg: &ReverseKlTrainConfig,
-    rng: &mut ZooRng,
     device: &Device,
 ) -> Result<FitReport> {
     flow.check_unconditional("a Boltzmann generator", Some(target))?;
@@ -333,7 +333,7 @@ pub fn fit_reverse_kl(
     }
     let batch = cfg.fit.batch_size;
     let dim = flow.dim;
-    optimise(flow, &cfg.fit, "reverse KL", rng, |flow, rng, it| {
+    optimise(rng, flow, &cfg.fit, "reverse KL", |flow, rng, it| {
         let z = zoo_energy::rng::normal(rng, [batch, dim], device).autodiff();
         let base = standard_normal_log_density(z.clone().without_autodiff());
         let (x, log_det) = flow.inverse(z, None);
@@ -386,11 +386,11 @@ pub struct ImportanceReport {
 /// Importance weights of `n` flow samples against `target` (in batches of `batch`), with the
 /// free-energy (log Z) estimate, its error bar and the ESS.
 pub fn importance_weights(
+    rng: &mut ZooRng,
     flow: &Flow,
     target: &dyn Energy,
     n: usize,
     batch: usize,
-    rng: &mut ZooRng,
     device: &Device,
 ) -> Result<(Vec<f64>, ImportanceReport)> {
     if n < 2 || batch == 0 {

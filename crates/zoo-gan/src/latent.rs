@@ -56,24 +56,24 @@ pub struct LatentLangevinReport {
 
 /// `n` samples G(z_T) of a trained GAN with z_T from the latent chain, and its report.
 pub fn latent_langevin(
+    rng: &mut ZooRng,
     gan: &Gan,
     n: usize,
     cfg: &LatentLangevinConfig,
-    rng: &mut ZooRng,
     device: &Device,
 ) -> Result<(Tensor<2>, LatentLangevinReport)> {
     let mut energy = LatentEnergy::new(gan);
     energy.inverse_temperature = 1.0 / cfg.temperature;
-    run_latent_chain(&energy, n, cfg, rng, device)
+    run_latent_chain(rng, &energy, n, cfg, device)
 }
 
 /// `n` samples G(z_T), z_T from `cfg.steps` steps of MALA (or ULA) on `energy` started at
 /// N(0, I) (`cfg.temperature` is ignored here: it is part of `energy`).
 pub fn run_latent_chain(
+    rng: &mut ZooRng,
     energy: &LatentEnergy,
     n: usize,
     cfg: &LatentLangevinConfig,
-    rng: &mut ZooRng,
     device: &Device,
 ) -> Result<(Tensor<2>, LatentLangevinReport)> {
     cfg.check()?;

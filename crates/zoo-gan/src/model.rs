@@ -150,14 +150,14 @@ impl GanConfig {
     }
 
     /// Builds both players on `device` (use `device.clone().autodiff()` to train them).
-    pub fn init(&self, device: &Device, rng: &mut ZooRng) -> Result<Gan> {
+    pub fn init(&self, rng: &mut ZooRng, device: &Device) -> Result<Gan> {
         self.check()?;
         let net = Mlp::new(
+            rng,
             &layer_widths(self.latent_dim, &self.generator_hidden, self.data_dim),
             self.activation,
             false,
             device,
-            rng,
         )?;
         let generator = Generator {
             net,
@@ -174,18 +174,18 @@ impl GanConfig {
                 Discriminator {
                     critic: None,
                     encoder: Some(Mlp::new(
+                        rng,
                         &layer_widths(self.data_dim, &self.discriminator_hidden, self.code_dim),
                         self.activation,
                         false,
                         device,
-                        rng,
                     )?),
                     decoder: Some(Mlp::new(
+                        rng,
                         &layer_widths(self.code_dim, &back, self.data_dim),
                         self.activation,
                         false,
                         device,
-                        rng,
                     )?),
                     spectral_u: Vec::new(),
                 }
@@ -195,7 +195,7 @@ impl GanConfig {
                     layer_widths(self.data_dim, &self.discriminator_hidden, 1),
                     self.activation,
                 )
-                .init(device, rng)?;
+                .init(rng, device)?;
                 let spectral_u = if loss == GanLoss::Hinge {
                     critic
                         .widths()

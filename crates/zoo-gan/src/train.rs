@@ -158,12 +158,12 @@ struct PosteriorScale {
 /// sg[grad_x log q(x)] for generated points `x` `[b, d]` made from latents `z0` `[b, l]`
 /// (self-normalised importance sampling with K draws from N(z0, eta^2 I); plain tensors).
 pub fn vera_score(
+    rng: &mut ZooRng,
     gan: &Gan,
     x: Tensor<2>,
     z0: Tensor<2>,
     eta: f64,
     k: usize,
-    rng: &mut ZooRng,
 ) -> Result<Tensor<2>> {
     let g = gan.generator.valid();
     let sigma = match g.sigma() {
@@ -213,10 +213,10 @@ struct GanLog {
 /// (both networks, spectral-norm vectors, all optimisers, VERA's eta, the generator of
 /// randomness) and `cfg.resume` makes the run resumable.
 pub fn fit(
+    rng: &mut ZooRng,
     gan: &mut Gan,
     data: &Tensor<2>,
     cfg: &GanTrainConfig,
-    rng: &mut ZooRng,
     show_progress: bool,
 ) -> Result<GanReport> {
     cfg.check()?;
@@ -252,7 +252,7 @@ pub fn fit(
         progress: show_progress,
         label: loss.name().into(),
     };
-    let outcome = zoo_train::train(&mut run, &loop_cfg, rng);
+    let outcome = zoo_train::train(rng, &mut run, &loop_cfg);
     *gan = run.gan;
     let done = outcome?;
     let h = &done.history;
@@ -287,7 +287,7 @@ impl GanRun<'_> {
         let eps = normal(rng, [b, gan.config.data_dim], &device);
         let fake = gan.generator.valid().sample(z, eps);
         gan.discriminator.power_iteration();
-        let loss = discriminator_loss(gan, cfg, real, fake, rng);
+        let loss = discriminator_loss(rng, gan, cfg, real, fake);
         let value = f64::from(loss.clone().into_scalar::<f32>());
         check_value(iteration, "discriminator loss", value, f64::INFINITY)?;
         let mut grads = loss.backward();
@@ -311,7 +311,7 @@ impl GanRun<'_> {
         let (b, l, device) = (cfg.batch_size, gan.config.latent_dim, self.data.device());
         let eta = f64::from(sc.log_eta.val().exp().into_scalar::<f32>());
         let x = fake.clone().without_autodiff();
-        let s = vera_score(gan, x.clone(), z.clone(), eta, cfg.posterior_samples, rng)?;
+        let s = vera_score(rng, gan, x.clone(), z.clone(), eta, cfg.posterior_samples)?;
         let entropy_surrogate = (s.autodiff() * fake.clone()).sum_dim(1).mean();
         // The proposal's ELBO in eta (one draw per point, generator held constant).
         let sigma = gan.generator.sigma().expect("the VERA generator is noisy");
@@ -421,11 +421,11 @@ const OPTIMIZERS: [&str; 3] = [
 
 /// The discriminator's loss of each game on a real and a fake minibatch (plain tensors).
 fn discriminator_loss(
+    rng: &mut ZooRng,
     gan: &Gan,
     cfg: &GanTrainConfig,
     real: Tensor<2>,
     fake: Tensor<2>,
-    rng: &mut ZooRng,
 ) -> Tensor<1> {
     let (disc, kind, b) = (&gan.discriminator, gan.config.loss, cfg.batch_size);
     let e_fake = disc.energy_of(fake.clone().autodiff());
@@ -486,7 +486,7 @@ pub fn pulling_away(code: Tensor<2>) -> Tensor<1> {
 }
 
 /// `n` generator samples (plain tensors), x = mu(z) + sigma eps.
-pub fn sample(gan: &Gan, n: usize, rng: &mut ZooRng, device: &Device) -> Tensor<2> {
+pub fn sample(rng: &mut ZooRng, gan: &Gan, n: usize, device: &Device) -> Tensor<2> {
     let z = normal(rng, [n, gan.config.latent_dim], device);
     let eps = normal(rng, [n, gan.config.data_dim], device);
     gan.generator.valid().sample(z, eps)

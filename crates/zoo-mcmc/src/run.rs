@@ -91,11 +91,11 @@ pub fn check_kept_draws(chains: usize, kept: usize, dim: usize) -> Result<()> {
 
 /// Runs `sampler` on `energy` from `position`; `on_step(t)` is called after every step (progress).
 pub fn run(
+    rng: &mut ZooRng,
     sampler: &mut dyn ChainKernel,
     energy: &dyn Energy,
     position: Tensor<2>,
     config: &RunConfig,
-    rng: &mut ZooRng,
     on_step: &mut dyn FnMut(usize),
 ) -> Result<RunOutput> {
     if config.thin == 0 || config.check_every == 0 {

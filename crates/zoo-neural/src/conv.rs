@@ -52,7 +52,7 @@ impl Default for ConvEnergyConfig {
 
 impl ConvEnergyConfig {
     /// Initialises every weight as PyTorch does, U(-1/sqrt(fan_in), 1/sqrt(fan_in)), from `rng`.
-    pub fn init(&self, device: &Device, rng: &mut ZooRng) -> Result<ConvEnergy> {
+    pub fn init(&self, rng: &mut ZooRng, device: &Device) -> Result<ConvEnergy> {
         let [c1, c2] = self.channels;
         if let Some(s) = self.base_std {
             zoo_energy::error::check_positive("base_std", s)?;

@@ -124,12 +124,12 @@ impl MlpEnergyConfig {
     /// Initialises the weights as PyTorch's `nn.Linear` does, W and b ~ U(-1/sqrt(fan_in),
     /// 1/sqrt(fan_in)), drawn from `rng` (not burn's process-wide generator) so that the same
     /// seed gives the same network whatever else runs.
-    pub fn init(&self, device: &Device, rng: &mut ZooRng) -> Result<MlpEnergy> {
+    pub fn init(&self, rng: &mut ZooRng, device: &Device) -> Result<MlpEnergy> {
         self.check()?;
         let layers = self
             .widths
             .windows(2)
-            .map(|io| crate::nn::linear_init(io[0], io[1], rng))
+            .map(|io| crate::nn::linear_init(rng, io[0], io[1]))
             .collect();
         MlpEnergy::from_weights(layers, self.activation, device)
     }

@@ -13,7 +13,7 @@ use zoo_energy::rng::ZooRng;
 
 /// PyTorch's `nn.Linear` initialisation, W and b ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)), drawn
 /// from `rng` (not burn's process-wide generator). Returns `(W [fan_in x fan_out] row-major, b)`.
-pub fn linear_init(fan_in: usize, fan_out: usize, rng: &mut ZooRng) -> (Vec<f32>, Vec<f32>) {
+pub fn linear_init(rng: &mut ZooRng, fan_in: usize, fan_out: usize) -> (Vec<f32>, Vec<f32>) {
     let k = 1.0 / (fan_in.max(1) as f32).sqrt();
     let mut draw =
         |count: usize| -> Vec<f32> { (0..count).map(|_| rng.random_range(-k..k)).collect() };
@@ -74,11 +74,11 @@ impl Mlp {
     /// Checks `widths` (at least two, none zero) and initialises with [`linear_init`]; with
     /// `zero_output` the last layer starts at zero (a residual block then starts as identity).
     pub fn new(
+        rng: &mut ZooRng,
         widths: &[usize],
         activation: Activation,
         zero_output: bool,
         device: &Device,
-        rng: &mut ZooRng,
     ) -> Result<Self> {
         if widths.len() < 2 || widths.contains(&0) {
             return Err(Error::invalid(
@@ -91,7 +91,7 @@ impl Mlp {
             .windows(2)
             .enumerate()
             .map(|(i, io)| {
-                let (mut w, mut b) = linear_init(io[0], io[1], rng);
+                let (mut w, mut b) = linear_init(rng, io[0], io[1]);
                 if zero_output && i == last {
                     w.iter_mut().for_each(|v| *v = 0.0);
                     b.iter_mut().for_each(|v| *v = 0.0);

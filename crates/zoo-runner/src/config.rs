@@ -568,7 +568,12 @@ impl Sections<'_> {
                     self.model,
                     zoo_diffusion::ScoreNetConfig::check,
                 )?;
-                let train = checked(file, "train", self.train, zoo_diffusion::DsmTrainConfig::check)?;
+                let train = checked(
+                    file,
+                    "train",
+                    self.train,
+                    zoo_diffusion::DsmTrainConfig::check,
+                )?;
                 Plan::Diffusion {
                     method,
                     model,

@@ -241,7 +241,7 @@ impl RowCommon<'_> {
 /// An MLP energy: quadrature NLL (2-D), ULA/MALA chains from the data box.
 fn ebm(ctx: &EvalCtx, model: &zoo_neural::MlpEnergyConfig) -> Result<Scored> {
     use zoo_ebm::EnergyModel;
-    let init = model.init(ctx.device, &mut seeded(ctx.seed))?;
+    let init = model.init(&mut seeded(ctx.seed), ctx.device)?;
     let model = load_module(init, ctx.files, "energy.bpk")?;
     let energy = model.sampling_energy();
     let nll = Nll::of_energy(ctx.data, &*energy, estimator::QUADRATURE, ctx.device)?;
@@ -250,12 +250,12 @@ fn ebm(ctx: &EvalCtx, model: &zoo_neural::MlpEnergyConfig) -> Result<Scored> {
             return Err(not_for(s, "an EBM"));
         };
         mcmc(
+            rng,
             &*energy,
             s,
             kind,
             ctx.n(),
             init_box(ctx.data),
-            rng,
             ctx.device,
         )
     })?;
@@ -264,7 +264,7 @@ fn ebm(ctx: &EvalCtx, model: &zoo_neural::MlpEnergyConfig) -> Result<Scored> {
 
 /// A flow: its exact log-density on the test points and on the grid, exact draws.
 fn flow(ctx: &EvalCtx, model: &zoo_flow::FlowConfig) -> Result<Scored> {
-    let init = model.init(ctx.device, &mut seeded(ctx.seed))?;
+    let init = model.init(&mut seeded(ctx.seed), ctx.device)?;
     let flow = load_module(init, ctx.files, "flow.bpk")?;
     let log_p: Vec<f64> = to_host1(&flow.log_prob(ctx.test.clone(), None)?)
         .into_iter()
@@ -293,7 +293,7 @@ fn diffusion(
     let mut init_rng = seeded(ctx.seed);
     if method == DiffusionMethod::VpEnergy {
         let net = load_module(
-            model.energy(ctx.device, &mut init_rng)?,
+            model.energy(&mut init_rng, ctx.device)?,
             ctx.files,
             "score.bpk",
         )?;
@@ -302,7 +302,7 @@ fn diffusion(
         Ok((net.num_params(), nll, drawn))
     } else {
         let net = load_module(
-            model.mlp(ctx.device, &mut init_rng)?,
+            model.mlp(&mut init_rng, ctx.device)?,
             ctx.files,
             "score.bpk",
         )?;
@@ -314,7 +314,7 @@ fn diffusion(
 
 /// A GAN: the discriminator's energy by quadrature (2-D); generator or latent Langevin draws.
 fn gan(ctx: &EvalCtx, model: &zoo_gan::GanConfig) -> Result<Scored> {
-    let mut gan = model.init(ctx.device, &mut seeded(ctx.seed))?;
+    let mut gan = model.init(&mut seeded(ctx.seed), ctx.device)?;
     gan.generator = load_module(gan.generator, ctx.files, "generator.bpk")?;
     gan.discriminator = load_module(gan.discriminator, ctx.files, "discriminator.bpk")?;
     let spectral = ctx
@@ -338,7 +338,7 @@ fn gan(ctx: &EvalCtx, model: &zoo_gan::GanConfig) -> Result<Scored> {
     let drawn = ctx.draw_each(|s, rng| {
         let metropolis = match s.kind {
             SamplerKind::Gan(GanSampler::Generator) => {
-                return Ok((zoo_gan::sample(&gan, n, rng, device), 1.0, None));
+                return Ok((zoo_gan::sample(rng, &gan, n, device), 1.0, None));
             }
             SamplerKind::Gan(GanSampler::LatentMala) => true,
             SamplerKind::Gan(GanSampler::LatentUla) => false,
@@ -350,7 +350,7 @@ fn gan(ctx: &EvalCtx, model: &zoo_gan::GanConfig) -> Result<Scored> {
             metropolis,
             ..zoo_gan::LatentLangevinConfig::default()
         };
-        let (x, r) = zoo_gan::latent_langevin(&gan, n, &latent, rng, device)?;
+        let (x, r) = zoo_gan::latent_langevin(rng, &gan, n, &latent, device)?;
         let acc = metropolis.then_some(r.acceptance);
         Ok((x, r.evaluations_per_sample as f64 + 1.0, acc))
     })?;
@@ -366,7 +366,7 @@ fn vae(
 ) -> Result<Scored> {
     let (device, d) = (ctx.device, ctx.data.dim);
     let vae = load_module(
-        model.init(device, &mut seeded(ctx.seed))?,
+        model.init(&mut seeded(ctx.seed), device)?,
         ctx.files,
         "vae.bpk",
     )?;
@@ -375,7 +375,7 @@ fn vae(
     let drawn = ctx.draw_each(|s, rng| {
         let steps = s.steps.unwrap_or(train.langevin_steps);
         let step_size = s.step_size.unwrap_or(train.langevin_step_size);
-        let z = zoo_vae::sample_prior(&vae, n, steps, step_size, rng, device)?;
+        let z = zoo_vae::sample_prior(rng, &vae, n, steps, step_size, device)?;
         let std = vae
             .log_std
             .val()
@@ -401,8 +401,8 @@ fn vae_nll(ctx: &EvalCtx, vae: &zoo_vae::Vae) -> Result<Nll> {
     let mut rng = seeded(ctx.seed + 3);
     let (log_z, estimator) = if vae.prior.is_some() {
         let train_t = from_host2(data.train.clone(), [data.n_train(), d], device);
-        let (smc, _) = zoo_vae::prior_log_normalizer(vae, 4096, 300, &mut rng, device)?;
-        let (is, _) = zoo_vae::aggregate_posterior_log_z(vae, &train_t, 4096, &mut rng)?;
+        let (smc, _) = zoo_vae::prior_log_normalizer(&mut rng, vae, 4096, 300, device)?;
+        let (is, _) = zoo_vae::aggregate_posterior_log_z(&mut rng, vae, &train_t, 4096)?;
         let what = "with the prior's log Z by SMC / IS (an estimate)";
         (
             smc.max(is),
@@ -412,7 +412,7 @@ fn vae_nll(ctx: &EvalCtx, vae: &zoo_vae::Vae) -> Result<Nll> {
         let label = format!("{} (K = {k})", estimator::IWAE_BOUND);
         (vae.gaussian_log_normalizer(), label)
     };
-    let e = zoo_vae::evaluate(vae, &ctx.test, k, log_z, &mut rng)?;
+    let e = zoo_vae::evaluate(&mut rng, vae, &ctx.test, k, log_z)?;
     // Per-point IWAE values are not returned: the mean and its s.e. are.
     let mut nll = Nll::none();
     nll.estimator = estimator;
@@ -438,12 +438,12 @@ fn not_for(s: &SamplerSpec, what: &str) -> crate::error::Error {
 /// shared chain driver ([`zoo_mcmc::run::run`]): acceptance summed on the device, a diverging
 /// chain reported with its step.
 fn mcmc(
+    rng: &mut ZooRng,
     energy: &dyn zoo_energy::Energy,
     s: &SamplerSpec,
     kind: EbmSampler,
     n: usize,
     init: InitDistribution,
-    rng: &mut ZooRng,
     device: &Device,
 ) -> Result<(Tensor<2>, f64, Option<f64>)> {
     let steps = s.steps.unwrap_or(500);
@@ -456,7 +456,7 @@ fn mcmc(
         keep_draws: false,
         ..Default::default()
     };
-    let out = zoo_mcmc::run::run(&mut sampler, energy, start, &chain, rng, &mut |_| {})?;
+    let out = zoo_mcmc::run::run(rng, &mut sampler, energy, start, &chain, &mut |_| {})?;
     let acceptance = (kind == EbmSampler::Mala).then_some(out.acceptance_rate);
     Ok((out.state.position, steps as f64, acceptance))
 }
@@ -530,13 +530,13 @@ fn pf_ode_nll(
     };
     let steps = ctx.cfg.eval.ode_steps;
     let lik = zoo_diffusion::pf_ode_log_likelihood(
+        &mut seeded(ctx.seed + 3),
         score,
         sde,
         ctx.test.clone(),
         steps,
         sde.t_min(),
         divergence,
-        &mut seeded(ctx.seed + 3),
     )?;
     let log_p: Vec<f64> = to_host1(&lik.log_likelihood)
         .into_iter()

@@ -146,7 +146,7 @@ fn train_ebm(
     train: &zoo_ebm::EbmTrainConfig,
     objective: &EbmObjective,
 ) -> Result<Trained> {
-    let model = model.init(&ctx.ad, &mut ctx.init_rng)?;
+    let model = model.init(&mut ctx.init_rng, &ctx.ad)?;
     let train = zoo_ebm::EbmTrainConfig {
         progress: ctx.progress,
         resume: ctx.resume.clone(),
@@ -168,14 +168,14 @@ fn train_flow(
     model: &zoo_flow::FlowConfig,
     train: &zoo_flow::FlowTrainConfig,
 ) -> Result<Trained> {
-    let mut flow = model.init(&ctx.ad, &mut ctx.init_rng)?;
+    let mut flow = model.init(&mut ctx.init_rng, &ctx.ad)?;
     let fit = zoo_flow::FlowTrainConfig {
         progress: ctx.progress,
         resume: ctx.resume.clone(),
         ..train.clone()
     };
     let x = ctx.train_tensor();
-    let report = zoo_flow::fit_max_likelihood(&mut flow, &x, None, &fit, &mut ctx.rng)?;
+    let report = zoo_flow::fit_max_likelihood(&mut ctx.rng, &mut flow, &x, None, &fit)?;
     Ok(Trained {
         files: vec![("flow.bpk".into(), module_bytes(&flow)?)],
         curve: Curve::from_series(&[("nll", &report.losses)]),
@@ -197,15 +197,15 @@ fn train_diffusion(
     };
     let (x, progress) = (ctx.train_tensor(), ctx.progress);
     let (bytes, report) = if method == DiffusionMethod::VpEnergy {
-        let mut net = model.energy(&ctx.ad, &mut ctx.init_rng)?;
-        let r = zoo_diffusion::fit_dsm(&mut net, &sde, &x, train, &mut ctx.rng, progress)?;
+        let mut net = model.energy(&mut ctx.init_rng, &ctx.ad)?;
+        let r = zoo_diffusion::fit_dsm(&mut ctx.rng, &mut net, &sde, &x, train, progress)?;
         (module_bytes(&net)?, r)
     } else {
-        let mut net = model.mlp(&ctx.ad, &mut ctx.init_rng)?;
+        let mut net = model.mlp(&mut ctx.init_rng, &ctx.ad)?;
         let r = if BackendKind::is_host_device(ctx.device) {
-            zoo_diffusion::fit_dsm_fused(&mut net, &sde, &x, train, &mut ctx.rng)?
+            zoo_diffusion::fit_dsm_fused(&mut ctx.rng, &mut net, &sde, &x, train)?
         } else {
-            zoo_diffusion::fit_dsm(&mut net, &sde, &x, train, &mut ctx.rng, progress)?
+            zoo_diffusion::fit_dsm(&mut ctx.rng, &mut net, &sde, &x, train, progress)?
         };
         (module_bytes(&net)?, r)
     };
@@ -222,13 +222,13 @@ fn train_gan(
     model: &zoo_gan::GanConfig,
     train: &zoo_gan::GanTrainConfig,
 ) -> Result<Trained> {
-    let mut gan = model.init(&ctx.ad, &mut ctx.init_rng)?;
+    let mut gan = model.init(&mut ctx.init_rng, &ctx.ad)?;
     let train = zoo_gan::GanTrainConfig {
         resume: ctx.resume.clone(),
         ..train.clone()
     };
     let x = ctx.train_tensor();
-    let report = zoo_gan::fit(&mut gan, &x, &train, &mut ctx.rng, ctx.progress)?;
+    let report = zoo_gan::fit(&mut ctx.rng, &mut gan, &x, &train, ctx.progress)?;
     let spectral =
         serde_json::to_vec(&gan.discriminator.spectral_u).expect("vectors of floats serialise");
     let discriminator = module_bytes(&gan.discriminator)?;
@@ -252,13 +252,13 @@ fn train_vae(
     model: &zoo_vae::VaeConfig,
     train: &zoo_vae::VaeTrainConfig,
 ) -> Result<Trained> {
-    let mut vae = model.init(&ctx.ad, &mut ctx.init_rng)?;
+    let mut vae = model.init(&mut ctx.init_rng, &ctx.ad)?;
     let train = zoo_vae::VaeTrainConfig {
         resume: ctx.resume.clone(),
         ..train.clone()
     };
     let x = ctx.train_tensor();
-    let report = zoo_vae::fit(&mut vae, &x, &train, &mut ctx.rng)?;
+    let report = zoo_vae::fit(&mut ctx.rng, &mut vae, &x, &train)?;
     Ok(Trained {
         files: vec![("vae.bpk".into(), module_bytes(&vae)?)],
         curve: Curve::from_series(&[("neg_elbo", &report.losses)]),

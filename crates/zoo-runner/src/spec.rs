@@ -276,7 +276,7 @@ impl EnergySpec {
                 fused,
             } => {
                 let mlp = MlpEnergyConfig::new(widths.clone(), *activation)
-                    .init(device, &mut seeded(*seed))?;
+                    .init(&mut seeded(*seed), device)?;
                 if *fused {
                     Box::new(mlp.fused())
                 } else {

@@ -103,7 +103,7 @@ fn corrupt(origin: &str, message: impl Into<String>) -> Error {
 
 impl Checkpoint {
     /// An empty checkpoint at `iteration`.
-    pub fn new(fingerprint: &str, iteration: usize, rng: &ZooRng) -> Self {
+    pub fn new(rng: &ZooRng, fingerprint: &str, iteration: usize) -> Self {
         Self {
             iteration,
             fingerprint: fingerprint.to_string(),
@@ -342,7 +342,7 @@ mod tests {
     fn parts_round_trip_and_damage_is_an_error() {
         let dev = device();
         let rng = zoo_energy::seeded(1);
-        let mut c = Checkpoint::new("run", 12, &rng);
+        let mut c = Checkpoint::new(&rng, "run", 12);
         let t = Tensor::<2>::from_data(
             TensorData::new(vec![1.5f32, -2.0, 3.25, 0.0, 7.0, 8.0], [3, 2]),
             &dev,

@@ -183,7 +183,7 @@ fn capture<T: Trainable>(
     rng: &ZooRng,
     history: &[T::Log],
 ) -> Result<Checkpoint> {
-    let mut c = Checkpoint::new(&cfg.resume.fingerprint, iteration, rng);
+    let mut c = Checkpoint::new(rng, &cfg.resume.fingerprint, iteration);
     state.save(&mut c)?;
     c.put_json("history", history)?;
     Ok(c)
@@ -196,9 +196,9 @@ fn restore<T: Trainable>(state: &mut T, c: &Checkpoint) -> Result<(ZooRng, Vec<T
 
 /// Loads `cfg.checkpoint` into `state` when it holds this run; returns the iteration reached.
 fn resume<T: Trainable>(
+    rng: &mut ZooRng,
     state: &mut T,
     cfg: &LoopConfig,
-    rng: &mut ZooRng,
     history: &mut Vec<T::Log>,
 ) -> Result<usize> {
     let Some(path) = &cfg.resume.path else {
@@ -228,14 +228,14 @@ fn resume<T: Trainable>(
 
 /// Runs `state` to `cfg.iterations` iterations (see the crate docs for restore and resume).
 pub fn train<T: Trainable>(
+    rng: &mut ZooRng,
     state: &mut T,
     cfg: &LoopConfig,
-    rng: &mut ZooRng,
 ) -> Result<Trained<T::Log>> {
     cfg.check()?;
     let started = Instant::now();
     let mut history = Vec::new();
-    let resumed_from = resume(state, cfg, rng, &mut history)?;
+    let resumed_from = resume(rng, state, cfg, &mut history)?;
     let mut snapshot = capture(state, cfg, resumed_from, rng, &history)?;
     let bar = zoo_mcmc::progress::bar(cfg.progress, cfg.iterations, &cfg.label);
     bar.set_position(resumed_from as u64);
@@ -459,13 +459,13 @@ mod tests {
             iterations: 15,
             ..cfg.clone()
         };
-        train(&mut reference, &upto, &mut rng).unwrap();
+        train(&mut rng, &mut reference, &upto).unwrap();
         let mut c = Counter {
             value: 1,
             fail_at: Some(18),
         };
         let mut rng2 = zoo_energy::seeded(3);
-        let err = train(&mut c, &cfg, &mut rng2).unwrap_err();
+        let err = train(&mut rng2, &mut c, &cfg).unwrap_err();
         assert!(
             matches!(
                 err,

@@ -84,27 +84,27 @@ impl VaeConfig {
     }
 
     /// Builds the VAE on `device` (use `device.clone().autodiff()` to train it).
-    pub fn init(&self, device: &Device, rng: &mut ZooRng) -> Result<Vae> {
+    pub fn init(&self, rng: &mut ZooRng, device: &Device) -> Result<Vae> {
         self.check()?;
         let encoder = Mlp::new(
+            rng,
             &layer_widths(self.data_dim, &self.hidden, 2 * self.latent_dim),
             self.activation,
             false,
             device,
-            rng,
         )?;
         let decoder = Mlp::new(
+            rng,
             &layer_widths(self.latent_dim, &self.hidden, self.data_dim),
             self.activation,
             false,
             device,
-            rng,
         )?;
         let prior = match self.prior {
             PriorKind::Gaussian => None,
             PriorKind::Ebm => {
                 let w = layer_widths(self.latent_dim, &self.prior_hidden, 1);
-                Some(MlpEnergyConfig::new(w, self.activation).init(device, rng)?)
+                Some(MlpEnergyConfig::new(w, self.activation).init(rng, device)?)
             }
         };
         Ok(Vae {

@@ -103,24 +103,24 @@ pub type VaeReport = zoo_train::LossReport;
 /// Draws `n` prior samples: exact for the Gaussian prior, short-run ULA from N(0, I) on
 /// U(z) = E(z) + |z|^2 / 2 for the EBM prior.
 pub fn sample_prior(
+    rng: &mut ZooRng,
     vae: &Vae,
     n: usize,
     steps: usize,
     step_size: f64,
-    rng: &mut ZooRng,
     device: &Device,
 ) -> Result<Tensor<2>> {
     let z0 = normal(rng, [n, vae.latent_dim], device);
-    continue_prior_chains(vae, z0, steps, step_size, rng)
+    continue_prior_chains(rng, vae, z0, steps, step_size)
 }
 
 /// Runs `steps` ULA steps of the EBM prior from `z0` (returns `z0` for the Gaussian prior).
 pub fn continue_prior_chains(
+    rng: &mut ZooRng,
     vae: &Vae,
     z0: Tensor<2>,
     steps: usize,
     step_size: f64,
-    rng: &mut ZooRng,
 ) -> Result<Tensor<2>> {
     let device = z0.device();
     let device = &device;
@@ -155,10 +155,10 @@ pub fn continue_prior_chains(
 /// one training loop ([`zoo_train::train`]): a non-finite ELBO restores the last snapshot (model,
 /// both optimisers, persistent prior chains, generator) and `cfg.resume` makes the run resumable.
 pub fn fit(
+    rng: &mut ZooRng,
     vae: &mut Vae,
     data: &Tensor<2>,
     cfg: &VaeTrainConfig,
-    rng: &mut ZooRng,
 ) -> Result<VaeReport> {
     cfg.check()?;
     vae.check_data("training data", data)?;
@@ -183,7 +183,7 @@ pub fn fit(
         progress: false,
         label: "vae".into(),
     };
-    let outcome = zoo_train::train(&mut run, &loop_cfg, rng);
+    let outcome = zoo_train::train(rng, &mut run, &loop_cfg);
     *vae = run.vae;
     outcome.map(VaeReport::from)
 }
@@ -201,15 +201,15 @@ struct VaeRun<'a> {
 
 impl VaeRun<'_> {
     /// The prior's contrastive loss E(z_q) - E(z_p) + penalty, with z_p from (persistent) ULA.
-    fn prior_loss(&mut self, z: &Tensor<2>, rng: &mut ZooRng) -> Result<Option<Tensor<1>>> {
+    fn prior_loss(&mut self, rng: &mut ZooRng, z: &Tensor<2>) -> Result<Option<Tensor<1>>> {
         let (vae, cfg) = (&self.vae, self.cfg);
         let Some(prior) = &vae.prior else {
             return Ok(None);
         };
         let (b, steps, h) = (z.dims()[0], cfg.langevin_steps, cfg.langevin_step_size);
         let negatives = match self.chains.take() {
-            Some(z0) if cfg.persistent => continue_prior_chains(vae, z0, steps, h, rng)?,
-            _ => sample_prior(vae, b, steps, h, rng, &self.data.device())?,
+            Some(z0) if cfg.persistent => continue_prior_chains(rng, vae, z0, steps, h)?,
+            _ => sample_prior(rng, vae, b, steps, h, &self.data.device())?,
         };
         self.chains = Some(negatives.clone());
         let positives = z.clone().without_autodiff().autodiff();
@@ -243,7 +243,7 @@ impl Trainable for VaeRun<'_> {
             // Encoder/decoder see E through z only; the prior gets the ML gradient.
             objective = objective + prior.valid().energy(z.clone());
         }
-        let contrast = self.prior_loss(&z, rng)?;
+        let contrast = self.prior_loss(rng, &z)?;
         let elbo_loss = objective.mean();
         let value = f64::from(elbo_loss.clone().into_scalar::<f32>());
         check_value(iteration, "negative ELBO", value, f64::INFINITY)?;
@@ -291,10 +291,10 @@ impl Trainable for VaeRun<'_> {
 /// below half; 16 groups for the error bar). Returns (log Z, s.e.). Too few levels bias log Z low
 /// (and so the NLL estimate low): check that the value is stable in `levels`.
 pub fn prior_log_normalizer(
+    rng: &mut ZooRng,
     vae: &Vae,
     particles: usize,
     levels: usize,
-    rng: &mut ZooRng,
     device: &Device,
 ) -> Result<(f64, f64)> {
     let Some(energy) = vae.prior_as_energy() else {
@@ -339,11 +339,11 @@ pub struct Evaluation {
 /// ELBO and IWAE (K importance samples from q(z | x)) of `vae` on `data`, with log p(z) =
 /// -U(z) - `log_z`. Examples are processed `chunk` at a time (K rows each).
 pub fn evaluate(
+    rng: &mut ZooRng,
     vae: &Vae,
     data: &Tensor<2>,
     k: usize,
     log_z: f64,
-    rng: &mut ZooRng,
 ) -> Result<Evaluation> {
     check_count("k", k)?;
     let n = vae.check_data("evaluation data", data)?;
@@ -400,10 +400,10 @@ pub fn evaluate(
 /// trained to match): log Z = log mean exp(-U(z) - log q(z)), z ~ q, with a delta-method s.e.
 /// Agreement with [`prior_log_normalizer`] is the check that neither has failed.
 pub fn aggregate_posterior_log_z(
+    rng: &mut ZooRng,
     vae: &Vae,
     data: &Tensor<2>,
     samples: usize,
-    rng: &mut ZooRng,
 ) -> Result<(f64, f64)> {
     use rand::RngExt;
     check_count("samples", samples)?;

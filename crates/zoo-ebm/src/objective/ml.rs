@@ -100,7 +100,7 @@ impl<M: EnergyModel> Objective<M> for MaximumLikelihood {
             ChainStart::Persistent(buffer) => buffer.sample(rng, n, device).0,
             ChainStart::Noise(init) => from_host2(init.draw(rng, n * d), [n, d], device),
         };
-        let run = run_chains(&self.sampler, rng, &*energy, start, self.steps)?;
+        let run = run_chains(rng, &self.sampler, &*energy, start, self.steps)?;
         if let ChainStart::Persistent(buffer) = &mut self.start {
             buffer.push(&run.position)?;
         }

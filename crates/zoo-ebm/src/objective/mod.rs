@@ -197,8 +197,8 @@ pub(crate) struct ChainRun {
 /// the device during the run and come to the host once at the end, where every energy is checked:
 /// the first NaN/inf is reported with its MCMC step and chain.
 pub(crate) fn run_chains<S: zoo_mcmc::sampler::ChainKernel>(
-    sampler: &S,
     rng: &mut ZooRng,
+    sampler: &S,
     energy: &dyn Energy,
     start: Tensor<2>,
     steps: usize,
