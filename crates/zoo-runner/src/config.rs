@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use zoo_data::Toy2d;
 use zoo_energy::BackendKind;
 
+use crate::families::FamilyRun;
+pub use crate::families::{DiffusionPlan, EbmPlan, FlowPlan, GanPlan, VaePlan};
 pub use crate::methods::{Choice, DiffusionMethod, FlowMethod, SamplerKind, VaeMethod};
 
 /// A rejected config: the file, the key (dotted, e.g. `train.iterations`; empty when the whole
@@ -261,50 +263,20 @@ pub struct EbmObjective {
     pub walkers: Option<usize>,
 }
 
-/// The family-specific part of a config, parsed into the family crates' own structs.
+/// The family-specific part of a config, parsed into the family crates' own structs (one plan
+/// type per family, see [`crate::families`]).
 #[derive(Debug, Clone)]
 pub enum Plan {
     /// `zoo-ebm`.
-    Ebm {
-        /// The objective.
-        method: zoo_ebm::objective::ObjectiveKind,
-        /// Widths and activation of the MLP energy.
-        model: zoo_neural::MlpEnergyConfig,
-        /// The trainer.
-        train: zoo_ebm::EbmTrainConfig,
-        /// The objective's settings.
-        objective: EbmObjective,
-    },
+    Ebm(EbmPlan),
     /// `zoo-flow`.
-    Flow {
-        /// The architecture.
-        model: zoo_flow::FlowConfig,
-        /// Maximum-likelihood training.
-        train: zoo_flow::FlowTrainConfig,
-    },
+    Flow(FlowPlan),
     /// `zoo-diffusion`.
-    Diffusion {
-        /// The SDE and the network's parameterisation.
-        method: DiffusionMethod,
-        /// The score network.
-        model: zoo_diffusion::ScoreNetConfig,
-        /// DSM training.
-        train: zoo_diffusion::DsmTrainConfig,
-    },
+    Diffusion(DiffusionPlan),
     /// `zoo-gan`.
-    Gan {
-        /// Both players (the game from `method`).
-        model: zoo_gan::GanConfig,
-        /// The game's training.
-        train: zoo_gan::GanTrainConfig,
-    },
+    Gan(GanPlan),
     /// `zoo-vae`.
-    Vae {
-        /// Encoder, decoder, prior (the prior from `method`).
-        model: zoo_vae::VaeConfig,
-        /// ELBO training (and the EBM prior's).
-        train: zoo_vae::VaeTrainConfig,
-    },
+    Vae(VaePlan),
 }
 
 /// A parsed, validated config.
@@ -405,9 +377,10 @@ impl RunConfig {
             file,
             model: raw.model,
             train: raw.train,
+            objective: raw.objective,
             dim: data.dim(),
         };
-        let plan = sections.plan(method, raw.objective)?;
+        let plan = sections.plan(method)?;
         let samplers = samplers(file, method, raw.sampler)?;
         Ok(RunConfig {
             file: file.into(),
@@ -426,7 +399,7 @@ impl RunConfig {
 }
 
 /// A config error at `key` of `file`.
-fn error(file: &Path, key: &str, message: String) -> ConfigError {
+pub(crate) fn error(file: &Path, key: &str, message: String) -> ConfigError {
     ConfigError {
         file: file.into(),
         key: key.into(),
@@ -537,122 +510,36 @@ fn samplers(
     Ok(samplers)
 }
 
-/// The `[model]` and `[train]` tables of a config, read into a family's plan.
-struct Sections<'a> {
-    file: &'a Path,
-    model: toml::Table,
-    train: toml::Table,
-    dim: usize,
+/// The `[model]`, `[train]` (and, for the ebm family, `[objective]`) tables of a config, read
+/// into a family's plan by [`FamilyRun::plan`].
+pub(crate) struct Sections<'a> {
+    pub file: &'a Path,
+    pub model: toml::Table,
+    pub train: toml::Table,
+    pub objective: Option<toml::Table>,
+    pub dim: usize,
 }
 
 impl Sections<'_> {
-    /// The family crate's own configs for `method`, each checked by the crate's `check`.
-    fn plan(mut self, method: Method, objective: Option<toml::Table>) -> Result<Plan, ConfigError> {
-        let file = self.file;
-        let dim = toml::Value::from(self.dim as i64);
+    /// The plan of `method`'s family.
+    fn plan(self, method: Method) -> Result<Plan, ConfigError> {
         Ok(match method {
-            Method::Ebm(method) => self.ebm(method, objective.unwrap_or_default())?,
-            Method::Flow(m) => {
-                let kind = toml::Value::try_from(m.kind()).expect("a flow kind serialises");
-                self.fill("dim", dim, "the data")?;
-                self.fill("kind", kind, "`method`")?;
-                let model = checked(file, "model", self.model, zoo_flow::FlowConfig::check)?;
-                let train = checked(file, "train", self.train, zoo_flow::FlowTrainConfig::check)?;
-                Plan::Flow { model, train }
-            }
-            Method::Diffusion(method) => {
-                self.fill("data_dim", dim, "the data")?;
-                let model = checked(
-                    file,
-                    "model",
-                    self.model,
-                    zoo_diffusion::ScoreNetConfig::check,
-                )?;
-                let train = checked(
-                    file,
-                    "train",
-                    self.train,
-                    zoo_diffusion::DsmTrainConfig::check,
-                )?;
-                Plan::Diffusion {
-                    method,
-                    model,
-                    train,
-                }
-            }
-            Method::Gan(loss) => {
-                self.fill("data_dim", dim, "the data")?;
-                self.fill("loss", loss.name().into(), "`method`")?;
-                let model = checked(file, "model", self.model, zoo_gan::GanConfig::check)?;
-                let train = checked(file, "train", self.train, zoo_gan::GanTrainConfig::check)?;
-                Plan::Gan { model, train }
-            }
-            Method::Vae(m) => self.vae(m, dim)?,
+            Method::Ebm(m) => Plan::Ebm(FamilyRun::plan(m, self)?),
+            Method::Flow(m) => Plan::Flow(FamilyRun::plan(m, self)?),
+            Method::Diffusion(m) => Plan::Diffusion(FamilyRun::plan(m, self)?),
+            Method::Gan(m) => Plan::Gan(FamilyRun::plan(m, self)?),
+            Method::Vae(m) => Plan::Vae(FamilyRun::plan(m, self)?),
         })
+    }
+
+    /// The data's dimension as a TOML value (the runner fills it into `[model]`).
+    pub fn dim_value(&self) -> toml::Value {
+        toml::Value::from(self.dim as i64)
     }
 
     /// `model.key` is set by the runner from `source`; a user value is an error.
-    fn fill(&mut self, key: &str, value: toml::Value, source: &str) -> Result<(), ConfigError> {
+    pub fn fill(&mut self, key: &str, value: toml::Value, source: &str) -> Result<(), ConfigError> {
         fill(self.file, &mut self.model, key, value, source)
-    }
-
-    /// An MLP energy (`hidden`, `activation`), the trainer and the objective's settings.
-    fn ebm(
-        mut self,
-        method: zoo_ebm::objective::ObjectiveKind,
-        objective: toml::Table,
-    ) -> Result<Plan, ConfigError> {
-        let file = self.file;
-        let hidden: Vec<usize> = match self.model.remove("hidden") {
-            Some(v) => typed(file, "model.hidden", v)?,
-            None => vec![64, 64],
-        };
-        let activation = match self.model.remove("activation") {
-            Some(v) => typed(file, "model.activation", v)?,
-            None => zoo_neural::Activation::Silu,
-        };
-        if let Some(k) = self.model.keys().next() {
-            let why = "unknown key; the ebm model takes `hidden` and `activation`";
-            return Err(error(file, &format!("model.{k}"), why.into()));
-        }
-        let mut widths = vec![self.dim];
-        widths.extend(hidden);
-        widths.push(1);
-        let model = zoo_neural::MlpEnergyConfig::new(widths, activation);
-        keyed(file, "model", model.check())?;
-        let train: zoo_ebm::EbmTrainConfig = checked(file, "train", self.train, check_ebm_train)?;
-        let objective: EbmObjective = typed(file, "objective", objective)?;
-        keyed(file, "objective", check_objective(&objective))?;
-        Ok(Plan::Ebm {
-            method,
-            model,
-            train,
-            objective,
-        })
-    }
-
-    /// A VAE with the method's prior; the runner's data are continuous, so the decoder is
-    /// Gaussian.
-    fn vae(mut self, method: VaeMethod, dim: toml::Value) -> Result<Plan, ConfigError> {
-        let file = self.file;
-        let prior = toml::Value::try_from(method.prior()).expect("a prior kind serialises");
-        self.fill("data_dim", dim, "the data")?;
-        self.fill("prior", prior, "`method`")?;
-        match self.model.get("decoder").and_then(|v| v.as_str()) {
-            None => {
-                self.model.insert("decoder".into(), "gaussian".into());
-            }
-            Some("gaussian") => {}
-            Some(other) => {
-                let why = format!(
-                    "{other:?}: the runner's data are continuous (2-D points, dequantised digits); use \"gaussian\""
-                );
-                return Err(error(file, "model.decoder", why));
-            }
-        }
-        let model = checked(file, "model", self.model, zoo_vae::VaeConfig::check)?;
-        let train = checked(file, "train", self.train, zoo_vae::VaeTrainConfig::check)?;
-        Ok(Plan::Vae { model, train })
     }
 }
 
@@ -676,7 +563,11 @@ fn fill(
 }
 
 /// A family crate's `InvalidParameter` error as a config error keyed `section.name`.
-fn keyed(file: &Path, section: &str, r: zoo_energy::Result<()>) -> Result<(), ConfigError> {
+pub(crate) fn keyed(
+    file: &Path,
+    section: &str,
+    r: zoo_energy::Result<()>,
+) -> Result<(), ConfigError> {
     r.map_err(|e| {
         let (key, message) = match e {
             zoo_energy::Error::InvalidParameter { name, reason } => {
@@ -693,7 +584,7 @@ fn keyed(file: &Path, section: &str, r: zoo_energy::Result<()>) -> Result<(), Co
 }
 
 /// A `[section]` table read into `T` and validated by the family crate's own `check`.
-fn checked<T: serde::de::DeserializeOwned>(
+pub(crate) fn checked<T: serde::de::DeserializeOwned>(
     file: &Path,
     section: &str,
     table: toml::Table,
@@ -705,7 +596,7 @@ fn checked<T: serde::de::DeserializeOwned>(
 }
 
 /// Deserialises `value` into `T`, naming the dotted key of the first error under `prefix`.
-fn typed<T: serde::de::DeserializeOwned>(
+pub(crate) fn typed<T: serde::de::DeserializeOwned>(
     file: &Path,
     prefix: &str,
     value: impl IntoDeserializer<'static, toml::de::Error>,
@@ -745,11 +636,11 @@ fn typed<T: serde::de::DeserializeOwned>(
 }
 
 /// The trainer's own check (the checkpoint path is not a TOML key: the runner owns the folder).
-fn check_ebm_train(t: &zoo_ebm::EbmTrainConfig) -> zoo_energy::Result<()> {
+pub(crate) fn check_ebm_train(t: &zoo_ebm::EbmTrainConfig) -> zoo_energy::Result<()> {
     t.check()
 }
 
-fn check_objective(o: &EbmObjective) -> zoo_energy::Result<()> {
+pub(crate) fn check_objective(o: &EbmObjective) -> zoo_energy::Result<()> {
     for (name, v) in [
         ("mcmc_steps", o.mcmc_steps),
         ("noise_ratio", o.noise_ratio),

@@ -13,6 +13,7 @@ pub mod config;
 pub mod data;
 pub mod error;
 mod evaluate;
+pub mod families;
 mod family;
 pub mod methods;
 pub mod metrics;

@@ -11,7 +11,7 @@
 
 use super::accept::metropolis;
 use super::integrator::leapfrog;
-use super::{ChainState, Sampler, StepInfo};
+use super::{ChainState, StepInfo};
 use burn::prelude::*;
 use rand::RngExt;
 use zoo_energy::energy::Energy;
@@ -69,13 +69,11 @@ impl Hmc {
     }
 }
 
-chain_kernel_common!(Hmc, "hmc", true);
+chain_kernel!(Hmc, "hmc", tested: true);
 
-impl Sampler for Hmc {
-    type State = ChainState;
-    type Info = StepInfo;
-    chain_kernel_common!("hmc");
-    fn step(
+impl Hmc {
+    /// One transition of the kernel (the body of [`Sampler::step`]).
+    fn transition(
         &self,
         rng: &mut ZooRng,
         energy: &dyn Energy,

@@ -4,7 +4,7 @@
 
 use super::accept::metropolis;
 use super::ula::langevin_move;
-use super::{ChainState, Sampler, StepInfo};
+use super::{ChainState, StepInfo};
 use burn::prelude::*;
 use zoo_energy::energy::Energy;
 use zoo_energy::error::{Result, check_positive};
@@ -26,13 +26,11 @@ impl Mala {
     }
 }
 
-chain_kernel_common!(Mala, "mala", true);
+chain_kernel!(Mala, "mala", tested: true);
 
-impl Sampler for Mala {
-    type State = ChainState;
-    type Info = StepInfo;
-    chain_kernel_common!("mala");
-    fn step(
+impl Mala {
+    /// One transition of the kernel (the body of [`Sampler::step`]).
+    fn transition(
         &self,
         rng: &mut ZooRng,
         energy: &dyn Energy,

@@ -7,12 +7,12 @@
 //! built: scores come from [`Energy::energy_and_score`] as plain tensors. All randomness comes from
 //! the caller's [`ZooRng`] through [`zoo_energy::rng`].
 
-/// The parts of `impl Sampler` shared by kernels whose state is a [`ChainState`]
-/// (`chain_kernel_common!("name")` inside the impl), and their [`StepSize`]
-/// (`chain_kernel_common!(Type, "name", tested)` outside: a validated `step_size` field; `tested`
-/// says whether a Metropolis test is applied).
-macro_rules! chain_kernel_common {
-    ($ty:ty, $name:literal, $tested:literal) => {
+/// `impl Sampler` and `impl StepSize` for a kernel whose state is a [`ChainState`], whose one
+/// tunable is a validated `step_size` field, and whose transition is its inherent
+/// `transition(rng, energy, state)`; `tested` says whether the transition applies a Metropolis
+/// test (what step-size adaptation targets).
+macro_rules! chain_kernel {
+    ($ty:ty, $name:literal, tested: $tested:literal) => {
         impl $crate::sampler::StepSize for $ty {
             fn step_size(&self) -> f64 {
                 self.step_size
@@ -25,13 +25,24 @@ macro_rules! chain_kernel_common {
                 $tested
             }
         }
-    };
-    ($name:literal) => {
-        fn init(&self, energy: &dyn Energy, position: Tensor<2>) -> Result<ChainState> {
-            ChainState::new(energy, position)
-        }
-        fn name(&self) -> &'static str {
-            $name
+
+        impl $crate::sampler::Sampler for $ty {
+            type State = ChainState;
+            type Info = StepInfo;
+            fn init(&self, energy: &dyn Energy, position: Tensor<2>) -> Result<ChainState> {
+                ChainState::new(energy, position)
+            }
+            fn step(
+                &self,
+                rng: &mut ZooRng,
+                energy: &dyn Energy,
+                state: ChainState,
+            ) -> Result<(ChainState, StepInfo)> {
+                self.transition(rng, energy, state)
+            }
+            fn name(&self) -> &'static str {
+                $name
+            }
         }
     };
 }

@@ -1,7 +1,7 @@
 //! Unadjusted Langevin algorithm (Roberts & Tweedie 1996; review §3):
 //! x' = x + h s(x) + sqrt(2h) xi, xi ~ N(0, I). Biased by O(h) for any fixed h.
 
-use super::{ChainState, Sampler, StepInfo};
+use super::{ChainState, StepInfo};
 use burn::prelude::*;
 use zoo_energy::energy::Energy;
 use zoo_energy::error::{Result, check_positive};
@@ -36,13 +36,11 @@ pub fn langevin_move(
     (y, xi)
 }
 
-chain_kernel_common!(Ula, "ula", false);
+chain_kernel!(Ula, "ula", tested: false);
 
-impl Sampler for Ula {
-    type State = ChainState;
-    type Info = StepInfo;
-    chain_kernel_common!("ula");
-    fn step(
+impl Ula {
+    /// One transition of the kernel (the body of [`Sampler::step`]).
+    fn transition(
         &self,
         rng: &mut ZooRng,
         energy: &dyn Energy,

@@ -1,0 +1,199 @@
+//! The `diffusion` family: a score network (noise-predicting MLP or energy-parameterised)
+//! trained by denoising score matching (`zoo-diffusion`), scored by the PF-ODE likelihood,
+//! sampled by every solver and by annealed Langevin.
+
+use super::{Ctx, EvalCtx, FamilyRun, Scored, Sections, Trained};
+use crate::config::ConfigError;
+use crate::config::{SamplerSpec, checked};
+use crate::error::Result;
+use crate::evaluate::{Drawn, Nll, not_for};
+use crate::family::{Curve, load_module, module_bytes};
+use crate::methods::{DiffusionMethod, DiffusionSampler, SamplerKind};
+use crate::metrics::estimator;
+use zoo_energy::BackendKind;
+use zoo_energy::rng::seeded;
+use zoo_energy::tensor::to_host1;
+
+/// The plan of a `diffusion` run.
+#[derive(Debug, Clone)]
+pub struct DiffusionPlan {
+    /// The SDE and the network's parameterisation.
+    pub method: DiffusionMethod,
+    /// The score network.
+    pub model: zoo_diffusion::ScoreNetConfig,
+    /// DSM training.
+    pub train: zoo_diffusion::DsmTrainConfig,
+}
+
+impl FamilyRun for DiffusionPlan {
+    type Method = DiffusionMethod;
+    fn plan(method: DiffusionMethod, mut s: Sections) -> std::result::Result<Self, ConfigError> {
+        let file = s.file;
+        s.fill("data_dim", s.dim_value(), "the data")?;
+        let model = checked(file, "model", s.model, zoo_diffusion::ScoreNetConfig::check)?;
+        let train = checked(file, "train", s.train, zoo_diffusion::DsmTrainConfig::check)?;
+        Ok(DiffusionPlan {
+            method,
+            model,
+            train,
+        })
+    }
+    fn train(&self, ctx: &mut Ctx) -> Result<Trained> {
+        train(self, ctx)
+    }
+    fn evaluate(&self, ctx: &EvalCtx) -> Result<Scored> {
+        evaluate(ctx, self.method, &self.model)
+    }
+}
+
+fn diffusion_sde(method: DiffusionMethod) -> zoo_diffusion::Sde {
+    match method {
+        // The VE SDE of NCSN's ladder (Song & Ermon 2019): 50 levels from 4 to 0.01.
+        DiffusionMethod::VeNcsn => zoo_diffusion::Sde::Ve {
+            sigma_min: 0.01,
+            sigma_max: 4.0,
+        },
+        DiffusionMethod::VpMlp | DiffusionMethod::VpEnergy => zoo_diffusion::Sde::vp(),
+    }
+}
+
+fn train(p: &DiffusionPlan, ctx: &mut Ctx) -> Result<Trained> {
+    let (method, model, train) = (p.method, &p.model, &p.train);
+    let sde = diffusion_sde(method);
+    let train = &zoo_diffusion::DsmTrainConfig {
+        resume: ctx.resume.clone(),
+        ..train.clone()
+    };
+    let (x, progress) = (ctx.train_tensor(), ctx.progress);
+    let (bytes, report) = if method == DiffusionMethod::VpEnergy {
+        let mut net = model.energy(&mut ctx.init_rng, &ctx.ad)?;
+        let r = zoo_diffusion::fit_dsm(&mut ctx.rng, &mut net, &sde, &x, train, progress)?;
+        (module_bytes(&net)?, r)
+    } else {
+        let mut net = model.mlp(&mut ctx.init_rng, &ctx.ad)?;
+        let r = if BackendKind::is_host_device(ctx.device) {
+            zoo_diffusion::fit_dsm_fused(&mut ctx.rng, &mut net, &sde, &x, train)?
+        } else {
+            zoo_diffusion::fit_dsm(&mut ctx.rng, &mut net, &sde, &x, train, progress)?
+        };
+        (module_bytes(&net)?, r)
+    };
+    Ok(Trained {
+        files: vec![("score.bpk".into(), bytes)],
+        curve: Curve::from_series(&[("dsm_loss", &report.losses)]),
+        seconds: report.seconds,
+        resumed_from: report.resumed_from,
+    })
+}
+
+/// A score network (noise-predicting MLP or energy-parameterised) under its SDE.
+fn evaluate(
+    ctx: &EvalCtx,
+    method: DiffusionMethod,
+    model: &zoo_diffusion::ScoreNetConfig,
+) -> Result<Scored> {
+    let sde = diffusion_sde(method);
+    let mut init_rng = seeded(ctx.seed);
+    if method == DiffusionMethod::VpEnergy {
+        scored_net(ctx, model.energy(&mut init_rng, ctx.device)?, sde)
+    } else {
+        scored_net(ctx, model.mlp(&mut init_rng, ctx.device)?, sde)
+    }
+}
+
+/// A score network of either parameterisation, loaded from the checkpoint and evaluated.
+fn scored_net<N: zoo_diffusion::ScoreNet>(
+    ctx: &EvalCtx,
+    init: N,
+    sde: zoo_diffusion::Sde,
+) -> Result<Scored> {
+    let net = load_module(init, ctx.files, "score.bpk")?;
+    let score = zoo_diffusion::NetScore::new(&net, sde);
+    let (nll, drawn) = diffusion_eval(ctx, &score, &sde)?;
+    Ok((net.num_params(), nll, drawn))
+}
+
+/// PF-ODE NLL and every sampler of a diffusion model.
+fn diffusion_eval(
+    ctx: &EvalCtx,
+    score: &dyn zoo_diffusion::ScoreModel,
+    sde: &zoo_diffusion::Sde,
+) -> Result<(Nll, Vec<Drawn>)> {
+    let nll = pf_ode_nll(ctx, score, sde)?;
+    let (n, device) = (ctx.n(), ctx.device);
+    let drawn = ctx.draw_each(|s, rng| {
+        let SamplerKind::Diffusion(kind) = s.kind else {
+            return Err(not_for(s, "a diffusion model"));
+        };
+        let Some((solver, default_steps)) = solver(kind, s) else {
+            let config = zoo_diffusion::AnnealedLangevinConfig {
+                ladder: zoo_diffusion::NoiseLadder::geometric(4.0, 0.01, 50)?,
+                steps_per_level: s.steps.unwrap_or(20),
+                epsilon: s.step_size.unwrap_or(2e-5),
+            };
+            let (x, r) = zoo_diffusion::annealed_langevin(rng, score, sde, &config, n, device)?;
+            return Ok((x, r.nfe as f64, None));
+        };
+        let config = zoo_diffusion::SampleConfig {
+            solver,
+            steps: s.steps.unwrap_or(default_steps),
+            t_min: sde.t_min(),
+        };
+        let (x, r) = zoo_diffusion::sample(rng, score, sde, &config, n, device)?;
+        Ok((x, r.nfe as f64, None))
+    })?;
+    Ok((nll, drawn))
+}
+
+/// The solver of a diffusion sampler with its default step count (`None`: annealed Langevin,
+/// which is not a reverse-time solver).
+fn solver(kind: DiffusionSampler, s: &SamplerSpec) -> Option<(zoo_diffusion::Solver, usize)> {
+    use zoo_diffusion::Solver;
+    Some(match kind {
+        DiffusionSampler::EulerMaruyama => (Solver::EulerMaruyama, 500),
+        DiffusionSampler::Ancestral => (Solver::Ancestral, 500),
+        DiffusionSampler::PredictorCorrector => {
+            let snr = s.snr.unwrap_or(0.16);
+            let pc = Solver::PredictorCorrector {
+                snr,
+                corrector_steps: 1,
+            };
+            (pc, 250)
+        }
+        DiffusionSampler::Heun => (Solver::Heun, 100),
+        DiffusionSampler::Rk4 => (Solver::Rk4, 50),
+        DiffusionSampler::Ddim => (Solver::Ddim, 100),
+        DiffusionSampler::AnnealedLangevin => return None,
+    })
+}
+
+/// The PF-ODE NLL of the test points (exact divergence in 2-D, one Hutchinson probe on digits).
+fn pf_ode_nll(
+    ctx: &EvalCtx,
+    score: &dyn zoo_diffusion::ScoreModel,
+    sde: &zoo_diffusion::Sde,
+) -> Result<Nll> {
+    use zoo_diffusion::Divergence;
+    let (divergence, label) = if ctx.data.truth.is_some() {
+        (Divergence::Exact, "exact divergence")
+    } else {
+        let probe = Divergence::Hutchinson { probes: 1 };
+        (probe, "Hutchinson divergence, 1 probe")
+    };
+    let steps = ctx.cfg.eval.ode_steps;
+    let lik = zoo_diffusion::pf_ode_log_likelihood(
+        &mut seeded(ctx.seed + 3),
+        score,
+        sde,
+        ctx.test.clone(),
+        steps,
+        sde.t_min(),
+        divergence,
+    )?;
+    let log_p: Vec<f64> = to_host1(&lik.log_likelihood)
+        .into_iter()
+        .map(f64::from)
+        .collect();
+    let what = format!("{} ({steps} RK4 steps, {label})", estimator::PF_ODE);
+    Ok(Nll::from_log_densities(ctx.data, &log_p, &what))
+}

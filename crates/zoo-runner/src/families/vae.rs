@@ -1,0 +1,149 @@
+//! The `vae` family: a VAE with a Gaussian or a latent EBM prior (`zoo-vae`), scored by IWAE
+//! (with the EBM prior's log Z estimated), sampled through the prior.
+
+use super::{Ctx, EvalCtx, FamilyRun, Scored, Sections, Trained};
+use crate::config::ConfigError;
+use crate::config::{checked, error};
+use crate::data::bits_per_dim;
+use crate::error::Result;
+use crate::evaluate::Nll;
+use crate::family::{Curve, load_module, module_bytes};
+use crate::methods::VaeMethod;
+use crate::metrics::{estimator, finite};
+use burn::module::Module;
+use zoo_energy::rng::seeded;
+use zoo_energy::tensor::from_host2;
+
+/// The plan of a `vae` run.
+#[derive(Debug, Clone)]
+pub struct VaePlan {
+    /// Encoder, decoder, prior (the prior from the method).
+    pub model: zoo_vae::VaeConfig,
+    /// ELBO training (and the EBM prior's).
+    pub train: zoo_vae::VaeTrainConfig,
+}
+
+impl FamilyRun for VaePlan {
+    type Method = VaeMethod;
+    fn plan(method: VaeMethod, sections: Sections) -> std::result::Result<Self, ConfigError> {
+        plan(sections, method)
+    }
+    fn train(&self, ctx: &mut Ctx) -> Result<Trained> {
+        train(self, ctx)
+    }
+    fn evaluate(&self, ctx: &EvalCtx) -> Result<Scored> {
+        evaluate(ctx, &self.model, &self.train)
+    }
+}
+
+/// A VAE with the method's prior; the runner's data are continuous, so the decoder is
+/// Gaussian.
+fn plan(mut s: Sections, method: VaeMethod) -> std::result::Result<VaePlan, ConfigError> {
+    let file = s.file;
+    let dim = s.dim_value();
+    let prior = toml::Value::try_from(method.prior()).expect("a prior kind serialises");
+    s.fill("data_dim", dim, "the data")?;
+    s.fill("prior", prior, "`method`")?;
+    match s.model.get("decoder").and_then(|v| v.as_str()) {
+        None => {
+            s.model.insert("decoder".into(), "gaussian".into());
+        }
+        Some("gaussian") => {}
+        Some(other) => {
+            let why = format!(
+                "{other:?}: the runner's data are continuous (2-D points, dequantised digits); use \"gaussian\""
+            );
+            return Err(error(file, "model.decoder", why));
+        }
+    }
+    let model = checked(file, "model", s.model, zoo_vae::VaeConfig::check)?;
+    let train = checked(file, "train", s.train, zoo_vae::VaeTrainConfig::check)?;
+    Ok(VaePlan { model, train })
+}
+
+fn train(p: &VaePlan, ctx: &mut Ctx) -> Result<Trained> {
+    let (model, train) = (&p.model, &p.train);
+    let mut vae = model.init(&mut ctx.init_rng, &ctx.ad)?;
+    let train = zoo_vae::VaeTrainConfig {
+        resume: ctx.resume.clone(),
+        ..train.clone()
+    };
+    let x = ctx.train_tensor();
+    let report = zoo_vae::fit(&mut ctx.rng, &mut vae, &x, &train)?;
+    Ok(Trained {
+        files: vec![("vae.bpk".into(), module_bytes(&vae)?)],
+        curve: Curve::from_series(&[("neg_elbo", &report.losses)]),
+        seconds: report.seconds,
+        resumed_from: report.resumed_from,
+    })
+}
+
+/// A VAE: the IWAE NLL (with the EBM prior's log Z estimated), decoded prior draws.
+fn evaluate(
+    ctx: &EvalCtx,
+    model: &zoo_vae::VaeConfig,
+    train: &zoo_vae::VaeTrainConfig,
+) -> Result<Scored> {
+    let (device, d) = (ctx.device, ctx.data.dim);
+    let vae = load_module(
+        model.init(&mut seeded(ctx.seed), device)?,
+        ctx.files,
+        "vae.bpk",
+    )?;
+    let nll = vae_nll(ctx, &vae)?;
+    let n = ctx.n();
+    let drawn = ctx.draw_each(|s, rng| {
+        let steps = s.steps.unwrap_or(train.langevin_steps);
+        let step_size = s.step_size.unwrap_or(train.langevin_step_size);
+        let z = zoo_vae::sample_prior(rng, &vae, n, steps, step_size, device)?;
+        let std = vae
+            .log_std
+            .val()
+            .clamp(-7.0, 5.0)
+            .exp()
+            .unsqueeze_dim::<2>(0);
+        let eps = zoo_energy::rng::normal(rng, [n, d], device);
+        let x = vae.decode_mean(z) + eps * std;
+        let evals = if vae.prior.is_some() {
+            steps as f64 + 1.0
+        } else {
+            1.0
+        };
+        Ok((x, evals, None))
+    })?;
+    Ok((vae.num_params(), nll, drawn))
+}
+
+/// The VAE's IWAE NLL; with an EBM prior, its log Z by SMC and by importance sampling from the
+/// aggregate posterior (the larger, so that the bound stays a bound in expectation).
+fn vae_nll(ctx: &EvalCtx, vae: &zoo_vae::Vae) -> Result<Nll> {
+    let (data, device, d, k) = (ctx.data, ctx.device, ctx.data.dim, ctx.cfg.eval.iwae_k);
+    let mut rng = seeded(ctx.seed + 3);
+    let (log_z, estimator) = if vae.prior.is_some() {
+        let train_t = from_host2(data.train.clone(), [data.n_train(), d], device);
+        let (smc, _) = zoo_vae::prior_log_normalizer(&mut rng, vae, 4096, 300, device)?;
+        let (is, _) = zoo_vae::aggregate_posterior_log_z(&mut rng, vae, &train_t, 4096)?;
+        let what = "with the prior's log Z by SMC / IS (an estimate)";
+        (
+            smc.max(is),
+            format!("{} (K = {k}) {what}", estimator::IWAE_LOG_Z),
+        )
+    } else {
+        let label = format!("{} (K = {k})", estimator::IWAE_BOUND);
+        (vae.gaussian_log_normalizer(), label)
+    };
+    let e = zoo_vae::evaluate(&mut rng, vae, &ctx.test, k, log_z)?;
+    // Per-point IWAE values are not returned: the mean and its s.e. are.
+    let mut nll = Nll::none();
+    nll.estimator = estimator;
+    if data.truth.is_some() {
+        nll.value = finite(e.iwae_nll);
+        nll.se = finite(e.iwae_se);
+    } else {
+        let dd = d as f64 * std::f64::consts::LN_2;
+        nll.value = finite(bits_per_dim(-e.iwae_nll));
+        nll.se = finite(e.iwae_se / dd);
+        nll.unit = "bits/dim";
+    }
+    Ok(nll)
+}
