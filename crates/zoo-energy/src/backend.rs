@@ -52,7 +52,7 @@ impl BackendKind {
     }
 
     /// Whether `device` (with or without autodiff) belongs to a host (CPU) backend, where host
-    /// kernels such as [`crate::energy::FusedMlpEnergy`] need no transfer.
+    /// kernels such as `zoo_neural::FusedMlpEnergy` need no transfer.
     pub fn is_host_device(device: &Device) -> bool {
         let plain = device.clone().without_autodiff();
         Self::compiled()
