@@ -129,6 +129,7 @@ fn jarzynski_matches_exact_log_z() {
             betas: geometric_schedule(1e-3, 2000).unwrap(),
             step_size: c.step * 0.2,
             groups: 16,
+            resample_threshold: None,
         };
         replicas(&format!("Jarzynski {}", c.name), c.exact, |r| {
             jarzynski(
@@ -142,6 +143,36 @@ fn jarzynski_matches_exact_log_z() {
             .unwrap()
         });
     }
+}
+
+#[test]
+fn jarzynski_with_resampling_matches_exact_log_z() {
+    // The walkers' resampling runs through the annealing engine: with a threshold of 0.9 every
+    // group resamples, and log Z stays within the replicas' spread of the exact value.
+    let dev = cpu_device();
+    let c = cases(&dev).remove(0);
+    let config = JarzynskiConfig {
+        betas: geometric_schedule(1e-3, 500).unwrap(),
+        step_size: c.step * 0.2,
+        groups: 16,
+        resample_threshold: Some(0.9),
+    };
+    let runs = replicas(&format!("Jarzynski + SMC {}", c.name), c.exact, |r| {
+        jarzynski(
+            &mut seeded(90 + r),
+            &c.base,
+            c.target.as_ref(),
+            2048,
+            &config,
+            &dev,
+        )
+        .unwrap()
+    });
+    let resamplings: usize = runs.iter().map(|e| e.resamplings).sum();
+    assert!(
+        resamplings >= 16,
+        "resampled {resamplings} times: the test would not exercise it"
+    );
 }
 
 #[test]
@@ -232,6 +263,7 @@ fn bad_schedules_and_sizes_are_errors() {
         betas: vec![1.0],
         step_size: -1.0,
         groups: 4,
+        resample_threshold: None,
     };
     assert!(jarzynski(&mut seeded(1), &c.base, c.target.as_ref(), 64, &jc, &dev).is_err());
 }
@@ -248,6 +280,7 @@ fn jarzynski_weighted_averages_are_exact_for_a_coarse_step() {
         betas: geometric_schedule(1e-3, 500).unwrap(),
         step_size: 0.1,
         groups: 16,
+        resample_threshold: None,
     };
     let (_, x, log_w) =
         jarzynski_walkers(&mut seeded(95), &base, &target, 4096, &config, &dev).unwrap();

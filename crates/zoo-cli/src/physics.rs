@@ -229,6 +229,7 @@ fn energy_logz(r: &mut ZooRng, args: &LogzArgs) -> Result<LogzResult> {
                 betas: geometric_schedule(1e-3, args.steps)?,
                 step_size: args.step_size,
                 groups: args.groups,
+                resample_threshold: None,
             };
             estimate_json(&jarzynski(r, &base, target, particles, &config, &device)?)
         }

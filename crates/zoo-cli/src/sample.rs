@@ -208,17 +208,13 @@ fn read_file(args: &SampleArgs) -> Result<SampleFile> {
     toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message()))
 }
 
-/// The chains under a progress bar of warm-up + steps.
+/// The chains under the shared progress bar, one position per warm-up or kept step.
 fn with_progress<T>(
     label: &str,
     s: &Resolved,
     run: impl FnOnce(&mut dyn FnMut(usize)) -> zoo_energy::Result<T>,
 ) -> Result<T> {
-    let bar = indicatif::ProgressBar::new((s.warmup + s.steps) as u64).with_style(
-        indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} steps ({eta})")
-            .expect("valid template")
-            .progress_chars("=> "),
-    );
+    let bar = zoo_mcmc::progress::bar(true, s.warmup + s.steps, "sample");
     bar.set_message(label.to_string());
     let out = run(&mut |t| {
         if t % 64 == 0 {

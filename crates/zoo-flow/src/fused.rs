@@ -76,8 +76,8 @@ impl HostCoupling {
     /// adding log|det J| to `log_det`; returns the tape of the backward pass.
     fn forward(&self, h: &mut [f32], log_det: &mut [f32], d: usize) -> Tape {
         let m = h.len() / d;
-        let mb = self.columns(d).1.len();
         let cb = self.columns(d).1;
+        let mb = cb.len();
         let (out, mut tape) = self.conditioner(h, d);
         match self.map {
             Elementwise::Additive => {

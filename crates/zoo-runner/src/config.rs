@@ -25,6 +25,17 @@ pub struct ConfigError {
     pub message: String,
 }
 
+impl ConfigError {
+    /// An error at `key` (dotted; empty: the whole file) of `file`.
+    pub fn new(file: &Path, key: &str, message: String) -> Self {
+        ConfigError {
+            file: file.into(),
+            key: key.into(),
+            message,
+        }
+    }
+}
+
 /// A model family (one crate each).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -335,11 +346,8 @@ fn default_seeds() -> Vec<u64> {
 impl RunConfig {
     /// Reads and validates `file`; `backend` (the command line's) overrides the file's.
     pub fn load(file: &Path, backend: Option<BackendKind>) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(file).map_err(|e| ConfigError {
-            file: file.into(),
-            key: String::new(),
-            message: format!("cannot read the config: {e}"),
-        })?;
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| ConfigError::new(file, "", format!("cannot read the config: {e}")))?;
         Self::parse(file, &text, backend)
     }
 
@@ -349,7 +357,7 @@ impl RunConfig {
         text: &str,
         backend: Option<BackendKind>,
     ) -> Result<Self, ConfigError> {
-        let fail = |key: &str, message: String| error(file, key, message);
+        let fail = |key: &str, message: String| ConfigError::new(file, key, message);
         let raw: RawConfig = typed(file, "", parse_toml(file, text)?)?;
         let data = DataSet::parse(&raw.data).ok_or_else(|| {
             let known = Toy2d::names();
@@ -398,15 +406,6 @@ impl RunConfig {
     }
 }
 
-/// A config error at `key` of `file`.
-pub(crate) fn error(file: &Path, key: &str, message: String) -> ConfigError {
-    ConfigError {
-        file: file.into(),
-        key: key.into(),
-        message,
-    }
-}
-
 /// The TOML table of `text`; a syntax error names its line.
 fn parse_toml(file: &Path, text: &str) -> Result<toml::Table, ConfigError> {
     toml::from_str(text).map_err(|e| {
@@ -414,7 +413,7 @@ fn parse_toml(file: &Path, text: &str) -> Result<toml::Table, ConfigError> {
             .span()
             .map(|s| format!("line {}: ", text[..s.start].lines().count().max(1)))
             .unwrap_or_default();
-        error(file, "", format!("{line}{}", e.message().trim()))
+        ConfigError::new(file, "", format!("{line}{}", e.message().trim()))
     })
 }
 
@@ -430,7 +429,7 @@ fn run_name(file: &Path, name: Option<String>) -> Result<String, ConfigError> {
         .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
     if name.is_empty() || !legal || name.starts_with('.') {
         let why = format!("{name:?} is not a folder name (letters, digits, '-', '_', '.')");
-        return Err(error(file, "name", why));
+        return Err(ConfigError::new(file, "name", why));
     }
     Ok(name)
 }
@@ -446,7 +445,7 @@ fn compiled(file: &Path, backend: BackendKind) -> Result<BackendKind, ConfigErro
         backend.name(),
         names.join(", ")
     );
-    Err(error(file, "backend", why))
+    Err(ConfigError::new(file, "backend", why))
 }
 
 /// Every `[eval]` size is >= 1 (the sample metrics need 2 points) and fits the memory budget.
@@ -459,14 +458,18 @@ fn check_eval(file: &Path, eval: &EvalConfig, data: DataSet) -> Result<(), Confi
         ("eval.train_points", eval.train_points, 1),
     ] {
         if v == 0 {
-            return Err(error(file, key, "must be >= 1".into()));
+            return Err(ConfigError::new(file, key, "must be >= 1".into()));
         }
         if v < least {
-            return Err(error(file, key, format!("must be >= {least}, got {v}")));
+            return Err(ConfigError::new(
+                file,
+                key,
+                format!("must be >= {least}, got {v}"),
+            ));
         }
     }
     eval.check_memory(data.dim())
-        .map_err(|e| error(file, "eval", e.to_string()))
+        .map_err(|e| ConfigError::new(file, "eval", e.to_string()))
 }
 
 /// The `[[sampler]]` tables typed for the method's family (the family's first sampler if none).
@@ -479,22 +482,23 @@ fn samplers(
     let mut samplers = Vec::new();
     for (i, s) in raw.into_iter().enumerate() {
         let key = |field: &str| format!("sampler[{i}].{field}");
-        let kind = SamplerKind::parse(family, &s.kind).map_err(|m| error(file, &key("kind"), m))?;
+        let kind = SamplerKind::parse(family, &s.kind)
+            .map_err(|m| ConfigError::new(file, &key("kind"), m))?;
         let ve = method == Method::Diffusion(DiffusionMethod::VeNcsn);
         if kind == SamplerKind::Diffusion(crate::methods::DiffusionSampler::AnnealedLangevin) && !ve
         {
             let why = "annealed Langevin is defined on a VE noise ladder: use it with method = \"ve_ncsn\"";
-            return Err(error(file, &key("kind"), why.into()));
+            return Err(ConfigError::new(file, &key("kind"), why.into()));
         }
         if s.steps == Some(0) {
-            return Err(error(file, &key("steps"), "must be >= 1".into()));
+            return Err(ConfigError::new(file, &key("steps"), "must be >= 1".into()));
         }
         for (field, v) in [("step_size", s.step_size), ("snr", s.snr)] {
             if let Some(v) = v
                 && !(v.is_finite() && v > 0.0)
             {
                 let why = format!("must be finite and > 0, got {v}");
-                return Err(error(file, &key(field), why));
+                return Err(ConfigError::new(file, &key(field), why));
             }
         }
         samplers.push(SamplerSpec {
@@ -537,29 +541,16 @@ impl Sections<'_> {
         toml::Value::from(self.dim as i64)
     }
 
-    /// `model.key` is set by the runner from `source`; a user value is an error.
+    /// `model.key` is set by the runner from `source`; a user value is an error (it could
+    /// disagree).
     pub fn fill(&mut self, key: &str, value: toml::Value, source: &str) -> Result<(), ConfigError> {
-        fill(self.file, &mut self.model, key, value, source)
+        if self.model.contains_key(key) {
+            let why = format!("is set from {source}; remove it");
+            return Err(ConfigError::new(self.file, &format!("model.{key}"), why));
+        }
+        self.model.insert(key.into(), value);
+        Ok(())
     }
-}
-
-/// `model.key` is set by the runner from `source`; a user value is an error (it could disagree).
-fn fill(
-    file: &Path,
-    table: &mut toml::Table,
-    key: &str,
-    value: toml::Value,
-    source: &str,
-) -> Result<(), ConfigError> {
-    if table.contains_key(key) {
-        return Err(ConfigError {
-            file: file.into(),
-            key: format!("model.{key}"),
-            message: format!("is set from {source}; remove it"),
-        });
-    }
-    table.insert(key.into(), value);
-    Ok(())
 }
 
 /// A family crate's `InvalidParameter` error as a config error keyed `section.name`.
@@ -575,11 +566,7 @@ pub(crate) fn keyed(
             }
             other => (section.to_string(), other.to_string()),
         };
-        ConfigError {
-            file: file.into(),
-            key,
-            message,
-        }
+        ConfigError::new(file, &key, message)
     })
 }
 
@@ -627,11 +614,7 @@ pub(crate) fn typed<T: serde::de::DeserializeOwned>(
             (false, true) => prefix.to_string(),
             (false, false) => format!("{prefix}.{key}"),
         };
-        ConfigError {
-            file: file.into(),
-            key,
-            message,
-        }
+        ConfigError::new(file, &key, message)
     })
 }
 

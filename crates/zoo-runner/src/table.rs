@@ -30,11 +30,7 @@ impl Suite {
         dir: &Path,
         backend: Option<BackendKind>,
     ) -> std::result::Result<Self, ConfigError> {
-        let fail = |message: String| ConfigError {
-            file: dir.into(),
-            key: String::new(),
-            message,
-        };
+        let fail = |message: String| ConfigError::new(dir, "", message);
         let entries = std::fs::read_dir(dir)
             .map_err(|e| fail(format!("cannot read the suite folder: {e}")))?;
         let mut files: Vec<PathBuf> = entries

@@ -27,6 +27,9 @@ pub struct JarzynskiConfig {
     pub step_size: f64,
     /// Independent groups for the standard error (>= 2).
     pub groups: usize,
+    /// Resample a group's walkers when its ESS falls below this fraction of its size (Jarzynski
+    /// with SMC resampling, as in Carbone et al. 2023); `None`: never (plain Jarzynski/AIS).
+    pub resample_threshold: Option<f64>,
 }
 
 /// The half-increment a_k(x, y) = U_k(x) + (y - x)·∇U_k(x)/2 + h |∇U_k(x)|^2 / 4, from U_k(x)
@@ -75,7 +78,8 @@ pub fn jarzynski<B: Energy + ExactSample>(
     jarzynski_walkers(rng, base, target, particles, config, device).map(|(estimate, _, _)| estimate)
 }
 
-/// [`jarzynski`], also returning the final walkers `[n, d]` and their log weights A_K: weighted
+/// [`jarzynski`], also returning the final walkers `[n, d]` and their log weights A_K (since
+/// the last resampling of each group, with `resample_threshold`): weighted
 /// averages sum_i e^{A_i} f(X_i) / sum_i e^{A_i} estimate expectations under the target exactly
 /// (up to Monte Carlo error) whatever the step size.
 pub fn jarzynski_walkers<B: Energy + ExactSample>(
@@ -104,7 +108,7 @@ pub fn jarzynski_walkers<B: Energy + ExactSample>(
     let path = AnnealPath {
         betas: &config.betas,
         groups: config.groups,
-        resample_threshold: None,
+        resample_threshold: config.resample_threshold,
         log_z0,
     };
     let (estimate, log_w) = run_annealing_weighted(rng, &mut walkers, &path)?;

@@ -4,7 +4,7 @@
 use super::{Ctx, EvalCtx, FamilyRun, Scored, Sections, Trained};
 use crate::config::ConfigError;
 use crate::config::{
-    EbmObjective, SamplerSpec, check_ebm_train, check_objective, checked, error, keyed, typed,
+    EbmObjective, SamplerSpec, check_ebm_train, check_objective, checked, keyed, typed,
 };
 use crate::error::Result;
 use crate::evaluate::{Nll, not_for};
@@ -63,7 +63,7 @@ fn plan(
     };
     if let Some(k) = s.model.keys().next() {
         let why = "unknown key; the ebm model takes `hidden` and `activation`";
-        return Err(error(file, &format!("model.{k}"), why.into()));
+        return Err(ConfigError::new(file, &format!("model.{k}"), why.into()));
     }
     let mut widths = vec![s.dim];
     widths.extend(hidden);

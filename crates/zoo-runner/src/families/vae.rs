@@ -3,7 +3,7 @@
 
 use super::{Ctx, EvalCtx, FamilyRun, Scored, Sections, Trained};
 use crate::config::ConfigError;
-use crate::config::{checked, error};
+use crate::config::checked;
 use crate::data::bits_per_dim;
 use crate::error::Result;
 use crate::evaluate::Nll;
@@ -53,7 +53,7 @@ fn plan(mut s: Sections, method: VaeMethod) -> std::result::Result<VaePlan, Conf
             let why = format!(
                 "{other:?}: the runner's data are continuous (2-D points, dequantised digits); use \"gaussian\""
             );
-            return Err(error(file, "model.decoder", why));
+            return Err(ConfigError::new(file, "model.decoder", why));
         }
     }
     let model = checked(file, "model", s.model, zoo_vae::VaeConfig::check)?;
