@@ -1,7 +1,8 @@
 //! The unequal-weight mixture experiment of Carbone, Hua, Coste & Vanden-Eijnden (2023, §4.1): data
 //! from 1/4 N(-10 e1, I) + 3/4 N(6 e1, I) in dimension d; a student of the same form (two unit-
 //! variance Gaussians, learnable means and weights) started with equal weights and means near the
-//! origin, trained by CD, PCD and Jarzynski-weighted PCD. Prints the learned weight of the -10 mode
+//! origin, trained by CD, PCD, Jarzynski-weighted PCD and PT-CD (persistent parallel tempering).
+//! Prints the learned weight of the -10 mode
 //! and KL(data || student) per method, mean ± sd over seeds.
 //!
 //! KL is exact by quadrature on a grid in d = 2, and a Monte Carlo average over 200 000 data draws
@@ -16,19 +17,24 @@
 //! update. Why SGD: Adam rescales the gradient noise of the walkers into steps of size lr, and each
 //! walker's own noise then feeds back into its weight (a bias that grows with lr and shrinks with
 //! the number of walkers); see docs/ebm.md.
+//!
+//! PT-CD: `--replicas` (8) replicas of 256 persistent chains on a geometric ladder down to
+//! `--beta-min` (0.02), `--steps-per-update` MALA steps (step 0.1 in each replica's scaled
+//! coordinate) and one exchange round per update, negatives from beta = 1. `pcd_equal` is PCD
+//! with the same energy evaluations per update (256 chains x replicas x steps-per-update steps).
 
 use burn::prelude::*;
 use clap::Parser;
 use ebm_zoo::data::Grid2d;
 use ebm_zoo::data::grid::{GridDensity, mean_and_se};
 use ebm_zoo::ebm::model::MixtureModel;
-use ebm_zoo::ebm::objective::{ChainStart, JarzynskiPcd, MaximumLikelihood};
+use ebm_zoo::ebm::objective::{ChainStart, JarzynskiPcd, MaximumLikelihood, TemperedPcd};
 use ebm_zoo::ebm::train::OptimizerKind;
 use ebm_zoo::ebm::{Dataset, EbmTrainConfig, Trainer};
 use ebm_zoo::energy::rng::{normal_vec, seeded};
 use ebm_zoo::energy::tensor::to_host2;
 use ebm_zoo::energy::{BackendKind, Energy};
-use ebm_zoo::mcmc::sampler::{AnySampler, InitDistribution, ReplayBuffer, SamplerKind};
+use ebm_zoo::mcmc::sampler::{AnySampler, InitDistribution, Ladder, ReplayBuffer, SamplerKind};
 
 #[derive(Parser)]
 struct Args {
@@ -59,9 +65,19 @@ struct Args {
     /// PCD chains and Jarzynski walkers.
     #[arg(long, default_value_t = 8192)]
     walkers: usize,
-    /// Methods.
-    #[arg(long, value_delimiter = ',', default_value = "cd,pcd,jarzynski")]
+    /// Methods: cd, pcd, pcd_equal, jarzynski, pt_cd.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "cd,pcd,jarzynski,pcd_equal,pt_cd"
+    )]
     methods: Vec<String>,
+    /// PT-CD replicas.
+    #[arg(long, default_value_t = 8)]
+    replicas: usize,
+    /// PT-CD: the hottest replica's inverse temperature.
+    #[arg(long, default_value_t = 0.02)]
+    beta_min: f64,
     /// Print training traces.
     #[arg(long)]
     verbose: bool,
@@ -76,6 +92,12 @@ fn parse_optimizer(s: &str) -> Result<OptimizerKind, String> {
 }
 
 const TARGET: [f64; 2] = [0.25, 0.75];
+
+/// Where persistent chains start: N(0, I).
+const STANDARD: InitDistribution = InitDistribution::Normal {
+    mean: 0.0,
+    std: 1.0,
+};
 
 fn target_means(d: usize) -> Vec<Vec<f64>> {
     let mut a = vec![0.0; d];
@@ -169,18 +191,21 @@ fn run(
             let mut o = MaximumLikelihood::new(ChainStart::Data, ula, 10)?;
             trainer.fit(&mut train_rng, &mut o, &data, device)?
         }
-        "pcd" => {
-            let init = InitDistribution::Normal {
-                mean: 0.0,
-                std: 1.0,
-            };
-            let mut buffer = ReplayBuffer::new(d, walkers, 0.0, init)?;
+        "pcd" | "pcd_equal" => {
+            let mut buffer = ReplayBuffer::new(d, walkers, 0.0, STANDARD)?;
             buffer.push(&start)?;
-            let mut o =
-                MaximumLikelihood::new(ChainStart::Persistent(buffer), ula, args.steps_per_update)?;
+            let steps = args.steps_per_update * if method == "pcd" { 1 } else { args.replicas };
+            let mut o = MaximumLikelihood::new(ChainStart::Persistent(buffer), ula, steps)?;
             trainer.fit(&mut train_rng, &mut o, &data, device)?
         }
-        _ => {
+        "pt_cd" => {
+            let ladder = Ladder::geometric(args.replicas, args.beta_min)?;
+            let mala = AnySampler::new(SamplerKind::Mala, 0.1, 1)?;
+            let mut o = TemperedPcd::new(mala, ladder, 256, 1, STANDARD)?
+                .with_kernel_steps(args.steps_per_update)?;
+            trainer.fit(&mut train_rng, &mut o, &data, device)?
+        }
+        "jarzynski" => {
             let log_z = trainer
                 .model()
                 .log_normalizer()
@@ -189,6 +214,9 @@ fn run(
                 .with_exact_start(start, log_z)?
                 .with_steps_per_update(args.steps_per_update)?;
             trainer.fit(&mut train_rng, &mut o, &data, device)?
+        }
+        other => {
+            anyhow::bail!("unknown method {other}; known: cd, pcd, pcd_equal, jarzynski, pt_cd")
         }
     }
     if args.verbose {
@@ -254,14 +282,18 @@ fn main() -> anyhow::Result<()> {
     }
     println!(
         "\n(mean ± sd over seeds; {:?}, lr {}, clip {}, {} iterations; ULA step 0.1; CD: 10 steps from the data; \
-         PCD: replay buffer of {} chain states (batch-size draws, no reinitialisation), Jarzynski: {} walkers (resampling at ESS < 0.5 N), {} ULA steps per update)",
+         PCD: replay buffer of {} chain states (batch-size draws, no reinitialisation), Jarzynski: {} walkers (resampling at ESS < 0.5 N), {} ULA steps per update; \
+         pcd_equal: PCD with {} ULA steps per update; pt_cd: {} replicas x 256 chains, beta_min {}, MALA 0.1)",
         args.optimizer,
         args.lr,
         args.grad_clip,
         args.iterations,
         args.walkers,
         args.walkers,
-        args.steps_per_update
+        args.steps_per_update,
+        args.steps_per_update * args.replicas,
+        args.replicas,
+        args.beta_min
     );
     Ok(())
 }

@@ -20,6 +20,8 @@ mod flows;
 mod gan;
 #[path = "logz.rs"]
 mod logz;
+#[path = "nuts.rs"]
+mod nuts;
 #[path = "rbm.rs"]
 mod rbm;
 #[path = "scores.rs"]
@@ -28,6 +30,8 @@ mod scores;
 mod spins;
 #[path = "statistics.rs"]
 mod statistics;
+#[path = "tempering.rs"]
+mod tempering;
 #[path = "training.rs"]
 mod training;
 #[path = "vae.rs"]

@@ -108,8 +108,55 @@ fn sample_cases() -> Vec<Case> {
             "kind = 'gaussian'\ndim = -1\n",
             "dim",
         ),
-        case("sample --energy gaussian --sampler nuts", "sampler"),
+        case("sample --energy gaussian --sampler nutz", "sampler"),
+        case(
+            "sample --energy gaussian --sampler nuts --max-depth 0",
+            "max_depth",
+        ),
+        case(
+            "sample --energy gaussian --sampler nuts --max-depth 21",
+            "max_depth",
+        ),
+        case(
+            "sample --energy gaussian --sampler mala --max-depth 5",
+            "max_depth",
+        ),
         case("sample --energy gaussian --chains 0", "chains"),
+        case(
+            "sample --energy gaussian --sampler pt --replicas 1",
+            "replicas",
+        ),
+        case(
+            "sample --energy gaussian --sampler pt --replicas 0",
+            "replicas",
+        ),
+        case(
+            "sample --energy gaussian --sampler pt --beta-min 1.5",
+            "beta_min",
+        ),
+        case(
+            "sample --energy gaussian --sampler pt --beta-min 0",
+            "beta_min",
+        ),
+        case(
+            "sample --energy gaussian --sampler pt --beta-min -0.5",
+            "beta_min",
+        ),
+        case(
+            "sample --energy gaussian --sampler pt --kernel nuts",
+            "nuts",
+        ),
+        case("sample --energy gaussian --sampler pt --kernel pt", "pt"),
+        case("sample --energy gaussian --replicas 4", "replicas"),
+        case(
+            "sample --energy gaussian --sampler hmc --kernel mala",
+            "kernel",
+        ),
+        case("sample --energy gaussian --fixed-ladder", "fixed_ladder"),
+        case(
+            "sample --energy gaussian --sampler pt --replicas 100000 --chains 100000",
+            "memory limit",
+        ),
         case("sample --energy gaussian --steps 3", "steps"),
         case("sample --energy gaussian --thin 0", "thin"),
         case("sample --energy gaussian --step-size 0", "step_size"),
@@ -320,6 +367,27 @@ fn run_cases() -> Vec<Case> {
         run_config(
             &format!("{GOOD_EBM}[objective]\nstep_size = -1.0\n"),
             "objective.step_size",
+        ),
+        run_config(
+            &format!(
+                "{}[objective]\nreplicas = 0\n",
+                GOOD_EBM.replace("pcd", "pt_cd")
+            ),
+            "objective.replicas",
+        ),
+        run_config(
+            &format!(
+                "{}[objective]\nbeta_min = 1.0\n",
+                GOOD_EBM.replace("pcd", "pt_cd")
+            ),
+            "objective.beta_min",
+        ),
+        run_config(
+            &format!(
+                "{}[objective]\nchains = 0\n",
+                GOOD_EBM.replace("pcd", "pt_cd")
+            ),
+            "objective.chains",
         ),
         run_config(
             &format!("{GOOD_EBM}[[sampler]]\nkind = \"mala\"\nsteps = 0\n"),

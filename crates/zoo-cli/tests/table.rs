@@ -394,18 +394,24 @@ fn a_table_survives_ten_random_sigkills() {
     // restart resumes from the last finished stage, so short lives still make progress.
     let mut state: u64 = 20_261_130;
     let mut kills = 0;
-    for _ in 0..10 {
+    // Each life's stderr: a life that finishes a training killed earlier says so ("training
+    // resumed from its checkpoint at iteration N"), which counts the kills that landed inside
+    // training and were resumed there.
+    let logs = scratch("quick-killed-logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    for life in 0..10 {
         state = state
             .wrapping_mul(6_364_136_223_846_793_005)
             .wrapping_add(1_442_695_040_888_963_407);
         let fraction = 0.03 + 0.17 * ((state >> 11) as f64 / (1u64 << 53) as f64);
+        let log = std::fs::File::create(logs.join(format!("life-{life}.txt"))).unwrap();
         let mut child = zoo()
-            .args(["table", "--quiet", "--suite"])
+            .args(["table", "--suite"])
             .arg(&suite)
             .arg("--out")
             .arg(&killed)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .unwrap();
         let deadline = Instant::now() + duration.mul_f64(fraction);
@@ -429,11 +435,41 @@ fn a_table_survives_ten_random_sigkills() {
         kills >= 8,
         "only {kills} kills landed: the test did not interrupt"
     );
-    table_ok(&suite, &killed);
+    let log = logs.join("last.txt");
+    let out = table_logged(&suite, &killed, &log);
+    assert!(out.status.success());
+    let resumed: Vec<String> = std::fs::read_dir(&logs)
+        .unwrap()
+        .flat_map(|f| {
+            std::fs::read_to_string(f.unwrap().path())
+                .unwrap_or_default()
+                .lines()
+                .map(String::from)
+                .collect::<Vec<_>>()
+        })
+        .filter(|l| l.contains("training resumed from its checkpoint"))
+        .collect();
+    eprintln!("{} trainings resumed mid-way: {resumed:?}", resumed.len());
+    if suite.ends_with("configs/quick") {
+        assert!(!resumed.is_empty(), "no kill landed inside a training");
+    }
     assert_eq!(rows_without_timing(&killed), reference);
-    for d in [&whole, &killed] {
+    for d in [&whole, &killed, &logs] {
         let _ = std::fs::remove_dir_all(d);
     }
+}
+
+/// `zoo table` on `suite` into `out`, stderr into `log`.
+fn table_logged(suite: &Path, out: &Path, log: &Path) -> std::process::Output {
+    let file = std::fs::File::create(log).unwrap();
+    zoo()
+        .args(["table", "--suite"])
+        .arg(suite)
+        .arg("--out")
+        .arg(out)
+        .stderr(file)
+        .output()
+        .unwrap()
 }
 
 /// `zoo run` SIGKILLed mid-training (after its first periodic training checkpoint, at a moment

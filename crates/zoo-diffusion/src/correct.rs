@@ -3,16 +3,40 @@
 //! the reverse process at the last levels, which a score model cannot (it has no energy to accept
 //! or reject with; Du et al. 2023, "Reduce, reuse, recycle").
 
-use crate::net::{EnergyScore, NetScore};
+use crate::net::{EnergyScore, LevelEnergy, NetScore};
 use crate::sample::{SampleConfig, SampleReport, TimeStep, step, time_grid};
-use crate::score::ScoreModel;
+use crate::score::{GaussianDataScore, ScoreModel};
 use crate::sde::Sde;
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
+use zoo_energy::energy::{Energy, Gaussian};
 use zoo_energy::rng::normal;
 use zoo_energy::{Result, ZooRng, check_count, check_positive};
 use zoo_mcmc::sampler::{Mala, Sampler};
+
+/// A score model whose every noise level is an energy: E_t with -grad E_t = s(., t), which a
+/// Metropolis-adjusted sampler can accept or reject with.
+pub trait LevelEnergies: ScoreModel {
+    /// The energy of one level.
+    type Level: Energy;
+    /// E_t, the level at time `t` of the model's own SDE.
+    fn level_energy(&self, t: f64) -> Result<Self::Level>;
+}
+
+impl LevelEnergies for NetScore<EnergyScore> {
+    type Level = LevelEnergy;
+    fn level_energy(&self, t: f64) -> Result<LevelEnergy> {
+        Ok(self.net().energy_at(self.sde(), t))
+    }
+}
+
+impl LevelEnergies for GaussianDataScore {
+    type Level = Gaussian;
+    fn level_energy(&self, t: f64) -> Result<Gaussian> {
+        self.marginal(t)
+    }
+}
 
 /// MALA at the last levels (a TOML table; unknown keys are errors).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -48,9 +72,9 @@ pub struct CorrectedReport {
 
 /// [`crate::sample()`] with `correction.steps_per_level` MALA steps on E_t after each of the last
 /// `correction.levels` solver steps.
-pub fn sample_corrected(
+pub fn sample_corrected<M: LevelEnergies>(
     rng: &mut ZooRng,
-    model: &NetScore<EnergyScore>,
+    model: &M,
     sde: &Sde,
     config: &SampleConfig,
     correction: &MalaCorrection,
@@ -77,7 +101,7 @@ pub fn sample_corrected(
         let t_next = at.t_next;
         x = step(rng, model, sde, solver, x, at);
         if k >= first_corrected {
-            let energy = model.net().energy_at(sde, t_next);
+            let energy = model.level_energy(t_next)?;
             let sigma = sde.marginal(t_next).1;
             let mala = Mala::new(correction.relative_step * sigma * sigma)?;
             let mut state = mala.init(&energy, x)?;

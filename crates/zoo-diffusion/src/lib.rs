@@ -29,7 +29,7 @@ mod sample;
 mod score;
 mod sde;
 
-pub use correct::{CorrectedReport, MalaCorrection, sample_corrected};
+pub use correct::{CorrectedReport, LevelEnergies, MalaCorrection, sample_corrected};
 pub use fused::fit_dsm_fused;
 pub use likelihood::{Divergence, PfOdeLikelihood, pf_ode_log_likelihood};
 pub use net::{

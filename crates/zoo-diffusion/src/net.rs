@@ -210,6 +210,11 @@ impl<M: ScoreNet> NetScore<M> {
         &self.plain
     }
 
+    /// The SDE the network was trained under.
+    pub fn sde(&self) -> &Sde {
+        &self.sde
+    }
+
     fn columns(&self, n: usize, t: f64, device: &Device) -> (Tensor<2>, Tensor<2>) {
         let sigma = self.sde.marginal(t).1;
         (

@@ -124,6 +124,7 @@ impl Record {
             ("chain ESS", r.chain_ess),
             ("weight ESS", r.weight_ess),
             ("log Z", r.log_z),
+            ("swap", r.swap_rate),
         ];
         for (name, value) in parts {
             if let Some(v) = value {

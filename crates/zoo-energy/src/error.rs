@@ -104,7 +104,6 @@ pub enum Error {
         /// The budget, for people.
         limit: String,
     },
-    /// A malformed configuration (TOML or an energy specification).
     /// A checkpoint file cannot be read, or belongs to another run.
     #[error("checkpoint {path}: {message}")]
     Checkpoint {
@@ -113,6 +112,7 @@ pub enum Error {
         /// What is wrong with it.
         message: String,
     },
+    /// A malformed configuration (TOML or an energy specification).
     #[error("invalid configuration: {0}")]
     Config(String),
     /// File system errors.

@@ -73,6 +73,7 @@ impl Sampler for IndependentMh {
                 step_size: 0.0,
                 acceptance_probability: Some(p),
                 divergent: None,
+                tree_depth: None,
             },
         ))
     }

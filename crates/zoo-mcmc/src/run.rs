@@ -3,7 +3,10 @@
 //! with the step and chain where it appeared).
 
 use crate::diagnostics::Draws;
-use crate::sampler::{ChainKernel, ChainState, DualAveraging};
+use crate::sampler::{
+    ChainKernel, ChainState, DualAveraging, ParallelTempering, Sampler, TemperingState,
+    adapt_ladder,
+};
 use burn::prelude::*;
 use zoo_energy::energy::Energy;
 use zoo_energy::error::{Error, Result, check_unit_open};
@@ -57,6 +60,8 @@ pub struct RunOutput {
     /// trajectory). Any divergence means the draws may be biased: reduce the step size or
     /// reparameterise (e.g. the non-centred funnel).
     pub divergences: usize,
+    /// NUTS: the mean tree depth after warm-up (`None` for other kernels).
+    pub mean_tree_depth: Option<f64>,
 }
 
 fn divergence(
@@ -113,6 +118,7 @@ pub fn run(
     let mut accept_total: Option<Tensor<1>> = None;
     let mut accept_count = 0usize;
     let mut divergent_total: Option<Tensor<1>> = None;
+    let mut depth_total: Option<Tensor<1>> = None;
     // Energies of the steps since the last check (`checked` steps are known finite).
     let mut unchecked: Vec<Tensor<1>> = Vec::with_capacity(config.check_every.min(1024));
     let mut checked = 0usize;
@@ -139,6 +145,7 @@ pub fn run(
         accept_count += 1;
         add_on_device(&mut accept_total, info.acceptance_probability);
         add_on_device(&mut divergent_total, info.divergent);
+        add_on_device(&mut depth_total, info.tree_depth);
         if let Some(store) = draws
             .as_mut()
             .filter(|_| (t - config.warmup).is_multiple_of(config.thin))
@@ -155,12 +162,16 @@ pub fn run(
         (n, Some(sum)) => to_host1(&sum)[0] as f64 / (n * chains) as f64,
     };
     let divergences = divergent_total.map_or(0, |t| to_host1(&t)[0].round() as usize);
+    let mean_tree_depth = depth_total
+        .filter(|_| accept_count > 0)
+        .map(|t| f64::from(to_host1(&t)[0]) / (accept_count * chains) as f64);
     Ok(RunOutput {
         state,
         draws,
         acceptance_rate,
         step_size: sampler.step_size(),
         divergences,
+        mean_tree_depth,
     })
 }
 
@@ -207,4 +218,251 @@ fn add_on_device(total: &mut Option<Tensor<1>>, value: Option<Tensor<1>>) {
             None => sum,
         });
     }
+}
+
+/// How long to run parallel tempering and what to keep.
+#[derive(Debug, Clone)]
+pub struct TemperingRunConfig {
+    /// Warm-up sweeps (ladder adaptation happens here; nothing is kept).
+    pub warmup: usize,
+    /// Sweeps after warm-up.
+    pub steps: usize,
+    /// Keep every `thin`-th sweep of the target replica (>= 1).
+    pub thin: usize,
+    /// During warm-up, move the ladder towards equal swap rates every [`LADDER_WINDOW`] sweeps.
+    pub adapt_ladder: bool,
+    /// Adapt the kernel's step size in warm-up towards this mean acceptance over all replicas
+    /// (they share one step size in their scaled coordinates; MALA/HMC only).
+    pub target_acceptance: Option<f64>,
+    /// Check energies for NaN/inf every this many sweeps (>= 1).
+    pub check_every: usize,
+    /// Copy the target replica's kept positions to the host.
+    pub keep_draws: bool,
+}
+
+/// Sweeps between two ladder adaptations (each pair is proposed in half of them).
+pub const LADDER_WINDOW: usize = 100;
+
+/// What a tempering run returns.
+#[derive(Debug)]
+pub struct TemperingOutput {
+    /// The final state of every replica.
+    pub state: TemperingState,
+    /// Kept draws of the target replica (beta = 1).
+    pub draws: Option<Draws>,
+    /// Mean kernel acceptance per replica after warm-up (1 for ULA).
+    pub acceptance: Vec<f64>,
+    /// Mean exchange probability per neighbour pair after warm-up.
+    pub swap_rates: Vec<f64>,
+    /// The ladder used after warm-up.
+    pub betas: Vec<f64>,
+    /// The kernel's step size after warm-up (the target replica's).
+    pub step_size: f64,
+    /// Divergent kernel transitions after warm-up, over every replica.
+    pub divergences: usize,
+}
+
+/// Runs parallel tempering on `energy`, every replica started at `position: [n, d]`;
+/// `on_step(t)` after every sweep.
+pub fn run_tempering<K: ChainKernel>(
+    rng: &mut ZooRng,
+    pt: &mut ParallelTempering<K>,
+    energy: &dyn Energy,
+    position: Tensor<2>,
+    config: &TemperingRunConfig,
+    on_step: &mut dyn FnMut(usize),
+) -> Result<TemperingOutput> {
+    if config.thin == 0 || config.check_every == 0 {
+        return Err(Error::invalid("thin", "thin and check_every must be >= 1"));
+    }
+    let [chains, dim] = position.dims();
+    let replicas = pt.ladder().len();
+    crate::sampler::check_replicas(replicas, chains, dim)?;
+    if config.keep_draws {
+        check_kept_draws(chains, config.steps / config.thin, dim)?;
+    }
+    let mut adapter = adapter(pt.kernel_mut(), config.target_acceptance)?;
+    let mut state = pt.init(energy, position)?;
+    let mut draws = config.keep_draws.then(|| Draws::new(chains, dim));
+    let pairs = replicas - 1;
+    let (mut window, mut windows) = (vec![(0.0, 0usize); pairs], 0usize);
+    let mut swaps = vec![(0.0, 0usize); pairs];
+    let (mut accept_total, mut accepted_steps) = (None::<Tensor<1>>, 0usize);
+    let mut divergent_total: Option<Tensor<1>> = None;
+    let mut unchecked: Vec<Tensor<1>> = Vec::new();
+    let mut checked = 0usize;
+    let total = config.warmup + config.steps;
+    for t in 1..=total {
+        let (next, info) = pt.sweep(rng, energy, state)?;
+        state = next;
+        unchecked.push(state.stacked.energy.clone());
+        if t % config.check_every == 0 || t == total {
+            check_energies(
+                std::mem::take(&mut unchecked),
+                checked,
+                info.kernel.step_size,
+            )?;
+            checked = t;
+        }
+        if t <= config.warmup {
+            if let (Some(ad), Some(a)) = (adapter.as_mut(), &info.kernel.acceptance_probability) {
+                let mean = to_host1(a).iter().map(|&v| f64::from(v)).sum::<f64>()
+                    / (chains * replicas) as f64;
+                let h = if t == config.warmup {
+                    ad.update(mean);
+                    ad.final_step_size()
+                } else {
+                    ad.update(mean)
+                };
+                pt.kernel_mut().set_step_size(h)?;
+            }
+            tally(&mut window, &info.swap_probability);
+            if config.adapt_ladder && t % LADDER_WINDOW == 0 && t + LADDER_WINDOW <= config.warmup {
+                windows += 1;
+                let rates: Vec<f64> = window.iter().map(|(s, n)| s / (*n).max(1) as f64).collect();
+                let ladder = adapt_ladder(pt.ladder(), &rates, 1.0 / (windows as f64).sqrt())?;
+                state = pt.set_ladder(state, ladder)?;
+                window = vec![(0.0, 0); pairs];
+            }
+            on_step(t);
+            continue;
+        }
+        tally(&mut swaps, &info.swap_probability);
+        accepted_steps += 1;
+        if let Some(a) = info.kernel.acceptance_probability {
+            accept_total = Some(accept_total.map_or(a.clone(), |s| s + a));
+        }
+        add_on_device(&mut divergent_total, info.kernel.divergent);
+        if let Some(store) = draws
+            .as_mut()
+            .filter(|_| (t - config.warmup).is_multiple_of(config.thin))
+        {
+            let x = to_host2(&pt.cold(&state));
+            divergence(t, "position", &x, dim, info.kernel.step_size)?;
+            store.push(&x)?;
+        }
+        on_step(t);
+    }
+    let acceptance = match (accepted_steps, accept_total) {
+        (0, _) => vec![f64::NAN; replicas],
+        (_, None) => vec![1.0; replicas],
+        (n, Some(sum)) => to_host1(&sum)
+            .chunks(chains)
+            .map(|c| c.iter().map(|&v| f64::from(v)).sum::<f64>() / (n * chains) as f64)
+            .collect(),
+    };
+    Ok(TemperingOutput {
+        state,
+        draws,
+        acceptance,
+        swap_rates: swaps
+            .iter()
+            .map(|(s, n)| if *n == 0 { f64::NAN } else { s / *n as f64 })
+            .collect(),
+        betas: pt.ladder().betas().to_vec(),
+        step_size: pt.kernel_mut().step_size(),
+        divergences: divergent_total.map_or(0, |t| to_host1(&t)[0].round() as usize),
+    })
+}
+
+/// Adds this sweep's exchange probabilities to per-pair (sum, count).
+fn tally(sums: &mut [(f64, usize)], probabilities: &[Option<f64>]) {
+    for (s, p) in sums.iter_mut().zip(probabilities) {
+        if let Some(p) = p {
+            s.0 += p;
+            s.1 += 1;
+        }
+    }
+}
+
+/// Stan's warm-up for NUTS (Stan reference manual, "HMC algorithm parameters"): dual averaging
+/// of the step size towards `target_acceptance` throughout, and a diagonal inverse mass matrix
+/// estimated from the draws of windows of 25, 50, 100, ... iterations between an initial buffer
+/// of 75 and a final buffer of 50 (15% / 75% / 10% of a warm-up shorter than 150); after each
+/// window the mass is set to the window's variances, regularised towards 1e-3 as Stan does
+/// ((n / (n + 5)) var + 1e-3 (5 / (n + 5))), and dual averaging restarts. Returns the tuned kernel
+/// and the chains' state after `warmup` transitions.
+pub fn nuts_warmup(
+    rng: &mut ZooRng,
+    nuts: &mut crate::sampler::Nuts,
+    energy: &dyn Energy,
+    position: Tensor<2>,
+    warmup: usize,
+    target_acceptance: f64,
+) -> Result<ChainState> {
+    use crate::sampler::StepSize;
+    let target = check_unit_open("target_acceptance", target_acceptance)?;
+    let mut state = nuts.init(energy, position)?;
+    let [chains, dim] = state.position.dims();
+    let windows = mass_windows(warmup);
+    let mut adapter = DualAveraging::new(nuts.step_size(), target)?;
+    let mut window: Vec<Vec<f64>> = Vec::new();
+    for t in 0..warmup {
+        let (next, info) = nuts.step(rng, energy, state)?;
+        state = next;
+        check_energies(vec![state.energy.clone()], t, info.step_size)?;
+        if let Some(a) = &info.acceptance_probability {
+            let mean = to_host1(a).iter().map(|&v| f64::from(v)).sum::<f64>() / chains as f64;
+            nuts.set_step_size(adapter.update(mean))?;
+        }
+        if let Some(&(_, end)) = windows.iter().find(|(s, e)| (*s..*e).contains(&t)) {
+            let x = to_host2(&state.position);
+            window.extend(
+                x.chunks(dim)
+                    .map(|r| r.iter().map(|&v| f64::from(v)).collect()),
+            );
+            if t + 1 == end {
+                let inv_mass = regularised_variances(&window, dim);
+                *nuts = nuts.clone().with_inv_mass(inv_mass)?;
+                adapter = DualAveraging::new(nuts.step_size(), target)?;
+                window.clear();
+            }
+        }
+    }
+    if warmup > 0 {
+        nuts.set_step_size(adapter.final_step_size())?;
+    }
+    Ok(ChainState::at(energy, state.position))
+}
+
+/// Stan's slow adaptation windows `[start, end)` for a warm-up of `warmup` iterations.
+pub fn mass_windows(warmup: usize) -> Vec<(usize, usize)> {
+    if warmup < 20 {
+        return Vec::new();
+    }
+    let (init, term, base) = if 75 + 50 + 25 > warmup {
+        (
+            warmup * 15 / 100,
+            warmup / 10,
+            warmup - warmup * 15 / 100 - warmup / 10,
+        )
+    } else {
+        (75, 50, 25)
+    };
+    let end = warmup - term;
+    let (mut start, mut size, mut out) = (init, base, Vec::new());
+    while start < end {
+        // The last window stretches to the final buffer when the next would not fit.
+        let stop = if start + 3 * size > end {
+            end
+        } else {
+            start + size
+        };
+        out.push((start, stop));
+        start = stop;
+        size *= 2;
+    }
+    out
+}
+
+/// Per-coordinate variance of the rows, regularised as Stan's diagonal metric adaptation.
+fn regularised_variances(rows: &[Vec<f64>], dim: usize) -> Vec<f64> {
+    let n = rows.len() as f64;
+    (0..dim)
+        .map(|j| {
+            let mean = rows.iter().map(|r| r[j]).sum::<f64>() / n;
+            let var = rows.iter().map(|r| (r[j] - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
+            (n / (n + 5.0)) * var + 1e-3 * (5.0 / (n + 5.0))
+        })
+        .collect()
 }

@@ -119,6 +119,10 @@ pub struct SamplerSpec {
     pub step_size: Option<f64>,
     /// Predictor-corrector's signal-to-noise ratio.
     pub snr: Option<f64>,
+    /// Parallel tempering (`kind = "pt"`): replicas on the geometric ladder.
+    pub replicas: Option<usize>,
+    /// Parallel tempering: the hottest replica's inverse temperature.
+    pub beta_min: Option<f64>,
 }
 
 /// `[[sampler]]` as written: the kind is typed once the family is known.
@@ -129,6 +133,8 @@ struct RawSampler {
     steps: Option<usize>,
     step_size: Option<f64>,
     snr: Option<f64>,
+    replicas: Option<usize>,
+    beta_min: Option<f64>,
 }
 
 impl SamplerSpec {
@@ -139,6 +145,8 @@ impl SamplerSpec {
             steps: None,
             step_size: None,
             snr: None,
+            replicas: None,
+            beta_min: None,
         }
     }
 
@@ -272,6 +280,12 @@ pub struct EbmObjective {
     pub noise_ratio: Option<usize>,
     /// Walkers (Jarzynski-weighted PCD).
     pub walkers: Option<usize>,
+    /// PT-CD: replicas on the geometric ladder (>= 2).
+    pub replicas: Option<usize>,
+    /// PT-CD: the hottest replica's inverse temperature, in (0, 1).
+    pub beta_min: Option<f64>,
+    /// PT-CD: persistent chains per replica.
+    pub chains: Option<usize>,
 }
 
 /// The family-specific part of a config, parsed into the family crates' own structs (one plan
@@ -501,11 +515,38 @@ fn samplers(
                 return Err(ConfigError::new(file, &key(field), why));
             }
         }
+        let pt = kind == SamplerKind::Ebm(crate::methods::EbmSampler::Pt);
+        if pt {
+            zoo_mcmc::sampler::Ladder::geometric(
+                s.replicas.unwrap_or(8),
+                s.beta_min.unwrap_or(0.05),
+            )
+            .map_err(|e| {
+                let field = if e.to_string().contains("beta_min") {
+                    "beta_min"
+                } else {
+                    "replicas"
+                };
+                ConfigError::new(file, &key(field), e.to_string())
+            })?;
+        } else if let Some(field) = [
+            ("replicas", s.replicas.is_some()),
+            ("beta_min", s.beta_min.is_some()),
+        ]
+        .iter()
+        .find(|(_, given)| *given)
+        .map(|(f, _)| *f)
+        {
+            let why = "only kind = \"pt\" (parallel tempering) takes it".to_string();
+            return Err(ConfigError::new(file, &key(field), why));
+        }
         samplers.push(SamplerSpec {
             kind,
             steps: s.steps,
             step_size: s.step_size,
             snr: s.snr,
+            replicas: s.replicas,
+            beta_min: s.beta_min,
         });
     }
     if samplers.is_empty() {
@@ -628,6 +669,7 @@ pub(crate) fn check_objective(o: &EbmObjective) -> zoo_energy::Result<()> {
         ("mcmc_steps", o.mcmc_steps),
         ("noise_ratio", o.noise_ratio),
         ("walkers", o.walkers),
+        ("chains", o.chains),
     ] {
         if let Some(v) = v {
             zoo_energy::check_count(name, v)?;
@@ -645,6 +687,9 @@ pub(crate) fn check_objective(o: &EbmObjective) -> zoo_energy::Result<()> {
             "energy_penalty",
             format!("must be finite and >= 0, got {a}"),
         ));
+    }
+    if o.replicas.is_some() || o.beta_min.is_some() {
+        zoo_mcmc::sampler::Ladder::geometric(o.replicas.unwrap_or(8), o.beta_min.unwrap_or(0.05))?;
     }
     Ok(())
 }

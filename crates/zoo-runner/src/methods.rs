@@ -141,15 +141,17 @@ choice! {
         Ula = "ula",
         /// Metropolis-adjusted Langevin.
         Mala = "mala",
+        /// Parallel tempering around MALA.
+        Pt = "pt",
     }
 }
 
 impl EbmSampler {
-    /// The MCMC crate's kernel.
+    /// The MCMC crate's kernel (MALA inside parallel tempering).
     pub fn kind(self) -> zoo_mcmc::sampler::SamplerKind {
         match self {
             EbmSampler::Ula => zoo_mcmc::sampler::SamplerKind::Ula,
-            EbmSampler::Mala => zoo_mcmc::sampler::SamplerKind::Mala,
+            EbmSampler::Mala | EbmSampler::Pt => zoo_mcmc::sampler::SamplerKind::Mala,
         }
     }
 }

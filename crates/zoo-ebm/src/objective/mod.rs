@@ -8,11 +8,13 @@ mod jarzynski;
 mod ml;
 mod nce;
 pub mod score;
+mod tempered;
 
 pub use jarzynski::JarzynskiPcd;
 pub use ml::{ChainStart, MaximumLikelihood};
 pub use nce::Nce;
 pub use score::{DenoisingScoreMatching, SlicedScoreMatching};
+pub use tempered::TemperedPcd;
 
 use crate::model::EnergyModel;
 use burn::prelude::*;
@@ -40,6 +42,9 @@ pub struct Report {
     pub log_z: Option<f64>,
     /// Running estimate of the cross-entropy mean E(data) + log Z (Jarzynski).
     pub cross_entropy: Option<f64>,
+    /// Mean exchange probability of neighbouring replicas (PT-CD).
+    #[serde(default)]
+    pub swap_rate: Option<f64>,
 }
 
 /// The objectives by name (`method = "..."` in run configs).
@@ -54,6 +59,8 @@ pub enum ObjectiveKind {
     ShortRun,
     /// Jarzynski-weighted PCD ([`JarzynskiPcd`]).
     Jarzynski,
+    /// Persistent parallel-tempering negatives ([`TemperedPcd`]).
+    PtCd,
     /// Noise-contrastive estimation ([`Nce`]).
     Nce,
     /// Denoising score matching ([`DenoisingScoreMatching`]).
@@ -64,11 +71,12 @@ pub enum ObjectiveKind {
 
 impl ObjectiveKind {
     /// Every objective, in the order of the docs.
-    pub const ALL: [ObjectiveKind; 7] = [
+    pub const ALL: [ObjectiveKind; 8] = [
         ObjectiveKind::Cd,
         ObjectiveKind::Pcd,
         ObjectiveKind::ShortRun,
         ObjectiveKind::Jarzynski,
+        ObjectiveKind::PtCd,
         ObjectiveKind::Nce,
         ObjectiveKind::Dsm,
         ObjectiveKind::Ssm,
@@ -81,6 +89,7 @@ impl ObjectiveKind {
             ObjectiveKind::Pcd => "pcd",
             ObjectiveKind::ShortRun => "short_run",
             ObjectiveKind::Jarzynski => "jarzynski",
+            ObjectiveKind::PtCd => "pt_cd",
             ObjectiveKind::Nce => "nce",
             ObjectiveKind::Dsm => "dsm",
             ObjectiveKind::Ssm => "ssm",

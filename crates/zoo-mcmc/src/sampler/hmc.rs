@@ -98,6 +98,7 @@ impl Hmc {
                 step_size: self.step_size,
                 acceptance_probability: Some(accept),
                 divergent: Some(divergent),
+                tree_depth: None,
             },
         ))
     }

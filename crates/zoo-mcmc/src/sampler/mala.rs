@@ -52,6 +52,7 @@ impl Mala {
                 step_size: h,
                 acceptance_probability: Some(accept),
                 divergent: None,
+                tree_depth: None,
             },
         ))
     }

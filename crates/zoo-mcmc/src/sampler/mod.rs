@@ -54,6 +54,8 @@ mod buffer;
 mod hmc;
 mod integrator;
 mod mala;
+mod nuts;
+mod tempering;
 mod ula;
 
 pub use accept::{accept_test, select_rows};
@@ -63,6 +65,10 @@ pub use buffer::{InitDistribution, ReplayBuffer};
 pub use hmc::{Hmc, jittered_length};
 pub use integrator::leapfrog;
 pub use mala::Mala;
+pub use nuts::{MAX_TREE_DEPTH, Nuts};
+pub use tempering::{
+    Ladder, ParallelTempering, TemperingInfo, TemperingState, adapt_ladder, check_replicas,
+};
 pub use ula::{Ula, langevin_move};
 
 use burn::prelude::*;
@@ -117,6 +123,8 @@ pub struct StepInfo {
     /// 1 per chain whose trajectory diverged (energy error H - H0 > [`DIVERGENCE_THRESHOLD`] or
     /// not finite), else 0, `[n]`; `None` for kernels without a trajectory (ULA, MALA).
     pub divergent: Option<Tensor<1>>,
+    /// NUTS: the tree depth (doublings kept) per chain, `[n]`; `None` for other kernels.
+    pub tree_depth: Option<Tensor<1>>,
 }
 
 /// The energy error H(x', p') - H(x, p) above which a trajectory counts as divergent (Stan's and
@@ -176,6 +184,8 @@ pub enum SamplerKind {
     Mala,
     /// Hamiltonian Monte Carlo.
     Hmc,
+    /// The No-U-Turn sampler.
+    Nuts,
 }
 
 impl std::str::FromStr for SamplerKind {
@@ -185,10 +195,11 @@ impl std::str::FromStr for SamplerKind {
             "ula" => Ok(Self::Ula),
             "mala" => Ok(Self::Mala),
             "hmc" => Ok(Self::Hmc),
+            "nuts" => Ok(Self::Nuts),
             other => Err(Error::UnknownName {
                 kind: "sampler",
                 name: other.into(),
-                known: "ula, mala, hmc".into(),
+                known: "ula, mala, hmc, nuts".into(),
             }),
         }
     }
@@ -203,15 +214,19 @@ pub enum AnySampler {
     Mala(Mala),
     /// See [`Hmc`].
     Hmc(Hmc),
+    /// See [`Nuts`].
+    Nuts(Nuts),
 }
 
 impl AnySampler {
-    /// Builds the sampler `kind` with `step_size` (and `leapfrog_steps` for HMC).
+    /// Builds the sampler `kind` with `step_size` (and `leapfrog_steps` for HMC; NUTS gets
+    /// Stan's maximum depth 10 and the identity mass, see [`Nuts::new`] for others).
     pub fn new(kind: SamplerKind, step_size: f64, leapfrog_steps: usize) -> Result<Self> {
         Ok(match kind {
             SamplerKind::Ula => Self::Ula(Ula::new(step_size)?),
             SamplerKind::Mala => Self::Mala(Mala::new(step_size)?),
             SamplerKind::Hmc => Self::Hmc(Hmc::new(step_size, leapfrog_steps)?),
+            SamplerKind::Nuts => Self::Nuts(Nuts::new(step_size, 10)?),
         })
     }
 
@@ -220,6 +235,7 @@ impl AnySampler {
             Self::Ula(s) => s,
             Self::Mala(s) => s,
             Self::Hmc(s) => s,
+            Self::Nuts(s) => s,
         }
     }
 
@@ -228,6 +244,7 @@ impl AnySampler {
             Self::Ula(s) => s,
             Self::Mala(s) => s,
             Self::Hmc(s) => s,
+            Self::Nuts(s) => s,
         }
     }
 }

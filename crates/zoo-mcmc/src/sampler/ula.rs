@@ -53,6 +53,7 @@ impl Ula {
                 step_size: self.step_size,
                 acceptance_probability: None,
                 divergent: None,
+                tree_depth: None,
             },
         ))
     }

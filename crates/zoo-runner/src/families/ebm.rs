@@ -111,7 +111,7 @@ fn ebm_train(
 ) -> Result<(MlpEnergy, Vec<f64>, f64, usize)> {
     use zoo_ebm::objective::{
         ChainStart, DenoisingScoreMatching, JarzynskiPcd, MaximumLikelihood, Nce, Objective,
-        SlicedScoreMatching,
+        SlicedScoreMatching, TemperedPcd,
     };
     let (init, device) = (init_box(ctx.data), ctx.device);
     let h = o.step_size.unwrap_or(0.005);
@@ -145,6 +145,18 @@ fn ebm_train(
             .with_steps_per_update(2)?
             .with_energy_penalty(penalty)?,
         ),
+        ObjectiveKind::PtCd => {
+            let ladder = zoo_mcmc::sampler::Ladder::geometric(
+                o.replicas.unwrap_or(8),
+                o.beta_min.unwrap_or(0.05),
+            )?;
+            let mala = AnySampler::new(zoo_mcmc::sampler::SamplerKind::Mala, h, 1)?;
+            Box::new(
+                TemperedPcd::new(mala, ladder, o.chains.unwrap_or(256), 1, init)?
+                    .with_kernel_steps(o.mcmc_steps.unwrap_or(20))?
+                    .with_energy_penalty(penalty)?,
+            )
+        }
         ObjectiveKind::Nce => Box::new(Nce::fitted(data, o.noise_ratio.unwrap_or(4), 1.2, device)?),
         ObjectiveKind::Dsm => Box::new(DenoisingScoreMatching::new(o.sigma.unwrap_or(0.05))?),
         ObjectiveKind::Ssm => Box::new(SlicedScoreMatching::new(o.sigma.unwrap_or(0.05))?),
@@ -196,6 +208,9 @@ fn mcmc(
     let mut sampler = AnySampler::new(kind.kind(), s.step_size.unwrap_or(0.002), 1)?;
     let d = energy.dim();
     let start = from_host2(init.draw(rng, n * d), [n, d], device);
+    if kind == EbmSampler::Pt {
+        return tempering(rng, energy, s, sampler, start);
+    }
     let chain = zoo_mcmc::run::RunConfig {
         steps,
         check_every: 100,
@@ -205,4 +220,33 @@ fn mcmc(
     let out = zoo_mcmc::run::run(rng, &mut sampler, energy, start, &chain, &mut |_| {})?;
     let acceptance = (kind == EbmSampler::Mala).then_some(out.acceptance_rate);
     Ok((out.state.position, steps as f64, acceptance))
+}
+
+/// Parallel tempering around MALA: `steps` warm-up sweeps (the step size adapts towards 0.574
+/// acceptance, the ladder towards equal swap rates), then `steps` sweeps; the beta = 1 replica's
+/// last positions are the samples. Cost per sample: 2 steps x replicas energy evaluations.
+fn tempering(
+    rng: &mut ZooRng,
+    energy: &dyn zoo_energy::Energy,
+    s: &SamplerSpec,
+    kernel: AnySampler,
+    start: Tensor<2>,
+) -> Result<(Tensor<2>, f64, Option<f64>)> {
+    use zoo_mcmc::sampler::{Ladder, ParallelTempering};
+    let steps = s.steps.unwrap_or(500);
+    let ladder = Ladder::geometric(s.replicas.unwrap_or(8), s.beta_min.unwrap_or(0.05))?;
+    let replicas = ladder.len();
+    let mut pt = ParallelTempering::new(kernel, ladder);
+    let config = zoo_mcmc::run::TemperingRunConfig {
+        warmup: steps,
+        steps,
+        thin: 1,
+        adapt_ladder: true,
+        target_acceptance: Some(0.574),
+        check_every: 100,
+        keep_draws: false,
+    };
+    let out = zoo_mcmc::run::run_tempering(rng, &mut pt, energy, start, &config, &mut |_| {})?;
+    let nfe = (2 * steps * replicas) as f64;
+    Ok((pt.cold(&out.state), nfe, Some(out.acceptance[0])))
 }
