@@ -22,6 +22,9 @@ pub enum BenchCommand {
     Realnvp(RealNvpBench),
     /// Denoising score matching on 8 Gaussians: steps per second (the peers' workload 4).
     Dsm(DsmBench),
+    /// Persistent contrastive divergence on 8 Gaussians, fused CPU trainer: iterations per
+    /// second (the peers' workload 2, `cd_train`).
+    Pcd(PcdBench),
 }
 
 /// How the energy is evaluated.
@@ -66,6 +69,7 @@ pub fn run(command: BenchCommand) -> Result<()> {
         BenchCommand::Sample(args) => run_sample(args),
         BenchCommand::Realnvp(args) => run_realnvp(args),
         BenchCommand::Dsm(args) => run_dsm(args),
+        BenchCommand::Pcd(args) => run_pcd(args),
     }
 }
 
@@ -406,4 +410,117 @@ fn run_dsm(args: DsmBench) -> Result<()> {
     });
     println!("{line}");
     Ok(())
+}
+
+#[derive(Debug, Args)]
+pub struct PcdBench {
+    /// Iterations (Adam steps) per run.
+    #[arg(long, default_value_t = 500)]
+    iterations: usize,
+    /// flex or ndarray (the fused trainer runs on the host).
+    #[arg(long, default_value = "flex")]
+    backend: String,
+    /// Timed repeats after one untimed warm-up run; the median is reported.
+    #[arg(long, default_value_t = 3)]
+    repeats: usize,
+    /// Seed of the weights, the data, the chains and the noise.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+/// The peers' `cd_train`: energy 2 -> 128 -> 128 -> 1 (SiLU), 256 persistent chains from
+/// U(-3, 3)^2, 20 ULA steps of 0.01, then one Adam step (lr 1e-3) on mean E(data) - mean
+/// E(chains) + 0.1 (mean E(data)^2 + mean E(chains)^2), data batch 256 from 8 Gaussians; quality:
+/// the energy gap over the last 50 iterations and the chains' mean distance to the nearest mode.
+fn run_pcd(args: PcdBench) -> Result<()> {
+    use zoo_ebm::Dataset;
+    use zoo_ebm::fused::{FusedPcdConfig, fit_pcd_fused};
+    const BATCH: usize = 256;
+    if args.iterations == 0 || args.repeats == 0 {
+        bail!("invalid bench size: iterations and repeats must be >= 1");
+    }
+    let backend: BackendKind = args.backend.parse()?;
+    if backend == BackendKind::Wgpu {
+        bail!(
+            "invalid backend: the fused PCD trainer runs on the host (flex or ndarray); on wgpu train with `zoo run` (method = \"pcd\")"
+        );
+    }
+    let device = backend.device()?;
+    zoo_energy::memory::check_points(
+        "the bench data (iterations x batch)",
+        args.iterations.saturating_mul(BATCH),
+        2,
+    )?;
+    let mut r = rng::seeded(args.seed);
+    let truth = zoo_data::Toy2d::EightGaussians.density();
+    let data = Dataset::new(truth.sample_host(&mut r, args.iterations * BATCH), 2)?;
+    let cfg = FusedPcdConfig {
+        iterations: args.iterations,
+        snapshot_every: args.iterations,
+        ..FusedPcdConfig::default()
+    };
+    let once = || -> Result<(f64, (f64, f64))> {
+        let mut r = rng::seeded(args.seed + 1);
+        let mut model =
+            MlpEnergyConfig::new(vec![2, 128, 128, 1], Activation::Silu).init(&mut r, &device)?;
+        let start = Instant::now();
+        let report = fit_pcd_fused(&mut r, &mut model, &data, &cfg, false)?;
+        let secs = start.elapsed().as_secs_f64();
+        let tail = &report.history[report.history.len().saturating_sub(50)..];
+        let gap = tail.iter().map(|l| l.gap).sum::<f64>() / tail.len() as f64;
+        Ok((secs, (gap, mode_distance(&report.chains))))
+    };
+    let Timed {
+        first_s,
+        times,
+        median,
+        last: (gap, distance),
+    } = timed(args.repeats, once)?;
+    let forward = 2 * (2 * 128 + 128 * 128 + 128);
+    let flops_per_iter = 20 * BATCH * 2 * forward + 3 * 2 * BATCH * forward;
+    let its = args.iterations as f64 / median;
+    let line = json!({
+        "workload": "cd_train",
+        "threads": rayon_threads(),
+        "results": [{
+            "framework": format!("burn-{}-fused", backend.name()),
+            "iters": args.iterations,
+            "iters_per_s": (its * 100.0).round() / 100.0,
+            "gflops": (its * flops_per_iter as f64 / 1e9 * 100.0).round() / 100.0,
+            "median_s": median,
+            "min_s": times[0],
+            "max_s": times[times.len() - 1],
+            "first_s": first_s,
+            "energy_gap_last50": (gap * 1e4).round() / 1e4,
+            "chain_mode_distance": (distance * 1e4).round() / 1e4,
+        }],
+        "versions": {"ebm-zoo": env!("CARGO_PKG_VERSION"), "burn": "0.22.0"},
+        "flops_per_iter": flops_per_iter,
+        "batch": BATCH,
+        "k_steps": 20,
+        "alpha": 0.1,
+        "lr": 1e-3,
+    });
+    println!("{line}");
+    Ok(())
+}
+
+/// Mean distance of `[n, 2]` points to the nearest of the 8 centres on the circle of radius 2.
+fn mode_distance(x: &[f32]) -> f64 {
+    let centres: Vec<(f64, f64)> = (0..8)
+        .map(|k| {
+            let a = std::f64::consts::TAU * k as f64 / 8.0;
+            (2.0 * a.cos(), 2.0 * a.sin())
+        })
+        .collect();
+    let n = x.len() / 2;
+    x.chunks(2)
+        .map(|p| {
+            centres
+                .iter()
+                .map(|c| (f64::from(p[0]) - c.0).hypot(f64::from(p[1]) - c.1))
+                .fold(f64::INFINITY, f64::min)
+        })
+        .sum::<f64>()
+        / n as f64
 }

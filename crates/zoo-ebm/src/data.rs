@@ -77,12 +77,17 @@ impl Dataset {
 
     /// `n` points drawn uniformly with replacement, `[n, dim]`.
     pub fn batch(&self, rng: &mut ZooRng, n: usize, device: &Device) -> Tensor<2> {
+        from_host2(self.batch_host(rng, n), [n, self.dim], device)
+    }
+
+    /// [`Dataset::batch`] on the host (row-major), the same draws.
+    pub fn batch_host(&self, rng: &mut ZooRng, n: usize) -> Vec<f32> {
         let d = self.dim;
         let mut out = Vec::with_capacity(n * d);
         for i in zoo_train::minibatch_indices(rng, self.len(), n) {
             out.extend_from_slice(&self.values[i * d..(i + 1) * d]);
         }
-        from_host2(out, [n, d], device)
+        out
     }
 
     /// Per-coordinate mean and the full covariance (float64).

@@ -17,6 +17,7 @@
 //! restore point, and per-iteration diagnostics.
 
 pub mod data;
+pub mod fused;
 pub mod model;
 pub mod objective;
 pub mod rbm;
