@@ -38,11 +38,7 @@ fn block(
             (o - e) * scale * w
         })
         .collect();
-    let mut grads: Vec<Vec<f32>> = mlp
-        .parameter_sizes()
-        .into_iter()
-        .map(|n| vec![0.0; n])
-        .collect();
+    let mut grads = mlp.zero_grads();
     mlp.backward(&tape, delta, &mut grads, m);
     (loss * f64::from(scale), grads)
 }

@@ -137,11 +137,7 @@ fn side(mlp: &HostMlp, x: &[f32], d: usize, sign: f64, alpha: f64) -> (f64, f64,
         .iter()
         .map(|&v| ((sign + 2.0 * alpha * f64::from(v)) / m as f64) as f32)
         .collect();
-    let mut grads: Vec<Vec<f32>> = mlp
-        .parameter_sizes()
-        .into_iter()
-        .map(|n| vec![0.0; n])
-        .collect();
+    let mut grads = mlp.zero_grads();
     mlp.backward(&tape, delta, &mut grads, m);
     (mean, square, grads)
 }

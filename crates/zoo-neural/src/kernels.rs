@@ -360,6 +360,14 @@ impl HostMlp {
             .collect()
     }
 
+    /// Zeroed gradient buffers, one per parameter tensor in [`HostMlp::parameter_sizes`] order.
+    pub fn zero_grads(&self) -> Vec<Vec<f32>> {
+        self.parameter_sizes()
+            .into_iter()
+            .map(|n| vec![0.0; n])
+            .collect()
+    }
+
     /// The parameter tensors in [`HostMlp::parameter_sizes`] order.
     pub fn parameters_mut(&mut self) -> impl Iterator<Item = &mut Vec<f32>> {
         self.layers

@@ -101,9 +101,9 @@ pub fn fd_ssm_loss<M: EnergyModel>(
         0,
     );
     let e = model.energy(all);
-    let plus = e.clone().slice([0..n]);
-    let minus = e.clone().slice([n..2 * n]);
-    let centre = e.slice([2 * n..3 * n]);
+    let plus = e.clone().narrow(0, 0, n);
+    let minus = e.clone().narrow(0, n, n);
+    let centre = e.narrow(0, 2 * n, n);
     let first = (plus.clone() - minus.clone()).div_scalar(2.0 * epsilon);
     let second = (plus + minus - centre.clone().mul_scalar(2.0)).div_scalar(epsilon * epsilon);
     ((first.square().mul_scalar(0.5) - second).mean(), centre)
