@@ -39,6 +39,9 @@ struct Args {
     /// Hidden width (two hidden layers).
     #[arg(long, default_value_t = 128)]
     width: usize,
+    /// MALA negatives (Metropolis test on each ULA move).
+    #[arg(long)]
+    mala: bool,
     /// Seed.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -60,6 +63,7 @@ fn main() -> anyhow::Result<()> {
         chains: args.chains,
         mcmc_steps: args.mcmc_steps,
         step_size: args.step_size,
+        metropolis: args.mala,
         learning_rate: args.lr,
         energy_penalty: args.alpha,
         init: InitDistribution::Uniform { low: lo, high: hi },
@@ -69,8 +73,16 @@ fn main() -> anyhow::Result<()> {
     let grid = Grid2d::new(lo, hi, 256)?;
     let m = ebm_zoo::data::grid::evaluate(&model, &truth, &test, grid, &device)?;
     println!(
-        "{} fused PCD, {} iterations in {:.1} s: NLL {:.4} ± {:.4} (true {:.4}), KL {:.4}, TV {:.4}",
-        args.set, args.iterations, report.seconds, m.nll, m.nll_se, m.true_nll, m.kl, m.tv
+        "{} fused PCD{}, {} iterations in {:.1} s: NLL {:.4} ± {:.4} (true {:.4}), KL {:.4}, TV {:.4}",
+        args.set,
+        if args.mala { " (MALA)" } else { "" },
+        args.iterations,
+        report.seconds,
+        m.nll,
+        m.nll_se,
+        m.true_nll,
+        m.kl,
+        m.tv
     );
     Ok(())
 }

@@ -13,6 +13,7 @@
 //! the one to use; [`pcd_gradients`] is the shared gradient that a test compares with autodiff.
 
 use crate::data::Dataset;
+use rand::RngExt;
 use serde::{Deserialize, Serialize};
 use zoo_energy::rng::normal_vec;
 use zoo_energy::{Error, Result, ZooRng};
@@ -35,6 +36,9 @@ pub struct FusedPcdConfig {
     pub mcmc_steps: usize,
     /// ULA step size eta: x <- x - eta grad E + sqrt(2 eta) xi.
     pub step_size: f64,
+    /// Accept or reject each move by the Metropolis test (MALA: the chains target exp(-E)
+    /// exactly instead of ULA's biased stationary law).
+    pub metropolis: bool,
     /// Adam's learning rate.
     pub learning_rate: f64,
     /// alpha of the energy-magnitude penalty.
@@ -56,6 +60,7 @@ impl Default for FusedPcdConfig {
             chains: 256,
             mcmc_steps: 20,
             step_size: 0.01,
+            metropolis: false,
             learning_rate: 1e-3,
             energy_penalty: 0.1,
             init: InitDistribution::Uniform {
@@ -167,15 +172,79 @@ impl FusedPcdRun<'_> {
             self.cfg.step_size as f32,
             (2.0 * self.cfg.step_size).sqrt() as f32,
         );
-        for _ in 0..self.cfg.mcmc_steps {
-            let (_, score) = energy.energy_and_score_host(&self.chains);
-            let xi = normal_vec(rng, self.chains.len());
-            for ((x, s), z) in self.chains.iter_mut().zip(&score).zip(&xi) {
-                *x += eta * s + noise * z;
+        if !self.cfg.metropolis {
+            for _ in 0..self.cfg.mcmc_steps {
+                let (_, score) = energy.energy_and_score_host(&self.chains);
+                let xi = normal_vec(rng, self.chains.len());
+                for ((x, s), z) in self.chains.iter_mut().zip(&score).zip(&xi) {
+                    *x += eta * s + noise * z;
+                }
             }
+            return Ok(());
+        }
+        let (mut e, mut score) = energy.energy_and_score_host(&self.chains);
+        for _ in 0..self.cfg.mcmc_steps {
+            let xi = normal_vec(rng, self.chains.len());
+            let proposal: Vec<f32> = self
+                .chains
+                .iter()
+                .zip(&score)
+                .zip(&xi)
+                .map(|((x, s), z)| x + eta * s + noise * z)
+                .collect();
+            let (e_new, s_new) = energy.energy_and_score_host(&proposal);
+            let uniforms: Vec<f64> = (0..e.len()).map(|_| 1.0 - rng.random::<f64>()).collect();
+            let moves = Moves {
+                proposal: &proposal,
+                xi: &xi,
+                energy: &e_new,
+                score: &s_new,
+                uniforms: &uniforms,
+            };
+            self.metropolis(&moves, &mut e, &mut score);
         }
         Ok(())
     }
+
+    /// MALA's accept/reject per chain (q(y | x) = N(x + eta s(x), 2 eta I)): log alpha =
+    /// E(x) - E(y) - |x - y - eta s(y)|^2 / (4 eta) + |xi|^2 / 2, accepted where log u < log alpha.
+    fn metropolis(&mut self, moves: &Moves, e: &mut [f32], score: &mut [f32]) {
+        let d = self.data.dim();
+        let eta = self.cfg.step_size;
+        for c in 0..e.len() {
+            let r = c * d..(c + 1) * d;
+            let (x, y, sy) = (
+                &self.chains[r.clone()],
+                &moves.proposal[r.clone()],
+                &moves.score[r.clone()],
+            );
+            let back: f64 = (0..d)
+                .map(|j| f64::from(x[j] - y[j]) - eta * f64::from(sy[j]))
+                .map(|v| v * v)
+                .sum();
+            let fwd: f64 = moves.xi[r.clone()]
+                .iter()
+                .map(|v| f64::from(*v).powi(2))
+                .sum();
+            let log_alpha =
+                f64::from(e[c]) - f64::from(moves.energy[c]) - back / (4.0 * eta) + fwd / 2.0;
+            if moves.uniforms[c].ln() < log_alpha {
+                self.chains[r.clone()].copy_from_slice(y);
+                score[r].copy_from_slice(sy);
+                e[c] = moves.energy[c];
+            }
+        }
+    }
+}
+
+/// One batch of proposed moves: the proposals, their noise, energies and scores, and a uniform
+/// in (0, 1] per chain.
+struct Moves<'a> {
+    proposal: &'a [f32],
+    xi: &'a [f32],
+    energy: &'a [f32],
+    score: &'a [f32],
+    uniforms: &'a [f64],
 }
 
 impl Trainable for FusedPcdRun<'_> {
