@@ -235,5 +235,11 @@ fn nuts_against_hmc_with_its_best_fixed_length() {
         best.1,
         nuts_rate / best.1
     );
-    assert!(nuts_rate > 0.0 && best.1 > 0.0);
+    // Measured 3.9x; NUTS adapts its length per transition, so on coordinates whose scales span
+    // a factor 100 it must at least match the best single fixed length.
+    assert!(
+        nuts_rate > best.1,
+        "NUTS {nuts_rate:.2e} below HMC's best fixed length {:.2e}",
+        best.1
+    );
 }

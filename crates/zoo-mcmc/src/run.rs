@@ -133,11 +133,7 @@ pub fn run(
         }
         if t <= config.warmup {
             if let (Some(ad), Some(a)) = (adapter.as_mut(), &info.acceptance_probability) {
-                let mean = to_host1(a).iter().map(|&v| v as f64).sum::<f64>() / chains as f64;
-                sampler.set_step_size(ad.update(mean))?;
-                if t == config.warmup {
-                    sampler.set_step_size(ad.final_step_size())?;
-                }
+                sampler.set_step_size(dual_averaging_step(ad, a, t == config.warmup))?;
             }
             on_step(t);
             continue;
@@ -284,95 +280,142 @@ pub fn run_tempering<K: ChainKernel>(
     let mut adapter = adapter(pt.kernel_mut(), config.target_acceptance)?;
     let mut state = pt.init(energy, position)?;
     let mut draws = config.keep_draws.then(|| Draws::new(chains, dim));
-    let pairs = replicas - 1;
-    let (mut window, mut windows) = (vec![(0.0, 0usize); pairs], 0usize);
-    let mut swaps = vec![(0.0, 0usize); pairs];
-    let (mut accept_total, mut accepted_steps) = (None::<Tensor<1>>, 0usize);
-    let mut divergent_total: Option<Tensor<1>> = None;
-    let mut unchecked: Vec<Tensor<1>> = Vec::new();
-    let mut checked = 0usize;
+    let mut tally = Tally::new(replicas - 1);
+    let (mut unchecked, mut checked) = (Vec::new(), 0usize);
     let total = config.warmup + config.steps;
     for t in 1..=total {
         let (next, info) = pt.sweep(rng, energy, state)?;
         state = next;
         unchecked.push(state.stacked.energy.clone());
         if t % config.check_every == 0 || t == total {
-            check_energies(
-                std::mem::take(&mut unchecked),
-                checked,
-                info.kernel.step_size,
-            )?;
+            let step_size = info.kernel.step_size;
+            check_energies(std::mem::take(&mut unchecked), checked, step_size)?;
             checked = t;
         }
         if t <= config.warmup {
             if let (Some(ad), Some(a)) = (adapter.as_mut(), &info.kernel.acceptance_probability) {
-                let mean = to_host1(a).iter().map(|&v| f64::from(v)).sum::<f64>()
-                    / (chains * replicas) as f64;
-                let h = if t == config.warmup {
-                    ad.update(mean);
-                    ad.final_step_size()
-                } else {
-                    ad.update(mean)
-                };
-                pt.kernel_mut().set_step_size(h)?;
+                pt.kernel_mut()
+                    .set_step_size(dual_averaging_step(ad, a, t == config.warmup))?;
             }
-            tally(&mut window, &info.swap_probability);
-            if config.adapt_ladder && t % LADDER_WINDOW == 0 && t + LADDER_WINDOW <= config.warmup {
-                windows += 1;
-                let rates: Vec<f64> = window.iter().map(|(s, n)| s / (*n).max(1) as f64).collect();
-                let ladder = adapt_ladder(pt.ladder(), &rates, 1.0 / (windows as f64).sqrt())?;
-                state = pt.set_ladder(state, ladder)?;
-                window = vec![(0.0, 0); pairs];
+            state = tally.warmup(pt, state, &info, t, config)?;
+        } else {
+            let step_size = info.kernel.step_size;
+            tally.keep(info);
+            if let Some(store) = draws
+                .as_mut()
+                .filter(|_| (t - config.warmup).is_multiple_of(config.thin))
+            {
+                let x = to_host2(&pt.cold(&state));
+                divergence(t, "position", &x, dim, step_size)?;
+                store.push(&x)?;
             }
-            on_step(t);
-            continue;
-        }
-        tally(&mut swaps, &info.swap_probability);
-        accepted_steps += 1;
-        if let Some(a) = info.kernel.acceptance_probability {
-            accept_total = Some(accept_total.map_or(a.clone(), |s| s + a));
-        }
-        add_on_device(&mut divergent_total, info.kernel.divergent);
-        if let Some(store) = draws
-            .as_mut()
-            .filter(|_| (t - config.warmup).is_multiple_of(config.thin))
-        {
-            let x = to_host2(&pt.cold(&state));
-            divergence(t, "position", &x, dim, info.kernel.step_size)?;
-            store.push(&x)?;
         }
         on_step(t);
     }
-    let acceptance = match (accepted_steps, accept_total) {
-        (0, _) => vec![f64::NAN; replicas],
-        (_, None) => vec![1.0; replicas],
-        (n, Some(sum)) => to_host1(&sum)
-            .chunks(chains)
-            .map(|c| c.iter().map(|&v| f64::from(v)).sum::<f64>() / (n * chains) as f64)
-            .collect(),
-    };
     Ok(TemperingOutput {
         state,
         draws,
-        acceptance,
-        swap_rates: swaps
-            .iter()
-            .map(|(s, n)| if *n == 0 { f64::NAN } else { s / *n as f64 })
-            .collect(),
+        acceptance: tally.acceptance(replicas, chains),
+        swap_rates: rates(&tally.swaps),
         betas: pt.ladder().betas().to_vec(),
         step_size: pt.kernel_mut().step_size(),
-        divergences: divergent_total.map_or(0, |t| to_host1(&t)[0].round() as usize),
+        divergences: tally
+            .divergent
+            .map_or(0, |t| to_host1(&t)[0].round() as usize),
     })
 }
 
+/// What a tempering run accumulates: the swap probabilities of the current adaptation window
+/// and after warm-up (per pair: sum, count), the kernel's acceptance per row and the divergences
+/// after warm-up.
+struct Tally {
+    window: Vec<(f64, usize)>,
+    windows: usize,
+    swaps: Vec<(f64, usize)>,
+    accept: Option<Tensor<1>>,
+    kept: usize,
+    divergent: Option<Tensor<1>>,
+}
+
+impl Tally {
+    fn new(pairs: usize) -> Self {
+        Self {
+            window: vec![(0.0, 0); pairs],
+            windows: 0,
+            swaps: vec![(0.0, 0); pairs],
+            accept: None,
+            kept: 0,
+            divergent: None,
+        }
+    }
+
+    /// A warm-up sweep: its swap probabilities join the window; at the end of a window (not the
+    /// last one before sampling) the ladder moves towards equal rates when asked.
+    fn warmup<K: ChainKernel>(
+        &mut self,
+        pt: &mut ParallelTempering<K>,
+        state: TemperingState,
+        info: &crate::sampler::TemperingInfo,
+        t: usize,
+        config: &TemperingRunConfig,
+    ) -> Result<TemperingState> {
+        add_rates(&mut self.window, &info.swap_probability);
+        if !(config.adapt_ladder && t % LADDER_WINDOW == 0 && t + LADDER_WINDOW <= config.warmup) {
+            return Ok(state);
+        }
+        self.windows += 1;
+        let gain = 1.0 / (self.windows as f64).sqrt();
+        let ladder = adapt_ladder(pt.ladder(), &rates(&self.window), gain)?;
+        self.window.iter_mut().for_each(|w| *w = (0.0, 0));
+        pt.set_ladder(state, ladder)
+    }
+
+    /// A sweep after warm-up: rates, acceptance and divergences are summed (on the device).
+    fn keep(&mut self, info: crate::sampler::TemperingInfo) {
+        add_rates(&mut self.swaps, &info.swap_probability);
+        self.kept += 1;
+        if let Some(a) = info.kernel.acceptance_probability {
+            self.accept = Some(self.accept.take().map_or(a.clone(), |s| s + a));
+        }
+        add_on_device(&mut self.divergent, info.kernel.divergent);
+    }
+
+    /// The mean acceptance per replica (rows of `chains` per replica).
+    fn acceptance(&self, replicas: usize, chains: usize) -> Vec<f64> {
+        match (self.kept, &self.accept) {
+            (0, _) => vec![f64::NAN; replicas],
+            (_, None) => vec![1.0; replicas],
+            (n, Some(sum)) => to_host1(sum)
+                .chunks(chains)
+                .map(|c| c.iter().map(|&v| f64::from(v)).sum::<f64>() / (n * chains) as f64)
+                .collect(),
+        }
+    }
+}
+
 /// Adds this sweep's exchange probabilities to per-pair (sum, count).
-fn tally(sums: &mut [(f64, usize)], probabilities: &[Option<f64>]) {
+fn add_rates(sums: &mut [(f64, usize)], probabilities: &[Option<f64>]) {
     for (s, p) in sums.iter_mut().zip(probabilities) {
         if let Some(p) = p {
             s.0 += p;
             s.1 += 1;
         }
     }
+}
+
+/// Per-pair mean of (sum, count); NaN for a pair never proposed.
+fn rates(sums: &[(f64, usize)]) -> Vec<f64> {
+    sums.iter()
+        .map(|(s, n)| if *n == 0 { f64::NAN } else { s / *n as f64 })
+        .collect()
+}
+
+/// One dual-averaging update from the mean of `acceptance` (one host copy); at the `last`
+/// warm-up step the averaged step size (Hoffman & Gelman 2014, Algorithm 5).
+fn dual_averaging_step(ad: &mut DualAveraging, acceptance: &Tensor<1>, last: bool) -> f64 {
+    let a = to_host1(acceptance);
+    let h = ad.update(a.iter().map(|&v| f64::from(v)).sum::<f64>() / a.len().max(1) as f64);
+    if last { ad.final_step_size() } else { h }
 }
 
 /// Stan's warm-up for NUTS (Stan reference manual, "HMC algorithm parameters"): dual averaging
@@ -393,7 +436,7 @@ pub fn nuts_warmup(
     use crate::sampler::StepSize;
     let target = check_unit_open("target_acceptance", target_acceptance)?;
     let mut state = nuts.init(energy, position)?;
-    let [chains, dim] = state.position.dims();
+    let dim = state.position.dims()[1];
     let windows = mass_windows(warmup);
     let mut adapter = DualAveraging::new(nuts.step_size(), target)?;
     let mut window: Vec<Vec<f64>> = Vec::new();
@@ -402,8 +445,7 @@ pub fn nuts_warmup(
         state = next;
         check_energies(vec![state.energy.clone()], t, info.step_size)?;
         if let Some(a) = &info.acceptance_probability {
-            let mean = to_host1(a).iter().map(|&v| f64::from(v)).sum::<f64>() / chains as f64;
-            nuts.set_step_size(adapter.update(mean))?;
+            nuts.set_step_size(dual_averaging_step(&mut adapter, a, false))?;
         }
         if let Some(&(_, end)) = windows.iter().find(|(s, e)| (*s..*e).contains(&t)) {
             let x = to_host2(&state.position);

@@ -139,6 +139,51 @@ struct Segment {
     leaves: Vec<usize>,
 }
 
+/// The momenta a U-turn check needs of a stretch of trajectory: at its end nearest the start of
+/// the trajectory (`near`), at its other end (`far`), and summed over it (`rho`).
+struct Ends<'a> {
+    near: &'a Tensor<2>,
+    far: &'a Tensor<2>,
+    rho: &'a Tensor<2>,
+}
+
+impl Segment {
+    fn ends(&self) -> Ends<'_> {
+        Ends {
+            near: &self.near.p,
+            far: &self.far.p,
+            rho: &self.rho,
+        }
+    }
+}
+
+/// The generalised U-turn criterion over two consecutive stretches `a` then `b` (Stan's three
+/// checks): rho . p# > 0 at both outer ends of the whole, and across the join from each side
+/// (rho of one stretch plus the adjacent momentum of the other). One host copy of the six dot
+/// products per chain; true where the trajectory may go on.
+fn no_u_turn(m: &Metric, a: Ends, b: Ends) -> Vec<bool> {
+    let sharp = |p: &Tensor<2>| p.clone() * m.inv_mass.clone();
+    let whole = a.rho.clone() + b.rho.clone();
+    let left = a.rho.clone() + b.near.clone();
+    let right = b.rho.clone() + a.far.clone();
+    let dots = Tensor::cat(
+        vec![
+            row_dot(sharp(a.near), whole.clone()),
+            row_dot(sharp(b.far), whole),
+            row_dot(sharp(a.near), left.clone()),
+            row_dot(sharp(b.near), left),
+            row_dot(sharp(a.far), right.clone()),
+            row_dot(sharp(b.far), right),
+        ],
+        0,
+    );
+    let host = to_host1(&dots);
+    let n = host.len() / 6;
+    (0..n)
+        .map(|i| (0..6).all(|k| host[k * n + i] > 0.0))
+        .collect()
+}
+
 /// Rows of `b` where `mask`, rows of `a` elsewhere.
 fn pick2(mask: &[bool], a: Tensor<2>, b: Tensor<2>) -> Tensor<2> {
     if mask.iter().all(|m| !m) {
@@ -251,7 +296,7 @@ impl Nuts {
         let take_second: Vec<bool> = (0..n)
             .map(|i| rng.random::<f64>() < (second.log_w[i] - log_w[i]).exp())
             .collect();
-        let persist = self.merge_checks(m, &first, &second);
+        let persist = no_u_turn(m, first.ends(), second.ends());
         let turned: Vec<bool> = (0..n)
             .map(|i| first.turned[i] || second.turned[i] || !persist[i])
             .collect();
@@ -281,26 +326,6 @@ impl Nuts {
                 .collect(),
             turned,
         }
-    }
-
-    /// The generalised U-turn criterion over two consecutive stretches `a` then `b` (Stan's three
-    /// checks): around the whole, and across the join from each side.
-    fn merge_checks(&self, m: &Metric, a: &Segment, b: &Segment) -> Vec<bool> {
-        let sharp = |p: &Tensor<2>| p.clone() * m.inv_mass.clone();
-        let criterion = |x: &Tensor<2>, y: &Tensor<2>, rho: Tensor<2>| -> Vec<bool> {
-            let dx = to_host1(&row_dot(sharp(x), rho.clone()));
-            let dy = to_host1(&row_dot(sharp(y), rho));
-            dx.iter()
-                .zip(&dy)
-                .map(|(u, v)| *u > 0.0 && *v > 0.0)
-                .collect()
-        };
-        let whole = criterion(&a.near.p, &b.far.p, a.rho.clone() + b.rho.clone());
-        let left = criterion(&a.near.p, &b.near.p, a.rho.clone() + b.near.p.clone());
-        let right = criterion(&a.far.p, &b.far.p, b.rho.clone() + a.far.p.clone());
-        (0..whole.len())
-            .map(|i| whole[i] && left[i] && right[i])
-            .collect()
     }
 
     /// One transition (the body of [`super::Sampler::step`]).
@@ -431,18 +456,16 @@ impl Trajectory {
         // The old trajectory as a stretch ordered towards the new subtree, then the checks.
         let towards: Vec<bool> = (0..n).map(|i| valid[i] && forward[i]).collect();
         let backwards: Vec<bool> = (0..n).map(|i| valid[i] && !forward[i]).collect();
-        let old = Segment {
-            near: pick_point(forward, self.right.clone(), self.left.clone()),
-            far: pick_point(forward, self.left.clone(), self.right.clone()),
-            rho: self.rho.clone(),
-            log_w: Vec::new(),
-            proposal: self.sample.clone(),
-            turned: Vec::new(),
-            divergent: Vec::new(),
-            metro_sum: Vec::new(),
-            leaves: Vec::new(),
+        let (near, far) = (
+            pick2(forward, self.right.p.clone(), self.left.p.clone()),
+            pick2(forward, self.left.p.clone(), self.right.p.clone()),
+        );
+        let old = Ends {
+            near: &near,
+            far: &far,
+            rho: &self.rho,
         };
-        let persist = nuts.merge_checks(m, &old, &subtree);
+        let persist = no_u_turn(m, old, subtree.ends());
         self.right = pick_point(&towards, self.right.clone(), subtree.far.clone());
         self.left = pick_point(&backwards, self.left.clone(), subtree.far);
         self.rho = pick2(&valid, self.rho.clone(), self.rho.clone() + subtree.rho);

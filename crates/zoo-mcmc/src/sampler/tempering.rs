@@ -163,6 +163,8 @@ pub struct TemperingState {
     pub chains: usize,
     /// Sweeps done.
     pub sweeps: usize,
+    /// beta_k and sqrt(beta_k) per row, uploaded once per ladder.
+    scale: RowScale,
 }
 
 /// Per-sweep diagnostics.
@@ -187,6 +189,12 @@ pub struct ParallelTempering<K> {
 /// beta_k E(u / sqrt(beta_k)) and score sqrt(beta_k) s(u / sqrt(beta_k)).
 struct Scaled<'a> {
     energy: &'a dyn Energy,
+    scale: &'a RowScale,
+}
+
+/// beta_k `[K n]` and sqrt(beta_k) `[K n, 1]` for the rows of replica k.
+#[derive(Debug, Clone)]
+struct RowScale {
     beta: Tensor<1>,
     sqrt_beta: Tensor<2>,
 }
@@ -200,30 +208,18 @@ fn per_row(ladder: &Ladder, chains: usize, f: fn(f64) -> f64) -> Vec<f32> {
         .collect()
 }
 
-/// sqrt(beta_k) for every row, `[K n, 1]`.
-fn sqrt_beta_column(ladder: &Ladder, chains: usize, device: &Device) -> Tensor<2> {
-    let rows = ladder.len() * chains;
-    Tensor::from_data(
-        TensorData::new(per_row(ladder, chains, f64::sqrt), [rows, 1]),
-        device,
-    )
-}
-
-impl Scaled<'_> {
-    fn new<'a>(
-        energy: &'a dyn Energy,
-        ladder: &Ladder,
-        chains: usize,
-        device: &Device,
-    ) -> Scaled<'a> {
+impl RowScale {
+    fn new(ladder: &Ladder, chains: usize, device: &Device) -> Self {
         let rows = ladder.len() * chains;
-        Scaled {
-            energy,
+        Self {
             beta: Tensor::from_data(
                 TensorData::new(per_row(ladder, chains, |b| b), [rows]),
                 device,
             ),
-            sqrt_beta: sqrt_beta_column(ladder, chains, device),
+            sqrt_beta: Tensor::from_data(
+                TensorData::new(per_row(ladder, chains, f64::sqrt), [rows, 1]),
+                device,
+            ),
         }
     }
 }
@@ -233,8 +229,9 @@ impl Energy for Scaled<'_> {
         self.energy.dim()
     }
     fn energy_and_score(&self, u: Tensor<2>) -> (Tensor<1>, Tensor<2>) {
-        let (e, s) = self.energy.energy_and_score(u / self.sqrt_beta.clone());
-        (e * self.beta.clone(), s * self.sqrt_beta.clone())
+        let sqrt_beta = self.scale.sqrt_beta.clone();
+        let (e, s) = self.energy.energy_and_score(u / sqrt_beta.clone());
+        (e * self.scale.beta.clone(), s * sqrt_beta)
     }
     fn describe(&self) -> String {
         format!("tempered replicas of {}", self.energy.describe())
@@ -285,13 +282,20 @@ impl<K: ChainKernel> ParallelTempering<K> {
             ));
         }
         let chains = rows / k;
-        let device = positions.device();
-        let scaled = Scaled::new(energy, &self.ladder, chains, &device);
-        let u = positions * scaled.sqrt_beta.clone();
+        let scale = RowScale::new(&self.ladder, chains, &positions.device());
+        let u = positions * scale.sqrt_beta.clone();
+        let stacked = ChainState::at(
+            &Scaled {
+                energy,
+                scale: &scale,
+            },
+            u,
+        );
         Ok(TemperingState {
-            stacked: ChainState::at(&scaled, u),
+            stacked,
             chains,
             sweeps: 0,
+            scale,
         })
     }
 
@@ -307,8 +311,7 @@ impl<K: ChainKernel> ParallelTempering<K> {
 
     /// Every replica's positions in the target's coordinates, `[K n, d]`.
     pub fn positions(&self, state: &TemperingState) -> Tensor<2> {
-        let device = state.stacked.position.device();
-        state.stacked.position.clone() / sqrt_beta_column(&self.ladder, state.chains, &device)
+        state.stacked.position.clone() / state.scale.sqrt_beta.clone()
     }
 
     /// Moves to `ladder` (same number of rungs), keeping every replica's position x: the scaled
@@ -330,11 +333,13 @@ impl<K: ChainKernel> ParallelTempering<K> {
             .zip(self.ladder.betas())
             .map(|(new, old)| new / old)
             .collect();
-        let factors =
-            RowFactors::per_replica(&ratio, state.chains, &state.stacked.position.device());
+        let device = state.stacked.position.device();
+        let factors = RowFactors::per_replica(&ratio, state.chains, &device);
+        let scale = RowScale::new(&ladder, state.chains, &device);
         self.ladder = ladder;
         Ok(TemperingState {
             stacked: factors.apply(state.stacked, None),
+            scale,
             ..state
         })
     }
@@ -346,16 +351,18 @@ impl<K: ChainKernel> ParallelTempering<K> {
         energy: &dyn Energy,
         state: TemperingState,
     ) -> Result<(TemperingState, TemperingInfo)> {
-        let device = state.stacked.position.device();
-        let scaled = Scaled::new(energy, &self.ladder, state.chains, &device);
+        let scaled = Scaled {
+            energy,
+            scale: &state.scale,
+        };
         let (stacked, kernel) = self.kernel_steps(rng, &scaled, state.stacked)?;
         let parity = state.sweeps % 2;
         let (stacked, swap_probability) = self.exchange(rng, stacked, state.chains, parity);
         Ok((
             TemperingState {
                 stacked,
-                chains: state.chains,
                 sweeps: state.sweeps + 1,
+                ..state
             },
             TemperingInfo {
                 kernel,
