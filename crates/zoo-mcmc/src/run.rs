@@ -360,7 +360,10 @@ impl Tally {
         config: &TemperingRunConfig,
     ) -> Result<TemperingState> {
         add_rates(&mut self.window, &info.swap_probability);
-        if !(config.adapt_ladder && t % LADDER_WINDOW == 0 && t + LADDER_WINDOW <= config.warmup) {
+        if !(config.adapt_ladder
+            && t.is_multiple_of(LADDER_WINDOW)
+            && t + LADDER_WINDOW <= config.warmup)
+        {
             return Ok(state);
         }
         self.windows += 1;
