@@ -13,6 +13,7 @@
 //! - [`vae`]: VAEs with Gaussian or latent EBM priors, ELBO and IWAE (`zoo-vae`).
 //! - [`flow`]: normalizing flows; flows as energies, Boltzmann generators and MCMC proposals (`zoo-flow`).
 //! - [`runner`]: experiments from TOML configs, resumable results folders, the comparison table (`zoo-runner`).
+//! - [`uncertainty`]: energies as uncertainty: OOD scores and AUROC, GCNs, GEBM under graph shifts (`zoo-uncertainty`).
 
 pub use zoo_data as data;
 pub use zoo_diffusion as diffusion;
@@ -26,4 +27,5 @@ pub use zoo_plot as plot;
 pub use zoo_runner as runner;
 pub use zoo_spin as spin;
 pub use zoo_train as train;
+pub use zoo_uncertainty as uncertainty;
 pub use zoo_vae as vae;

@@ -34,5 +34,7 @@ mod statistics;
 mod tempering;
 #[path = "training.rs"]
 mod training;
+#[path = "uncertainty.rs"]
+mod uncertainty;
 #[path = "vae.rs"]
 mod vae;

@@ -4,6 +4,7 @@ mod bench;
 mod physics;
 mod sample;
 mod table;
+mod uncertainty;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -37,6 +38,12 @@ enum Command {
     /// How two tables (`table.json`, e.g. two backends) agree, metric by metric, within the
     /// spread over seeds.
     Compare(table::CompareArgs),
+    /// Energy-based uncertainty: GEBM and its baselines on graphs under distribution shifts
+    /// (AUROC tables as markdown, JSON and CSV, score histograms).
+    Uncertainty {
+        #[command(subcommand)]
+        workload: uncertainty::UncertaintyCommand,
+    },
     /// List the backends compiled into this build.
     Backends,
 }
@@ -47,7 +54,7 @@ fn main() -> ExitCode {
         Err(e) if !e.use_stderr() => e.exit(), // --help, --version
         Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
             eprintln!(
-                "error: a command is missing (sample, bench, logz, ising, table, run, compare, backends); see `zoo --help`"
+                "error: a command is missing (sample, bench, logz, ising, table, run, compare, uncertainty, backends); see `zoo --help`"
             );
             return ExitCode::from(2);
         }
@@ -70,6 +77,7 @@ fn main() -> ExitCode {
         Command::Table(args) => table::table(args),
         Command::Run(args) => table::run(args),
         Command::Compare(args) => table::compare(args),
+        Command::Uncertainty { workload } => uncertainty::run(workload),
         Command::Backends => {
             for b in zoo_energy::BackendKind::compiled() {
                 println!("{b}");

@@ -13,7 +13,7 @@ use std::process::Command;
 /// error must contain (the key, the flag or the limit).
 struct Case {
     args: Vec<String>,
-    files: Vec<(&'static str, String)>,
+    files: Vec<(&'static str, Vec<u8>)>,
     needle: &'static str,
 }
 
@@ -27,7 +27,7 @@ fn case(args: &str, needle: &'static str) -> Case {
 
 fn with_file(args: &str, file: &'static str, text: &str, needle: &'static str) -> Case {
     Case {
-        files: vec![(file, text.to_string())],
+        files: vec![(file, text.as_bytes().to_vec())],
         ..case(args, needle)
     }
 }
@@ -58,6 +58,13 @@ const GOOD: &str =
 /// An EBM config that passes.
 const GOOD_EBM: &str =
     "data = \"8gaussians\"\nfamily = \"ebm\"\nmethod = \"pcd\"\n[train]\niterations = 10\n";
+
+fn with_bytes(args: &str, file: &'static str, bytes: Vec<u8>, needle: &'static str) -> Case {
+    Case {
+        files: vec![(file, bytes)],
+        ..case(args, needle)
+    }
+}
 
 fn run_config(text: &str, needle: &'static str) -> Case {
     with_file("run c.toml", "c.toml", text, needle)
@@ -421,6 +428,79 @@ fn table_cases() -> Vec<Case> {
     ]
 }
 
+fn uncertainty_cases() -> Vec<Case> {
+    let good = zoo_data::GraphData {
+        nodes: 3,
+        edges: vec![(0, 1), (2, 1)],
+        features: vec![1.0, 0.0, 0.0, 2.5, 0.0, 0.0],
+        dim: 2,
+        labels: vec![0, 1, 1],
+        classes: 2,
+    };
+    let bad_edge = zoo_data::GraphData {
+        edges: vec![(0, 1), (1, 9)],
+        ..good.clone()
+    };
+    let bad_label = zoo_data::GraphData {
+        labels: vec![0, 1, 5],
+        ..good
+    };
+    let g = |rest: &str, needle| {
+        case(
+            &format!("uncertainty graph --graph csbm --seeds 1 {rest}"),
+            needle,
+        )
+    };
+    vec![
+        with_bytes(
+            "uncertainty graph --graph g.npz",
+            "g.npz",
+            bad_edge.to_npz().unwrap(),
+            "edge to node 9",
+        ),
+        with_bytes(
+            "uncertainty graph --graph g.npz",
+            "g.npz",
+            bad_label.to_npz().unwrap(),
+            "label 5 is out of range",
+        ),
+        with_file(
+            "uncertainty graph --graph g.npz",
+            "g.npz",
+            "not a zip",
+            "not an .npz",
+        ),
+        case("uncertainty graph --graph missing.npz", "missing.npz"),
+        case("uncertainty graph --graph pubmed", "unknown graph 'pubmed'"),
+        g("--fraction 0", "fraction"),
+        g("--fraction 1", "fraction"),
+        g("--fraction -0.2", "fraction"),
+        g("--fraction 1.5", "fraction"),
+        g("--temperature 0", "temperature"),
+        g("--temperature -1", "temperature"),
+        g(
+            "--held-out 0,1,2,3,4",
+            "in-distribution class set would be empty",
+        ),
+        g("--held-out ''", "in-distribution class set would be empty"),
+        g("--held-out 7", "class 7 does not exist"),
+        g("--held-out x", "--held-out"),
+        g("--shifts far", "unknown shift 'far'"),
+        g("--seeds 0", "seeds"),
+        g("--epochs 0", "epochs"),
+        g("--hidden 0", "hidden"),
+        g("--labels-per-class 0", "labels_per_class"),
+        g("--labels-per-class 300", "labels_per_class"),
+        g("--gamma -1", "gamma"),
+        g("--backend cuda", "cuda"),
+        case("uncertainty jem --data cifar", "unknown data 'cifar'"),
+        case("uncertainty jem --iterations 0", "iterations"),
+        case("uncertainty jem --temperature 0", "temperature"),
+        case("uncertainty jem --sgld-step -1", "sgld_step"),
+        case("uncertainty jem --sgld-noise 0", "sgld_noise"),
+    ]
+}
+
 fn scratch(k: usize) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("zoo-bad-input-{}-{k}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -493,6 +573,7 @@ fn every_bad_input_is_one_clear_error_without_output_or_files() {
         ising_and_bench_cases(),
         run_cases(),
         table_cases(),
+        uncertainty_cases(),
     ]
     .into_iter()
     .flatten()

@@ -4,14 +4,17 @@
 //! [`toy2d`] have closed-form densities, so [`grid::evaluate`] scores any model that defines an
 //! energy exactly (held-out NLL, KL, total variation, mode weights) by quadrature on a grid;
 //! [`digits`] ships the 8×8 UCI digits compiled into the crate; [`embedded`] puts a 2-D set into a
-//! higher dimension with its exact density.
+//! higher dimension with its exact density; [`graphs`] ships Cora and CiteSeer (`.npz`) and reads
+//! any graph in that format.
 
 pub mod digits;
 pub mod embedded;
+pub mod graphs;
 pub mod grid;
 pub mod toy2d;
 
 pub use digits::{Digits, Split};
 pub use embedded::Embedded;
+pub use graphs::GraphData;
 pub use grid::{Grid2d, GridDensity, GridMetrics, SampleMetrics, evaluate, sample_metrics};
 pub use toy2d::{Toy2d, ToyDensity};

@@ -288,3 +288,105 @@ pub fn curves(
         Ok(())
     })
 }
+
+/// One panel of overlaid histograms: named series of raw values.
+#[derive(Debug, Clone)]
+pub struct Histogram {
+    /// The panel's caption.
+    pub title: String,
+    /// (legend name, values) per series; non-finite values are left out.
+    pub series: Vec<(String, Vec<f64>)>,
+}
+
+/// Histograms, each series normalised to unit area over 40 bins spanning the panel's 1-99%
+/// range of all its values; 400 x 300 px per panel, `cols` per row.
+pub fn histograms(path: &Path, panels: &[Histogram], cols: usize) -> Result<()> {
+    if panels.is_empty() || cols == 0 {
+        return Err(Error::invalid(
+            "histograms",
+            "need at least one panel and one column",
+        ));
+    }
+    let rows = panels.len().div_ceil(cols);
+    let size = (400 * cols.min(panels.len()) as u32, 300 * rows as u32);
+    atomic_png(path, size, |root| {
+        for (panel, area) in panels.iter().zip(root.split_evenly((rows, cols))) {
+            histogram_panel(&area, panel)?;
+        }
+        Ok(())
+    })
+}
+
+fn histogram_panel(
+    area: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>,
+    panel: &Histogram,
+) -> Result<()> {
+    const BINS: usize = 40;
+    let mut all: Vec<f64> = panel
+        .series
+        .iter()
+        .flat_map(|s| s.1.iter().copied())
+        .filter(|v| v.is_finite())
+        .collect();
+    all.sort_by(f64::total_cmp);
+    if all.is_empty() {
+        return Ok(());
+    }
+    let at = |q: f64| all[((all.len() - 1) as f64 * q).round() as usize];
+    let (lo, mut hi) = (at(0.01), at(0.99));
+    if hi <= lo {
+        hi = lo + 1.0;
+    }
+    let width = (hi - lo) / BINS as f64;
+    let densities: Vec<Vec<f64>> = panel
+        .series
+        .iter()
+        .map(|(_, values)| {
+            let mut counts = vec![0.0; BINS];
+            let finite: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+            for v in &finite {
+                let b = (((v - lo) / width).floor().max(0.0) as usize).min(BINS - 1);
+                counts[b] += 1.0 / (finite.len().max(1) as f64 * width);
+            }
+            counts
+        })
+        .collect();
+    let top = densities
+        .iter()
+        .flatten()
+        .copied()
+        .fold(0.0, f64::max)
+        .max(1e-12)
+        * 1.1;
+    let mut chart = ChartBuilder::on(area)
+        .caption(&panel.title, ("sans-serif", 16))
+        .margin(8)
+        .x_label_area_size(25)
+        .y_label_area_size(40)
+        .build_cartesian_2d(lo..hi, 0.0..top)
+        .map_err(plot_error)?;
+    chart
+        .configure_mesh()
+        .max_light_lines(0)
+        .draw()
+        .map_err(plot_error)?;
+    for (k, ((name, _), counts)) in panel.series.iter().zip(&densities).enumerate() {
+        let color = Palette99::pick(k).to_rgba();
+        chart
+            .draw_series(counts.iter().enumerate().map(|(b, &c)| {
+                let x0 = lo + b as f64 * width;
+                Rectangle::new([(x0, 0.0), (x0 + width, c)], color.mix(0.45).filled())
+            }))
+            .map_err(plot_error)?
+            .label(name.as_str())
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled()));
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .label_font(("sans-serif", 12))
+        .draw()
+        .map_err(plot_error)?;
+    Ok(())
+}
