@@ -56,7 +56,8 @@ fn main() -> Result<()> {
         )?;
         fit(&mut seeded(2), &mut model, &train.x, &train.y, &cfg)?;
         let r = evaluate(&model, &train, &test, &ood, 1.0)?;
-        let (_, energy, softmax, maha) = &r.auroc[0];
+        let o = &r.ood[0];
+        let (energy, softmax, maha) = (o.energy, o.max_softmax, o.mahalanobis);
         println!(
             "{:>16}: accuracy {:.3}, far-OOD AUROC: energy {energy:.3}, max-softmax {softmax:.3}, Mahalanobis {maha:.3}",
             if generative {

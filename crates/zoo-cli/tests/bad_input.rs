@@ -482,7 +482,7 @@ fn uncertainty_cases() -> Vec<Case> {
             "--held-out 0,1,2,3,4",
             "in-distribution class set would be empty",
         ),
-        g("--held-out ''", "in-distribution class set would be empty"),
+        g("--held-out ' '", "in-distribution class set would be empty"),
         g("--held-out 7", "class 7 does not exist"),
         g("--held-out x", "--held-out"),
         g("--shifts far", "unknown shift 'far'"),

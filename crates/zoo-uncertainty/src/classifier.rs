@@ -337,9 +337,23 @@ impl Trainable for JemRun<'_> {
 pub struct ClassifierReport {
     /// Test accuracy.
     pub accuracy: f64,
-    /// Per out-of-distribution set: (name, AUROC of the energy, of the maximum softmax, of the
-    /// Mahalanobis distance on the penultimate features).
-    pub auroc: Vec<(String, f64, f64, f64)>,
+    /// One entry per out-of-distribution set.
+    pub ood: Vec<OodRating>,
+}
+
+/// How well each score tells one out-of-distribution set from the test points.
+#[derive(Debug, Clone, Serialize)]
+pub struct OodRating {
+    /// The set's name.
+    pub set: String,
+    /// AUROC of the energy −T logsumexp(f/T).
+    pub energy: f64,
+    /// AUROC of −max softmax.
+    pub max_softmax: f64,
+    /// AUROC of the Mahalanobis distance on the penultimate features.
+    pub mahalanobis: f64,
+    /// The energy's false-positive rate at 95% true-positive rate.
+    pub energy_fpr95: f64,
 }
 
 /// A labelled set on the host: points `[n, d]` and classes.
@@ -368,7 +382,8 @@ pub fn evaluate(
     temperature: f64,
 ) -> Result<ClassifierReport> {
     use crate::scores::{
-        ClassGaussians, argmax_rows, auroc, energy_scores, max_softmax_scores, min_rows,
+        ClassGaussians, argmax_rows, auroc, energy_scores, fpr_at_95_tpr, max_softmax_scores,
+        min_rows,
     };
     let model = classifier.valid();
     let classes = model.mlp.output_width();
@@ -397,20 +412,21 @@ pub fn evaluate(
         .zip(&test.y)
         .filter(|(p, y)| p == y)
         .count();
-    let auroc = ood
+    let ood = ood
         .iter()
         .map(|(name, x)| {
             let (e, s, m, _) = scores(x);
-            (
-                name.clone(),
-                auroc(&e, &e_in),
-                auroc(&s, &s_in),
-                auroc(&m, &m_in),
-            )
+            OodRating {
+                set: name.clone(),
+                energy: auroc(&e, &e_in),
+                max_softmax: auroc(&s, &s_in),
+                mahalanobis: auroc(&m, &m_in),
+                energy_fpr95: fpr_at_95_tpr(&e, &e_in),
+            }
         })
         .collect();
     Ok(ClassifierReport {
         accuracy: correct as f64 / test.y.len() as f64,
-        auroc,
+        ood,
     })
 }

@@ -178,13 +178,13 @@ pub fn run(args: JemArgs) -> Result<()> {
 
 fn markdown(data: &str, reports: &[(&str, ClassifierReport, f64)]) -> String {
     let mut s = format!(
-        "## JEM against the plain classifier: {data}\n\n| model | accuracy | OOD set | AUROC energy | AUROC max-softmax | AUROC Mahalanobis | seconds |\n|---|---|---|---|---|---|---|\n"
+        "## JEM against the plain classifier: {data}\n\n| model | accuracy | OOD set | AUROC energy | AUROC max-softmax | AUROC Mahalanobis | FPR95 energy | seconds |\n|---|---|---|---|---|---|---|---|\n"
     );
     for (name, r, secs) in reports {
-        for (set, e, m, d) in &r.auroc {
+        for o in &r.ood {
             s += &format!(
-                "| {name} | {:.3} | {set} | {e:.3} | {m:.3} | {d:.3} | {secs:.0} |\n",
-                r.accuracy
+                "| {name} | {:.3} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {secs:.0} |\n",
+                r.accuracy, o.set, o.energy, o.max_softmax, o.mahalanobis, o.energy_fpr95
             );
         }
     }

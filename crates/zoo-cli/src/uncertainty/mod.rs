@@ -158,7 +158,14 @@ fn config(args: &GraphArgs, graph: &Graph) -> Result<GraphExperimentConfig> {
             })
             .collect::<Result<_>>()?,
     };
-    let cfg = GraphExperimentConfig {
+    let cfg = settings(args, held_out)?;
+    cfg.check(graph)?;
+    Ok(cfg)
+}
+
+/// The experiment's settings from the flags, with the held-out classes given.
+fn settings(args: &GraphArgs, held_out: Vec<u32>) -> Result<GraphExperimentConfig> {
+    Ok(GraphExperimentConfig {
         seeds: (0..args.seeds).collect(),
         shifts: parse_shifts(&args.shifts)?,
         shift: ShiftConfig {
@@ -176,32 +183,12 @@ fn config(args: &GraphArgs, graph: &Graph) -> Result<GraphExperimentConfig> {
             gamma: args.gamma,
             ..GebmConfig::default()
         },
-    };
-    cfg.check(graph)?;
-    Ok(cfg)
+    })
 }
 
 fn graph(args: GraphArgs) -> Result<()> {
     // Everything is checked before the graph is loaded or anything written.
-    let probe = GraphExperimentConfig {
-        seeds: (0..args.seeds).collect(),
-        shifts: parse_shifts(&args.shifts)?,
-        shift: ShiftConfig {
-            fraction: args.fraction,
-            held_out: vec![0],
-        },
-        labels_per_class: args.labels_per_class,
-        gcn: GcnConfig {
-            epochs: args.epochs,
-            hidden: args.hidden,
-            ..GcnConfig::default()
-        },
-        gebm: GebmConfig {
-            temperature: args.temperature,
-            gamma: args.gamma,
-            ..GebmConfig::default()
-        },
-    };
+    let probe = settings(&args, vec![0])?;
     let two_classes = Graph::new(2, &[], vec![0.0, 0.0], vec![0, 1], 2)?;
     probe.check(&two_classes)?;
     let device = args.backend.parse::<BackendKind>()?.device()?;
