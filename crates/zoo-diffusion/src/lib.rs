@@ -20,9 +20,11 @@
 //! | noise-predicting networks (Ho et al. 2020), MLP and convolutional | [`MlpScore`], [`ConvScore`] |
 //! | energy-parameterised diffusion, MCMC correction (Salimans & Ho 2021; Du et al. 2023) | [`EnergyScore`], [`LevelEnergy`], [`sample_corrected`] |
 //! | DDPM ancestral sampling (Ho et al. 2020) | [`Solver::Ancestral`] |
+//! | the linear stochastic interpolant to a Gaussian mixture in closed form (Albergo & Vanden-Eijnden 2023), a path for Jarzynski/SMC-reweighted SDEs (Carbone et al. 2023) | [`MixtureInterpolant`] |
 
 mod correct;
 mod fused;
+mod interpolant;
 mod likelihood;
 mod net;
 mod sample;
@@ -31,6 +33,7 @@ mod sde;
 
 pub use correct::{CorrectedReport, LevelEnergies, MalaCorrection, sample_corrected};
 pub use fused::fit_dsm_fused;
+pub use interpolant::MixtureInterpolant;
 pub use likelihood::{Divergence, PfOdeLikelihood, pf_ode_log_likelihood};
 pub use net::{
     ConvScore, DsmReport, DsmTrainConfig, DsmWeighting, EnergyScore, LevelEnergy, MlpScore,

@@ -11,6 +11,7 @@
 mod anneal;
 mod engine;
 mod jarzynski;
+mod sde;
 
 pub use anneal::{AnnealConfig, anneal};
 pub use engine::{
@@ -20,6 +21,7 @@ pub use jarzynski::{
     JarzynskiConfig, half_increment as jarzynski_half_increment, increment as jarzynski_increment,
     jarzynski, jarzynski_walkers,
 };
+pub use sde::{SdePath, SdeSmcConfig, plain_sde, reweighted_sde};
 
 use serde::Serialize;
 use zoo_energy::error::{Error, Result};
