@@ -7,22 +7,13 @@
 
 use ebm_zoo::energy::{BackendKind, Result, seeded};
 use ebm_zoo::uncertainty::experiment::{self, GraphExperimentConfig};
-use ebm_zoo::uncertainty::{CsbmConfig, GcnConfig, GebmConfig, Shift, ShiftConfig};
+use ebm_zoo::uncertainty::{CsbmConfig, Shift};
 
 fn main() -> Result<()> {
     let device = BackendKind::Flex.device()?;
     let graph = CsbmConfig::default().sample(&mut seeded(0))?;
-    let config = GraphExperimentConfig {
-        seeds: vec![0],
-        shifts: vec![Shift::LeaveOutClass, Shift::FeatureFar, Shift::Homophily],
-        shift: ShiftConfig {
-            fraction: 0.1,
-            held_out: vec![4],
-        },
-        labels_per_class: 20,
-        gcn: GcnConfig::default(),
-        gebm: GebmConfig::default(),
-    };
+    let shifts = vec![Shift::LeaveOutClass, Shift::FeatureFar, Shift::Homophily];
+    let config = GraphExperimentConfig::new(vec![0], shifts, vec![4]);
     let results = experiment::run(&graph, &config, &device, &mut |line| eprintln!("{line}"))?;
     print!("{}", experiment::markdown("CSBM", &results));
     Ok(())

@@ -10,9 +10,7 @@ use ebm_zoo::energy::seeded;
 use ebm_zoo::energy::tensor::to_host2;
 use ebm_zoo::uncertainty::experiment::{self, GraphExperimentConfig, mean_sd};
 use ebm_zoo::uncertainty::scores::{auroc, fpr_at_95_tpr};
-use ebm_zoo::uncertainty::{
-    CsbmConfig, Gcn, GcnConfig, GebmConfig, Graph, GraphTensors, Shift, ShiftConfig, propagate,
-};
+use ebm_zoo::uncertainty::{CsbmConfig, Gcn, Graph, GraphTensors, Shift, propagate};
 
 /// The path 0-1-2-3 with one feature per node: degrees with self-loops (2, 3, 3, 2).
 fn path_graph() -> Graph {
@@ -168,17 +166,8 @@ fn the_shipped_graphs_read_with_their_published_counts() {
 }
 
 fn csbm_config(seeds: Vec<u64>) -> GraphExperimentConfig {
-    GraphExperimentConfig {
-        seeds,
-        shifts: vec![Shift::LeaveOutClass, Shift::FeatureFar, Shift::Homophily],
-        shift: ShiftConfig {
-            fraction: 0.1,
-            held_out: vec![4],
-        },
-        labels_per_class: 20,
-        gcn: GcnConfig::default(),
-        gebm: GebmConfig::default(),
-    }
+    let shifts = vec![Shift::LeaveOutClass, Shift::FeatureFar, Shift::Homophily];
+    GraphExperimentConfig::new(seeds, shifts, vec![4])
 }
 
 /// The issue's expectations from the structure of each term, on the CSBM of the issue (1200

@@ -31,6 +31,22 @@ pub struct GraphExperimentConfig {
 }
 
 impl GraphExperimentConfig {
+    /// The standard settings (10% of the nodes shifted, 20 labels per class, the GCN and GEBM
+    /// defaults) for these seeds, shifts and held-out classes.
+    pub fn new(seeds: Vec<u64>, shifts: Vec<Shift>, held_out: Vec<u32>) -> Self {
+        Self {
+            seeds,
+            shifts,
+            shift: ShiftConfig {
+                fraction: 0.1,
+                held_out,
+            },
+            labels_per_class: 20,
+            gcn: GcnConfig::default(),
+            gebm: GebmConfig::default(),
+        }
+    }
+
     /// Validates everything that does not need the graph, and the shift settings against it.
     pub fn check(&self, graph: &Graph) -> Result<()> {
         if self.seeds.is_empty() || self.shifts.is_empty() {
