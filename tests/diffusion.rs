@@ -646,6 +646,37 @@ fn mala_correction_draws_the_exact_marginal_of_gaussian_data() {
     }
 }
 
+/// The 8 Gaussians' centres: radius 2, every 45 degrees.
+fn ring_means() -> Vec<Vec<f64>> {
+    (0..8)
+        .map(|k| {
+            let a = k as f64 * std::f64::consts::FRAC_PI_4;
+            vec![2.0 * a.cos(), 2.0 * a.sin()]
+        })
+        .collect()
+}
+
+/// The (weighted, when `log_w` is given) share of the points nearest to each centre.
+fn nearest_mode_weights(
+    means: &[Vec<f64>],
+    x: &burn::prelude::Tensor<2>,
+    log_w: Option<&[f64]>,
+) -> Vec<f64> {
+    let top = log_w.map_or(0.0, |w| w.iter().copied().fold(f64::MIN, f64::max));
+    let mut mass = vec![0.0; means.len()];
+    for (i, p) in ebm_zoo::energy::tensor::to_host2(x).chunks(2).enumerate() {
+        let d = |k: usize| {
+            (f64::from(p[0]) - means[k][0]).powi(2) + (f64::from(p[1]) - means[k][1]).powi(2)
+        };
+        let nearest = (0..means.len())
+            .min_by(|&a, &b| d(a).total_cmp(&d(b)))
+            .unwrap();
+        mass[nearest] += log_w.map_or(1.0, |w| (w[i] - top).exp());
+    }
+    let total: f64 = mass.iter().sum();
+    mass.iter().map(|m| m / total).collect()
+}
+
 /// Carbone et al. (2023): an SDE whose drift is built from the wrong (equal) weights of 8
 /// Gaussians lands on equal mode weights; the Jarzynski/SMC weights against the true path
 /// (weights k/36) recover the true mode weights at 20 Euler–Maruyama steps, ε = 0.5,
@@ -656,12 +687,7 @@ fn jarzynski_reweighting_corrects_an_sde_built_from_the_wrong_mixture_weights() 
     use ebm_zoo::diffusion::MixtureInterpolant;
     use ebm_zoo::mcmc::estimate::{SdeSmcConfig, plain_sde, reweighted_sde};
     let device = cpu_device();
-    let means: Vec<Vec<f64>> = (0..8)
-        .map(|k| {
-            let a = k as f64 * std::f64::consts::FRAC_PI_4;
-            vec![2.0 * a.cos(), 2.0 * a.sin()]
-        })
-        .collect();
+    let means = ring_means();
     let truth: Vec<f64> = (1..=8).map(|k| k as f64 / 36.0).collect();
     let path = MixtureInterpolant {
         means: means.clone(),
@@ -678,23 +704,8 @@ fn jarzynski_reweighting_corrects_an_sde_built_from_the_wrong_mixture_weights() 
         resample_threshold: None,
     };
     let n = 20_000;
-    let mode_weights = |x: &ebm_zoo::energy::burn::prelude::Tensor<2>, log_w: Option<&[f64]>| {
-        let top = log_w.map_or(0.0, |w| w.iter().copied().fold(f64::MIN, f64::max));
-        let mut mass = vec![0.0; 8];
-        for (i, p) in ebm_zoo::energy::tensor::to_host2(x).chunks(2).enumerate() {
-            let nearest = (0..8)
-                .min_by(|&a, &b| {
-                    let d = |k: usize| {
-                        (f64::from(p[0]) - means[k][0]).powi(2)
-                            + (f64::from(p[1]) - means[k][1]).powi(2)
-                    };
-                    d(a).total_cmp(&d(b))
-                })
-                .unwrap();
-            mass[nearest] += log_w.map_or(1.0, |w| (w[i] - top).exp());
-        }
-        let total: f64 = mass.iter().sum();
-        mass.iter().map(|m| m / total).collect::<Vec<f64>>()
+    let mode_weights = |x: &burn::prelude::Tensor<2>, log_w: Option<&[f64]>| {
+        nearest_mode_weights(&means, x, log_w)
     };
     let tv = |w: &[f64]| {
         0.5 * w

@@ -13,7 +13,7 @@
 use burn::prelude::*;
 use zoo_energy::tensor::{from_host1, from_host2, to_host2};
 use zoo_energy::{Error, Result};
-use zoo_mcmc::estimate::SdePath;
+use zoo_mcmc::estimate::{SdePath, log_sum_exp};
 
 /// The interpolant path from N(0, I) to a Gaussian mixture.
 #[derive(Debug, Clone, PartialEq)]
@@ -76,8 +76,7 @@ impl MixtureInterpolant {
                         - 0.5 * d as f64 * (2.0 * std::f64::consts::PI * v).ln()
                 })
                 .collect();
-            let top = logs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            let norm = top + logs.iter().map(|l| (l - top).exp()).sum::<f64>().ln();
+            let norm = log_sum_exp(&logs);
             log_rho.push(norm);
             let (mut bi, mut si) = (vec![0.0; d], vec![0.0; d]);
             for (m, l) in self.means.iter().zip(&logs) {

@@ -5,15 +5,7 @@
 //! out-of-distribution".
 
 use zoo_energy::{Error, Result};
-
-/// log Σ exp of a row.
-pub fn logsumexp(row: &[f64]) -> f64 {
-    let m = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    if !m.is_finite() {
-        return m;
-    }
-    m + row.iter().map(|v| (v - m).exp()).sum::<f64>().ln()
-}
+use zoo_mcmc::estimate::log_sum_exp;
 
 /// −T logsumexp(l/T) of every row of `logits` (`k` per row).
 pub fn energy_scores(logits: &[f64], k: usize, temperature: f64) -> Vec<f64> {
@@ -21,7 +13,7 @@ pub fn energy_scores(logits: &[f64], k: usize, temperature: f64) -> Vec<f64> {
         .chunks(k)
         .map(|l| {
             let scaled: Vec<f64> = l.iter().map(|v| v / temperature).collect();
-            -temperature * logsumexp(&scaled)
+            -temperature * log_sum_exp(&scaled)
         })
         .collect()
 }
@@ -32,7 +24,7 @@ pub fn max_softmax_scores(logits: &[f64], k: usize) -> Vec<f64> {
         .chunks(k)
         .map(|l| {
             let m = l.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            -(m - logsumexp(l)).exp()
+            -(m - log_sum_exp(l)).exp()
         })
         .collect()
 }
@@ -104,13 +96,13 @@ impl ClassGaussians {
             }
         }
         let n = labels.len() as f64;
-        let mean_var = (0..dim)
-            .map(|k| (total[k].1 / n - (total[k].0 / n).powi(2)).max(0.0))
-            .sum::<f64>()
-            / dim as f64;
+        let total_var: Vec<f64> = total
+            .iter()
+            .map(|&(s, q)| (q / n - (s / n).powi(2)).max(0.0))
+            .collect();
+        let mean_var = total_var.iter().sum::<f64>() / dim as f64;
         variances.iter_mut().for_each(|v| *v += ridge * mean_var);
-        for k in 0..dim {
-            let var_k = (total[k].1 / n - (total[k].0 / n).powi(2)).max(0.0);
+        for (k, var_k) in total_var.iter().enumerate() {
             let floor = (1e-3 * var_k).max(1e-6);
             (0..classes).for_each(|c| variances[c * dim + k] = variances[c * dim + k].max(floor));
         }

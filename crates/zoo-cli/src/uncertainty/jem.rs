@@ -9,7 +9,7 @@ use serde_json::json;
 use zoo_data::Toy2d;
 use zoo_data::digits::{Digits, Split};
 use zoo_energy::io::write_atomic;
-use zoo_energy::tensor::{from_host2, to_host2};
+use zoo_energy::tensor::from_host2;
 use zoo_energy::{BackendKind, ZooRng, seeded};
 use zoo_neural::Activation;
 use zoo_uncertainty::classifier::{ClassifierReport, Labelled, evaluate, fit};
@@ -170,7 +170,7 @@ pub fn run(args: JemArgs) -> Result<()> {
         serde_json::to_string_pretty(&json)?.as_bytes(),
     )?;
     if let Some(buffer) = buffer {
-        samples_png(&args, dim, &buffer, &device)?;
+        samples_png(&args, dim, &buffer)?;
     }
     print!("{md}");
     Ok(())
@@ -192,15 +192,10 @@ fn markdown(data: &str, reports: &[(&str, ClassifierReport, f64)]) -> String {
 }
 
 /// 64 points of JEM's replay buffer: an image grid (digits) or a scatter plot (2-D).
-fn samples_png(
-    args: &JemArgs,
-    dim: usize,
-    buffer: &zoo_mcmc::sampler::ReplayBuffer,
-    device: &Device,
-) -> Result<()> {
+fn samples_png(args: &JemArgs, dim: usize, buffer: &zoo_mcmc::sampler::ReplayBuffer) -> Result<()> {
     let (data, _) = buffer.contents();
     let n = (data.len() / dim).min(if dim == 2 { 2000 } else { 64 });
-    let x = to_host2(&from_host2(data[..n * dim].to_vec(), [n, dim], device));
+    let x = data[..n * dim].to_vec();
     let path = args.out.join("jem-samples.png");
     if dim == 2 {
         let panel = zoo_plot::Scatter {
