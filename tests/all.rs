@@ -20,6 +20,8 @@ mod flows;
 mod gan;
 #[path = "logz.rs"]
 mod logz;
+#[path = "neural.rs"]
+mod neural;
 #[path = "nuts.rs"]
 mod nuts;
 #[path = "rbm.rs"]

@@ -55,6 +55,8 @@ fn shell_words(s: &str) -> Vec<String> {
 /// A run config that passes, for variations.
 const GOOD: &str =
     "data = \"8gaussians\"\nfamily = \"flow\"\nmethod = \"realnvp\"\n[train]\niterations = 10\n";
+/// A flow-matching config that passes.
+const GOOD_FM: &str = "data = \"8gaussians\"\nfamily = \"diffusion\"\nmethod = \"flow_matching\"\n[train]\niterations = 10\n";
 /// An EBM config that passes.
 const GOOD_EBM: &str =
     "data = \"8gaussians\"\nfamily = \"ebm\"\nmethod = \"pcd\"\n[train]\niterations = 10\n";
@@ -404,6 +406,54 @@ fn run_cases() -> Vec<Case> {
             &format!("{GOOD_EBM}[[sampler]]\nkind = \"mala\"\nstep_size = 0.0\n"),
             "sampler[0].step_size",
         ),
+    ]
+    .into_iter()
+    .chain(diffusion_run_cases())
+    .collect()
+}
+
+/// Flow matching and the reweighted SDE in run configs.
+fn diffusion_run_cases() -> Vec<Case> {
+    let fm = |extra: &str| format!("{GOOD_FM}{extra}");
+    let vp_energy =
+        |extra: &str| format!("{}{extra}", GOOD_FM.replace("flow_matching", "vp_energy"));
+    let sampler = |kind: &str, extra: &str| format!("[[sampler]]\nkind = \"{kind}\"\n{extra}");
+    vec![
+        run_config(
+            &fm(&sampler("euler_maruyama", "epsilon = -0.5\n")),
+            "sampler[0].epsilon",
+        ),
+        run_config(
+            &fm(&sampler("euler_maruyama", "epsilon = nan\n")),
+            "sampler[0].epsilon",
+        ),
+        run_config(
+            &vp_energy(&sampler("euler_maruyama", "epsilon = 0.5\n")),
+            "sampler[0].epsilon",
+        ),
+        run_config(&fm(&sampler("ddim", "")), "sampler[0].kind"),
+        run_config(&fm(&sampler("reweighted_sde", "")), "sampler[0].kind"),
+        run_config(
+            &vp_energy(&sampler("reweighted_sde", "")).replace("vp_energy", "vp_mlp"),
+            "sampler[0].kind",
+        ),
+        run_config(
+            &vp_energy(&sampler("reweighted_sde", "resample_threshold = 0.0\n")),
+            "sampler[0].resample_threshold",
+        ),
+        run_config(
+            &vp_energy(&sampler("reweighted_sde", "resample_threshold = 1.5\n")),
+            "sampler[0].resample_threshold",
+        ),
+        run_config(
+            &vp_energy(&sampler("heun", "resample_threshold = 0.5\n")),
+            "sampler[0].resample_threshold",
+        ),
+        run_config(
+            &vp_energy(&sampler("reweighted_sde", "steps = 0\n")),
+            "sampler[0].steps",
+        ),
+        run_config(&fm("weighting = \"likelihood\"\n"), "train.weighting"),
     ]
 }
 

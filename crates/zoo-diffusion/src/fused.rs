@@ -141,7 +141,7 @@ fn train_fused_with(
         cfg,
         noise,
     };
-    let outcome = zoo_train::train(rng, &mut run, &cfg.loop_config(false));
+    let outcome = zoo_train::train(rng, &mut run, &cfg.loop_config(false, "dsm"));
     *net = run.template;
     run.mlp.write_into(&mut net.net.layers);
     outcome.map(DsmReport::from)

@@ -20,18 +20,26 @@
 //! | noise-predicting networks (Ho et al. 2020), MLP and convolutional | [`MlpScore`], [`ConvScore`] |
 //! | energy-parameterised diffusion, MCMC correction (Salimans & Ho 2021; Du et al. 2023) | [`EnergyScore`], [`LevelEnergy`], [`sample_corrected`] |
 //! | DDPM ancestral sampling (Ho et al. 2020) | [`Solver::Ancestral`] |
+//! | flow matching on the linear interpolant (Lipman et al. 2023; Liu et al. 2023), its ODE and the interpolant SDE dX = (b + ε s) dt + √(2ε) dW (Albergo & Vanden-Eijnden 2023), likelihood by the change of variables | [`fit_flow_matching`], [`sample_flow`], [`flow_log_likelihood`] |
+//! | Jarzynski/SMC reweighting of the reverse SDE of an energy-parameterised model (Carbone et al. 2023; Carbone 2025) | [`ReversePath`], [`ReweightedSampling`] |
 //! | the linear stochastic interpolant to a Gaussian mixture in closed form (Albergo & Vanden-Eijnden 2023), a path for Jarzynski/SMC-reweighted SDEs (Carbone et al. 2023) | [`MixtureInterpolant`] |
 
 mod correct;
+mod flow_matching;
 mod fused;
 mod interpolant;
 mod likelihood;
 mod net;
+mod reweight;
 mod sample;
 mod score;
 mod sde;
 
 pub use correct::{CorrectedReport, LevelEnergies, MalaCorrection, sample_corrected};
+pub use flow_matching::{
+    FlowMatchingModel, FlowSolver, GaussianVelocity, VelocityField, VelocityNet, fit_flow_matching,
+    flow_log_likelihood, sample_flow,
+};
 pub use fused::fit_dsm_fused;
 pub use interpolant::MixtureInterpolant;
 pub use likelihood::{Divergence, PfOdeLikelihood, pf_ode_log_likelihood};
@@ -39,6 +47,7 @@ pub use net::{
     ConvScore, DsmReport, DsmTrainConfig, DsmWeighting, EnergyScore, LevelEnergy, MlpScore,
     NetScore, ScoreNet, ScoreNetConfig, fit_dsm,
 };
+pub use reweight::{ReversePath, ReweightedReport, ReweightedSampling};
 pub use sample::{
     AnnealedLangevinConfig, SampleConfig, SampleReport, Solver, TimeStep, annealed_langevin,
     pf_ode_velocity, sample, step, time_grid,

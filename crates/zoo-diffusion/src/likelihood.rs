@@ -55,7 +55,7 @@ pub fn pf_ode_log_likelihood(
 ) -> Result<PfOdeLikelihood> {
     sde.check()?;
     check_count("steps", steps)?;
-    let [n, d] = [check_batch("data", &x, model.dim())?, model.dim()];
+    let d = check_batch("data", &x, model.dim()).map(|_| model.dim())?;
     check_finite("data", &x)?;
     let mut div = |x: Tensor<2>, t: f64| -> Result<Tensor<1>> {
         let (a, g) = sde.drift_and_diffusion(t);
@@ -76,38 +76,50 @@ pub fn pf_ode_log_likelihood(
     // Integrate upwards: the grid reversed, from t_min to 1.
     let mut grid = time_grid(t_min, steps);
     grid.reverse();
-    let mut x = x;
-    let mut delta = Tensor::<1>::zeros([n], &x.device());
-    for k in 0..steps {
-        let (t, h) = (grid[k], grid[k + 1] - grid[k]);
-        let k1 = pf_ode_velocity(model, sde, x.clone(), t);
-        let l1 = div(x.clone(), t)?;
-        let x2 = x.clone() + k1.clone().mul_scalar(0.5 * h);
-        let (k2, l2) = (
-            pf_ode_velocity(model, sde, x2.clone(), t + 0.5 * h),
-            div(x2, t + 0.5 * h)?,
-        );
-        let x3 = x.clone() + k2.clone().mul_scalar(0.5 * h);
-        let (k3, l3) = (
-            pf_ode_velocity(model, sde, x3.clone(), t + 0.5 * h),
-            div(x3, t + 0.5 * h)?,
-        );
-        let x4 = x.clone() + k3.clone().mul_scalar(h);
-        let (k4, l4) = (
-            pf_ode_velocity(model, sde, x4.clone(), t + h),
-            div(x4, t + h)?,
-        );
-        x = x + (k1 + k2.mul_scalar(2.0) + k3.mul_scalar(2.0) + k4).mul_scalar(h / 6.0);
-        delta = delta + (l1 + l2.mul_scalar(2.0) + l3.mul_scalar(2.0) + l4).mul_scalar(h / 6.0);
-    }
-    let s2 = sde.prior_std().powi(2);
-    let log_prior = row_sq_norm(x.clone())
-        .mul_scalar(-0.5 / s2)
-        .sub_scalar(0.5 * d as f64 * (2.0 * PI * s2).ln());
+    let (x, delta) = rk4_log_likelihood(
+        x,
+        &grid,
+        |x, t| Ok(pf_ode_velocity(model, sde, x, t)),
+        &mut div,
+    )?;
+    let log_prior = standard_normal_log_density(x.clone(), sde.prior_std());
     Ok(PfOdeLikelihood {
         log_likelihood: log_prior.clone() + delta.clone(),
         latent: x,
         log_prior,
         divergence_integral: delta,
     })
+}
+
+/// RK4 on the state (x, ℓ) with dx/dt = `velocity`, dℓ/dt = `divergence` over `grid` (in
+/// either direction): returns x and ℓ at the grid's end, ℓ starting at 0.
+pub(crate) fn rk4_log_likelihood(
+    x: Tensor<2>,
+    grid: &[f64],
+    mut velocity: impl FnMut(Tensor<2>, f64) -> Result<Tensor<2>>,
+    mut divergence: impl FnMut(Tensor<2>, f64) -> Result<Tensor<1>>,
+) -> Result<(Tensor<2>, Tensor<1>)> {
+    let mut x = x;
+    let mut delta = Tensor::<1>::zeros([x.dims()[0]], &x.device());
+    for w in grid.windows(2) {
+        let (t, h) = (w[0], w[1] - w[0]);
+        let mut stage = |x: Tensor<2>, t: f64| -> Result<(Tensor<2>, Tensor<1>)> {
+            Ok((velocity(x.clone(), t)?, divergence(x, t)?))
+        };
+        let (k1, l1) = stage(x.clone(), t)?;
+        let (k2, l2) = stage(x.clone() + k1.clone().mul_scalar(0.5 * h), t + 0.5 * h)?;
+        let (k3, l3) = stage(x.clone() + k2.clone().mul_scalar(0.5 * h), t + 0.5 * h)?;
+        let (k4, l4) = stage(x.clone() + k3.clone().mul_scalar(h), t + h)?;
+        x = x + (k1 + k2.mul_scalar(2.0) + k3.mul_scalar(2.0) + k4).mul_scalar(h / 6.0);
+        delta = delta + (l1 + l2.mul_scalar(2.0) + l3.mul_scalar(2.0) + l4).mul_scalar(h / 6.0);
+    }
+    Ok((x, delta))
+}
+
+/// log N(x; 0, s² I) per row.
+pub(crate) fn standard_normal_log_density(x: Tensor<2>, s: f64) -> Tensor<1> {
+    let d = x.dims()[1] as f64;
+    row_sq_norm(x)
+        .mul_scalar(-0.5 / (s * s))
+        .sub_scalar(0.5 * d * (2.0 * PI * s * s).ln())
 }

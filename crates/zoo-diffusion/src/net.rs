@@ -223,13 +223,33 @@ impl<M: ScoreNet> NetScore<M> {
         )
     }
 
-    /// v^T J(x) v per row, J the Jacobian of s(., t), by one backward pass through the tracked copy.
-    fn vjv(&self, x: &Tensor<2>, t: f64, v: Tensor<2>) -> Tensor<1> {
-        let n = x.dims()[0];
-        let ad = x.device().autodiff();
+    /// s(., t) on the tracked copy, for Jacobian quantities.
+    fn tracked_at(&self, t: f64) -> TrackedField<impl Fn(Tensor<2>) -> Tensor<2> + '_> {
+        TrackedField(move |x: Tensor<2>| {
+            let (c, s) = self.columns(x.dims()[0], t, &x.device());
+            self.tracked.score_rows(x, c, s)
+        })
+    }
+
+    /// Hutchinson's estimate of div s (Hutchinson 1989; Grathwohl et al. 2019): the mean of
+    /// v^T J v over `probes` Rademacher vectors.
+    pub fn hutchinson(&self, rng: &mut ZooRng, x: Tensor<2>, t: f64, probes: usize) -> Tensor<1> {
+        self.tracked_at(t).hutchinson(rng, &x, probes)
+    }
+}
+
+/// The most rows [`TrackedField::divergence`] stacks into one backward pass.
+pub(crate) const STACKED_ROWS: usize = 1 << 16;
+
+/// A map of rows `x -> f(x)` (`[n, d] -> [n, d]`, rows independent) written for an autodiff
+/// device, and the Jacobian quantities that one backward pass per direction gives.
+pub(crate) struct TrackedField<F>(pub F);
+
+impl<F: Fn(Tensor<2>) -> Tensor<2>> TrackedField<F> {
+    /// v^T J(x) v per row, J the Jacobian of f, by one backward pass.
+    pub fn vjv(&self, x: &Tensor<2>, v: Tensor<2>) -> Tensor<1> {
         let leaf = x.clone().autodiff().detach().require_grad();
-        let (c, s) = self.columns(n, t, &ad);
-        let out = self.tracked.score_rows(leaf.clone(), c, s);
+        let out = (self.0)(leaf.clone());
         let grads = (out * v.clone().autodiff()).sum().backward();
         let g = leaf
             .grad(&grads)
@@ -238,9 +258,34 @@ impl<M: ScoreNet> NetScore<M> {
         (g * v).sum_dim(1).squeeze_dim(1)
     }
 
-    /// Hutchinson's estimate of div s (Hutchinson 1989; Grathwohl et al. 2019): the mean of
-    /// v^T J v over `probes` Rademacher vectors.
-    pub fn hutchinson(&self, rng: &mut ZooRng, x: Tensor<2>, t: f64, probes: usize) -> Tensor<1> {
+    /// div f per row exactly: the sum over the coordinate directions e_i of e_i^T J e_i, with
+    /// the d directions stacked into one batch (`[d n, d]`) per backward pass, as many
+    /// directions per pass as keep the batch within [`STACKED_ROWS`] rows.
+    pub fn divergence(&self, x: &Tensor<2>) -> Tensor<1> {
+        let [n, d] = x.dims();
+        let device = x.device();
+        let per_pass = (STACKED_ROWS / n.max(1)).clamp(1, d);
+        let mut total = Tensor::<1>::zeros([n], &device);
+        for first in (0..d).step_by(per_pass) {
+            let dirs = per_pass.min(d - first);
+            let stacked = Tensor::cat(vec![x.clone(); dirs], 0);
+            let e: Vec<f32> = (0..dirs * n * d)
+                .map(|k| {
+                    if k % d == first + k / (n * d) {
+                        1.0
+                    } else {
+                        0.0
+                    }
+                })
+                .collect();
+            let q = self.vjv(&stacked, from_host2(e, [dirs * n, d], &device));
+            total = total + q.reshape([dirs, n]).sum_dim(0).reshape([n]);
+        }
+        total
+    }
+
+    /// Hutchinson's estimate of div f: the mean of v^T J v over `probes` Rademacher vectors.
+    pub fn hutchinson(&self, rng: &mut ZooRng, x: &Tensor<2>, probes: usize) -> Tensor<1> {
         let [n, d] = x.dims();
         let device = x.device();
         let mut total = Tensor::<1>::zeros([n], &device);
@@ -248,7 +293,7 @@ impl<M: ScoreNet> NetScore<M> {
             let signs: Vec<f32> = (0..n * d)
                 .map(|_| if rng.random_bool(0.5) { 1.0 } else { -1.0 })
                 .collect();
-            total = total + self.vjv(&x, t, from_host2(signs, [n, d], &device));
+            total = total + self.vjv(x, from_host2(signs, [n, d], &device));
         }
         total.div_scalar(probes.max(1) as f64)
     }
@@ -264,17 +309,7 @@ impl<M: ScoreNet> ScoreModel for NetScore<M> {
         self.plain.score_rows(x, c, s)
     }
     fn divergence(&self, x: Tensor<2>, t: f64) -> Option<Tensor<1>> {
-        // Exact: sum over the coordinate directions e_i of e_i^T J e_i.
-        let [n, d] = x.dims();
-        let device = x.device();
-        let mut total = Tensor::<1>::zeros([n], &device);
-        for i in 0..d {
-            let e: Vec<f32> = (0..n * d)
-                .map(|k| if k % d == i { 1.0 } else { 0.0 })
-                .collect();
-            total = total + self.vjv(&x, t, from_host2(e, [n, d], &device));
-        }
-        Some(total)
+        Some(self.tracked_at(t).divergence(&x))
     }
     fn divergence_hutchinson(
         &self,
@@ -371,13 +406,13 @@ impl DsmTrainConfig {
 pub type DsmReport = zoo_train::LossReport;
 
 impl DsmTrainConfig {
-    pub(crate) fn loop_config(&self, progress: bool) -> LoopConfig {
+    pub(crate) fn loop_config(&self, progress: bool, label: &str) -> LoopConfig {
         LoopConfig {
             iterations: self.iterations,
             snapshot_every: self.snapshot_every,
             resume: self.resume.clone(),
             progress,
-            label: "dsm".into(),
+            label: label.into(),
         }
     }
 
@@ -406,21 +441,58 @@ pub fn fit_dsm<M: ScoreNet>(
     check_batch("training data", data, net.data_dim())?;
     check_finite("training data", data)?;
     let mut run = DsmRun {
-        net: zoo_train::stable_ids(net.clone(), "net"),
-        optim: cfg.optimizer().build(),
+        state: NetAdam::new(net, cfg),
         sde,
         data,
         cfg,
     };
-    let outcome = zoo_train::train(rng, &mut run, &cfg.loop_config(show_progress));
-    *net = run.net;
+    let outcome = zoo_train::train(rng, &mut run, &cfg.loop_config(show_progress, "dsm"));
+    *net = run.state.net;
     outcome.map(DsmReport::from)
+}
+
+/// A network and its Adam state, as the DSM and flow-matching trainers keep them.
+pub(crate) struct NetAdam<M> {
+    pub net: M,
+    optim: burn::optim::ModuleOptimizer,
+}
+
+impl<M: Module + Clone> NetAdam<M> {
+    /// `net` with the optimiser of `cfg` (parameter ids made stable for checkpoints).
+    pub fn new(net: &M, cfg: &DsmTrainConfig) -> Self {
+        Self {
+            net: zoo_train::stable_ids(net.clone(), "net"),
+            optim: cfg.optimizer().build(),
+        }
+    }
+
+    /// Checks the loss `what` at iteration `it`, then one Adam step on it; returns its value.
+    pub fn step(&mut self, loss: Tensor<1>, it: usize, what: &str, lr: f64) -> Result<f64> {
+        let value = f64::from(loss.clone().into_scalar::<f32>());
+        check_value(it, what, value, f64::INFINITY)?;
+        let mut grads = loss.backward();
+        let g = GradientsParams::from_module(&mut grads, &self.net);
+        self.net = self.optim.step(lr, self.net.clone(), g);
+        Ok(value)
+    }
+
+    /// Writes the network and the Adam state.
+    pub fn save(&self, checkpoint: &mut Checkpoint) -> Result<()> {
+        checkpoint.put_module("net", &self.net)?;
+        checkpoint.put_optimizer("optimizer", &self.optim)
+    }
+
+    /// Reads them back (`cfg` builds the optimiser the state loads into).
+    pub fn load(&mut self, checkpoint: &Checkpoint, cfg: &DsmTrainConfig) -> Result<()> {
+        self.net = checkpoint.module("net", self.net.clone())?;
+        self.optim = checkpoint.optimizer("optimizer", cfg.optimizer().build())?;
+        Ok(())
+    }
 }
 
 /// One DSM run: the network and its Adam state.
 struct DsmRun<'a, M> {
-    net: M,
-    optim: burn::optim::ModuleOptimizer,
+    state: NetAdam<M>,
     sde: &'a Sde,
     data: &'a Tensor<2>,
     cfg: &'a DsmTrainConfig,
@@ -432,7 +504,7 @@ impl<M: ScoreNet> Trainable for DsmRun<'_, M> {
     /// One step of lambda(t) |sigma s(x_t, t) + eps|^2 / 2 (Vincent 2011; Song et al. 2021).
     fn step(&mut self, rng: &mut ZooRng, it: usize) -> Result<f64> {
         let (cfg, sde, device) = (self.cfg, self.sde, self.data.device());
-        let (b, d, t_min) = (cfg.batch_size, self.net.data_dim(), sde.t_min());
+        let (b, d, t_min) = (cfg.batch_size, self.state.net.data_dim(), sde.t_min());
         let x0 = zoo_train::minibatch(rng, self.data, b);
         let ts: Vec<f64> = (0..b).map(|_| rng.random_range(t_min..1.0)).collect();
         let (alpha, sigma): (Vec<f32>, Vec<f32>) = ts
@@ -451,7 +523,7 @@ impl<M: ScoreNet> Trainable for DsmRun<'_, M> {
         let weight = from_host1(weight, &device).autodiff();
         let eps = normal(rng, [b, d], &device);
         let xt = x0 * alpha + eps.clone() * sigma.clone();
-        let s = self.net.score_rows(
+        let s = self.state.net.score_rows(
             xt.autodiff(),
             sigma.clone().log().autodiff(),
             sigma.clone().autodiff(),
@@ -459,23 +531,16 @@ impl<M: ScoreNet> Trainable for DsmRun<'_, M> {
         let loss = (row_sq_norm(s * sigma.autodiff() + eps.autodiff()) * weight)
             .mean()
             .mul_scalar(0.5);
-        let value = f64::from(loss.clone().into_scalar::<f32>());
-        check_value(it, "denoising score-matching loss", value, f64::INFINITY)?;
-        let mut grads = loss.backward();
-        let g = GradientsParams::from_module(&mut grads, &self.net);
-        self.net = self.optim.step(cfg.learning_rate, self.net.clone(), g);
-        Ok(value)
+        let what = "denoising score-matching loss";
+        self.state.step(loss, it, what, cfg.learning_rate)
     }
 
     fn save(&self, checkpoint: &mut Checkpoint) -> Result<()> {
-        checkpoint.put_module("net", &self.net)?;
-        checkpoint.put_optimizer("optimizer", &self.optim)
+        self.state.save(checkpoint)
     }
 
     fn load(&mut self, checkpoint: &Checkpoint) -> Result<()> {
-        self.net = checkpoint.module("net", self.net.clone())?;
-        self.optim = checkpoint.optimizer("optimizer", self.cfg.optimizer().build())?;
-        Ok(())
+        self.state.load(checkpoint, self.cfg)
     }
 }
 

@@ -123,6 +123,10 @@ pub struct SamplerSpec {
     pub replicas: Option<usize>,
     /// Parallel tempering: the hottest replica's inverse temperature.
     pub beta_min: Option<f64>,
+    /// Flow matching's `euler_maruyama`: ε of the interpolant SDE (>= 0; 0 is the ODE).
+    pub epsilon: Option<f64>,
+    /// `reweighted_sde`: resample a group when its ESS falls below this fraction, in (0, 1].
+    pub resample_threshold: Option<f64>,
 }
 
 /// `[[sampler]]` as written: the kind is typed once the family is known.
@@ -135,6 +139,8 @@ struct RawSampler {
     snr: Option<f64>,
     replicas: Option<usize>,
     beta_min: Option<f64>,
+    epsilon: Option<f64>,
+    resample_threshold: Option<f64>,
 }
 
 impl SamplerSpec {
@@ -147,6 +153,8 @@ impl SamplerSpec {
             snr: None,
             replicas: None,
             beta_min: None,
+            epsilon: None,
+            resample_threshold: None,
         }
     }
 
@@ -486,6 +494,57 @@ fn check_eval(file: &Path, eval: &EvalConfig, data: DataSet) -> Result<(), Confi
         .map_err(|e| ConfigError::new(file, "eval", e.to_string()))
 }
 
+/// Why a diffusion sampler does not fit the method, if it does not.
+fn diffusion_mismatch(method: Method, kind: SamplerKind) -> Option<&'static str> {
+    use crate::methods::DiffusionSampler as S;
+    let (Method::Diffusion(m), SamplerKind::Diffusion(k)) = (method, kind) else {
+        return None;
+    };
+    match (m, k) {
+        (DiffusionMethod::FlowMatching, S::Heun | S::Rk4 | S::EulerMaruyama) => None,
+        (DiffusionMethod::FlowMatching, _) => Some(
+            "flow matching samples by its ODE (heun, rk4) or the interpolant SDE (euler_maruyama)",
+        ),
+        (DiffusionMethod::VeNcsn, S::AnnealedLangevin) => None,
+        (_, S::AnnealedLangevin) => Some(
+            "annealed Langevin is defined on a VE noise ladder: use it with method = \"ve_ncsn\"",
+        ),
+        (DiffusionMethod::VpEnergy, S::ReweightedSde) => None,
+        (_, S::ReweightedSde) => Some(
+            "the reweighted SDE needs every noise level as an energy: use it with method = \"vp_energy\"",
+        ),
+        _ => None,
+    }
+}
+
+/// `epsilon` is flow matching's interpolant-SDE noise: finite, >= 0, and nowhere else.
+fn check_epsilon(method: Method, kind: SamplerKind, epsilon: Option<f64>) -> Result<(), String> {
+    let Some(e) = epsilon else { return Ok(()) };
+    let fm_sde = method == Method::Diffusion(DiffusionMethod::FlowMatching)
+        && kind == SamplerKind::Diffusion(crate::methods::DiffusionSampler::EulerMaruyama);
+    if !fm_sde {
+        return Err(
+            "only flow matching's euler_maruyama (the interpolant SDE) takes epsilon".into(),
+        );
+    }
+    if !(e.is_finite() && e >= 0.0) {
+        return Err(format!("must be finite and >= 0, got {e}"));
+    }
+    Ok(())
+}
+
+/// `resample_threshold` is the reweighted SDE's: in (0, 1], and nowhere else.
+fn check_threshold(kind: SamplerKind, threshold: Option<f64>) -> Result<(), String> {
+    let Some(r) = threshold else { return Ok(()) };
+    if kind != SamplerKind::Diffusion(crate::methods::DiffusionSampler::ReweightedSde) {
+        return Err("only kind = \"reweighted_sde\" takes it".into());
+    }
+    if !(r > 0.0 && r <= 1.0) {
+        return Err(format!("must be in (0, 1], got {r}"));
+    }
+    Ok(())
+}
+
 /// The `[[sampler]]` tables typed for the method's family (the family's first sampler if none).
 fn samplers(
     file: &Path,
@@ -498,10 +557,7 @@ fn samplers(
         let key = |field: &str| format!("sampler[{i}].{field}");
         let kind = SamplerKind::parse(family, &s.kind)
             .map_err(|m| ConfigError::new(file, &key("kind"), m))?;
-        let ve = method == Method::Diffusion(DiffusionMethod::VeNcsn);
-        if kind == SamplerKind::Diffusion(crate::methods::DiffusionSampler::AnnealedLangevin) && !ve
-        {
-            let why = "annealed Langevin is defined on a VE noise ladder: use it with method = \"ve_ncsn\"";
+        if let Some(why) = diffusion_mismatch(method, kind) {
             return Err(ConfigError::new(file, &key("kind"), why.into()));
         }
         if s.steps == Some(0) {
@@ -515,6 +571,10 @@ fn samplers(
                 return Err(ConfigError::new(file, &key(field), why));
             }
         }
+        check_epsilon(method, kind, s.epsilon)
+            .map_err(|why| ConfigError::new(file, &key("epsilon"), why))?;
+        check_threshold(kind, s.resample_threshold)
+            .map_err(|why| ConfigError::new(file, &key("resample_threshold"), why))?;
         let pt = kind == SamplerKind::Ebm(crate::methods::EbmSampler::Pt);
         if pt {
             zoo_mcmc::sampler::Ladder::geometric(
@@ -547,6 +607,8 @@ fn samplers(
             snr: s.snr,
             replicas: s.replicas,
             beta_min: s.beta_min,
+            epsilon: s.epsilon,
+            resample_threshold: s.resample_threshold,
         });
     }
     if samplers.is_empty() {

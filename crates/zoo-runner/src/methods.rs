@@ -111,6 +111,8 @@ choice! {
         VpEnergy = "vp_energy",
         /// VE SDE over NCSN's noise ladder, noise-predicting MLP.
         VeNcsn = "ve_ncsn",
+        /// Flow matching on the linear interpolant from N(0, I) (a velocity MLP).
+        FlowMatching = "flow_matching",
     }
 }
 
@@ -181,6 +183,8 @@ choice! {
         Ddim = "ddim",
         /// Song & Ermon's annealed Langevin dynamics (VE only).
         AnnealedLangevin = "annealed_langevin",
+        /// The reverse SDE reweighted by Jarzynski/SMC on the model's own energies (vp_energy only).
+        ReweightedSde = "reweighted_sde",
     }
 }
 

@@ -93,16 +93,19 @@ pub mod estimator {
     pub const FLOW: &str = "exact (change of variables)";
     /// The probability-flow ODE of a diffusion model.
     pub const PF_ODE: &str = "PF-ODE";
+    /// The change of variables along a flow-matching model's ODE.
+    pub const FLOW_ODE: &str = "flow-matching ODE";
     /// IWAE with a Gaussian prior: an upper bound on the NLL.
     pub const IWAE_BOUND: &str = "IWAE upper bound";
     /// IWAE with an EBM prior whose log Z is estimated.
     pub const IWAE_LOG_Z: &str = "IWAE";
 
-    const TAGS: [(&str, &str); 6] = [
+    const TAGS: [(&str, &str); 7] = [
         (QUADRATURE, "exact (quadrature)"),
         (DISCRIMINATOR, "exact (quadrature, D as energy)"),
         (FLOW, "exact (flow)"),
         (PF_ODE, "PF-ODE estimate"),
+        (FLOW_ODE, "ODE estimate"),
         (IWAE_BOUND, "IWAE bound"),
         (IWAE_LOG_Z, "IWAE + log Z estimate"),
     ];

@@ -35,6 +35,12 @@ pub trait SdePath {
 
     /// The drift g(t, y) of the backward kernel L.
     fn backward_drift(&self, t: f64, y: Tensor<2>) -> Tensor<2>;
+
+    /// ε(t) of the step that starts at t, for a path whose noise varies in time (a reverse
+    /// diffusion); `None` (the default): the config's constant ε. Both kernels of a step use it.
+    fn epsilon(&self, _t: f64) -> Option<f64> {
+        None
+    }
 }
 
 /// Settings of [`reweighted_sde`].
@@ -42,7 +48,7 @@ pub trait SdePath {
 pub struct SdeSmcConfig {
     /// t_1 < ... < t_K (t_0 = 0): one Euler–Maruyama step per time.
     pub times: Vec<f64>,
-    /// ε: the SDE's diffusion is √(2ε) (> 0).
+    /// ε: the SDE's diffusion is √(2ε) (> 0); a path with its own ε(t) overrides it.
     pub epsilon: f64,
     /// Independent groups for the standard error of log Z₁/Z₀ (>= 2).
     pub groups: usize,
@@ -106,7 +112,8 @@ pub fn plain_sde<P: SdePath + ?Sized>(
     let mut x = x0;
     let mut t = 0.0;
     for &next in &config.times {
-        x = em_step(rng, path, &x, t, next - t, config.epsilon).0;
+        let eps = path.epsilon(t).unwrap_or(config.epsilon);
+        x = em_step(rng, path, &x, t, next - t, eps).0;
         t = next;
     }
     Ok(x)
@@ -138,7 +145,7 @@ impl<P: SdePath + ?Sized> AnnealedPopulation for SdeWalkers<'_, P> {
     }
 
     fn reweight(&mut self, rng: &mut ZooRng, from: f64, to: f64, log_w: &mut [f64]) -> Result<()> {
-        let (h, eps) = (to - from, self.epsilon);
+        let (h, eps) = (to - from, self.path.epsilon(from).unwrap_or(self.epsilon));
         let (y, forward_mean) = em_step(rng, self.path, &self.x, from, h, eps);
         let backward_mean = y.clone() + self.path.backward_drift(to, y.clone()).mul_scalar(h);
         // log N(a; m, 2εh I) up to the common constant: -|a - m|² / (4εh).

@@ -10,6 +10,7 @@ use crate::evaluate::{Drawn, Nll, not_for};
 use crate::family::{Curve, load_module, module_bytes};
 use crate::methods::{DiffusionMethod, DiffusionSampler, SamplerKind};
 use crate::metrics::estimator;
+use burn::module::Module;
 use zoo_energy::BackendKind;
 use zoo_energy::rng::seeded;
 use zoo_energy::tensor::to_host1;
@@ -32,6 +33,10 @@ impl FamilyRun for DiffusionPlan {
         s.fill("data_dim", s.dim_value(), "the data")?;
         let model = checked(file, "model", s.model, zoo_diffusion::ScoreNetConfig::check)?;
         let train = checked(file, "train", s.train, zoo_diffusion::DsmTrainConfig::check)?;
+        if method == DiffusionMethod::FlowMatching && train.weighting != Default::default() {
+            let why = "flow matching weights every time alike; the DSM weighting does not apply";
+            return Err(ConfigError::new(file, "train.weighting", why.into()));
+        }
         Ok(DiffusionPlan {
             method,
             model,
@@ -46,6 +51,7 @@ impl FamilyRun for DiffusionPlan {
     }
 }
 
+/// The SDE of a score-based method (flow matching has none: its path is the linear interpolant).
 fn diffusion_sde(method: DiffusionMethod) -> zoo_diffusion::Sde {
     match method {
         // The VE SDE of NCSN's ladder (Song & Ermon 2019): 50 levels from 4 to 0.01.
@@ -53,7 +59,9 @@ fn diffusion_sde(method: DiffusionMethod) -> zoo_diffusion::Sde {
             sigma_min: 0.01,
             sigma_max: 4.0,
         },
-        DiffusionMethod::VpMlp | DiffusionMethod::VpEnergy => zoo_diffusion::Sde::vp(),
+        DiffusionMethod::VpMlp | DiffusionMethod::VpEnergy | DiffusionMethod::FlowMatching => {
+            zoo_diffusion::Sde::vp()
+        }
     }
 }
 
@@ -65,6 +73,16 @@ fn train(p: &DiffusionPlan, ctx: &mut Ctx) -> Result<Trained> {
         ..train.clone()
     };
     let (x, progress) = (ctx.train_tensor(), ctx.progress);
+    if method == DiffusionMethod::FlowMatching {
+        let mut net = zoo_diffusion::VelocityNet::new(&mut ctx.init_rng, model, &ctx.ad)?;
+        let r = zoo_diffusion::fit_flow_matching(&mut ctx.rng, &mut net, &x, train, progress)?;
+        return Ok(Trained {
+            files: vec![("velocity.bpk".into(), module_bytes(&net)?)],
+            curve: Curve::from_series(&[("flow_matching_loss", &r.losses)]),
+            seconds: r.seconds,
+            resumed_from: r.resumed_from,
+        });
+    }
     let (bytes, report) = if method == DiffusionMethod::VpEnergy {
         let mut net = model.energy(&mut ctx.init_rng, &ctx.ad)?;
         let r = zoo_diffusion::fit_dsm(&mut ctx.rng, &mut net, &sde, &x, train, progress)?;
@@ -94,8 +112,22 @@ fn evaluate(
 ) -> Result<Scored> {
     let sde = diffusion_sde(method);
     let mut init_rng = seeded(ctx.seed);
+    if method == DiffusionMethod::FlowMatching {
+        let init = zoo_diffusion::VelocityNet::new(&mut init_rng, model, ctx.device)?;
+        let net = load_module(init, ctx.files, "velocity.bpk")?;
+        let field = zoo_diffusion::FlowMatchingModel::new(&net);
+        let (nll, drawn) = flow_eval(ctx, &field)?;
+        return Ok((net.num_params(), nll, drawn));
+    }
     if method == DiffusionMethod::VpEnergy {
-        scored_net(ctx, model.energy(&mut init_rng, ctx.device)?, sde)
+        let net = load_module(
+            model.energy(&mut init_rng, ctx.device)?,
+            ctx.files,
+            "score.bpk",
+        )?;
+        let score = zoo_diffusion::NetScore::new(&net, sde);
+        let (nll, drawn) = diffusion_eval(ctx, &score, &sde, Some(&score))?;
+        return Ok((net.num_params(), nll, drawn));
     } else {
         scored_net(ctx, model.mlp(&mut init_rng, ctx.device)?, sde)
     }
@@ -109,15 +141,19 @@ fn scored_net<N: zoo_diffusion::ScoreNet>(
 ) -> Result<Scored> {
     let net = load_module(init, ctx.files, "score.bpk")?;
     let score = zoo_diffusion::NetScore::new(&net, sde);
-    let (nll, drawn) = diffusion_eval(ctx, &score, &sde)?;
+    let (nll, drawn) = diffusion_eval(ctx, &score, &sde, None)?;
     Ok((net.num_params(), nll, drawn))
 }
+
+/// The energy-parameterised model, for the reweighted reverse SDE.
+type Energies = zoo_diffusion::NetScore<zoo_diffusion::EnergyScore>;
 
 /// PF-ODE NLL and every sampler of a diffusion model.
 fn diffusion_eval(
     ctx: &EvalCtx,
     score: &dyn zoo_diffusion::ScoreModel,
     sde: &zoo_diffusion::Sde,
+    energies: Option<&Energies>,
 ) -> Result<(Nll, Vec<Drawn>)> {
     let nll = pf_ode_nll(ctx, score, sde)?;
     let (n, device) = (ctx.n(), ctx.device);
@@ -125,6 +161,23 @@ fn diffusion_eval(
         let SamplerKind::Diffusion(kind) = s.kind else {
             return Err(not_for(s, "a diffusion model"));
         };
+        if kind == DiffusionSampler::ReweightedSde {
+            let energies = energies.ok_or_else(|| not_for(s, "a score-only model"))?;
+            let smc = zoo_diffusion::ReweightedSampling {
+                steps: s.steps.unwrap_or(20),
+                groups: 4,
+                threshold: s.resample_threshold.unwrap_or(0.5),
+            };
+            let (x, r) = smc.sample(rng, energies, sde, n, device)?;
+            if r.distinct * 10 < n {
+                eprintln!(
+                    "warning: reweighted_sde ({} steps): {} distinct of {n} draws: the weights \
+                     were degenerate (the model's energies disagree with its own reverse drift)",
+                    smc.steps, r.distinct
+                );
+            }
+            return Ok((x, r.nfe as f64, None));
+        }
         let Some((solver, default_steps)) = solver(kind, s) else {
             let config = zoo_diffusion::AnnealedLangevinConfig {
                 ladder: zoo_diffusion::NoiseLadder::geometric(4.0, 0.01, 50)?,
@@ -163,8 +216,50 @@ fn solver(kind: DiffusionSampler, s: &SamplerSpec) -> Option<(zoo_diffusion::Sol
         DiffusionSampler::Heun => (Solver::Heun, 100),
         DiffusionSampler::Rk4 => (Solver::Rk4, 50),
         DiffusionSampler::Ddim => (Solver::Ddim, 100),
-        DiffusionSampler::AnnealedLangevin => return None,
+        DiffusionSampler::AnnealedLangevin | DiffusionSampler::ReweightedSde => return None,
     })
+}
+
+/// Flow matching: the likelihood by the change of variables along its ODE (exact divergence in
+/// 2-D, one Hutchinson probe on digits) and its ODE / interpolant-SDE samplers.
+fn flow_eval(ctx: &EvalCtx, field: &zoo_diffusion::FlowMatchingModel) -> Result<(Nll, Vec<Drawn>)> {
+    use zoo_diffusion::FlowSolver;
+    let (divergence, label) = divergence_for(ctx);
+    let steps = ctx.cfg.eval.ode_steps;
+    let mut rng = seeded(ctx.seed + 3);
+    let log_lik =
+        zoo_diffusion::flow_log_likelihood(&mut rng, field, ctx.test.clone(), steps, divergence)?;
+    let log_p: Vec<f64> = to_host1(&log_lik).into_iter().map(f64::from).collect();
+    let what = format!("{} ({steps} RK4 steps, {label})", estimator::FLOW_ODE);
+    let nll = Nll::from_log_densities(ctx.data, &log_p, &what);
+    let (n, device) = (ctx.n(), ctx.device);
+    let drawn = ctx.draw_each(|s, rng| {
+        let (solver, default_steps) = match s.kind {
+            SamplerKind::Diffusion(DiffusionSampler::Heun) => (FlowSolver::Heun, 50),
+            SamplerKind::Diffusion(DiffusionSampler::Rk4) => (FlowSolver::Rk4, 25),
+            SamplerKind::Diffusion(DiffusionSampler::EulerMaruyama) => {
+                let epsilon = s.epsilon.unwrap_or(0.5);
+                (FlowSolver::Sde { epsilon }, 200)
+            }
+            _ => return Err(not_for(s, "a flow-matching model")),
+        };
+        let steps = s.steps.unwrap_or(default_steps);
+        let (x, nfe) = zoo_diffusion::sample_flow(rng, field, solver, steps, n, device)?;
+        Ok((x, nfe as f64, None))
+    })?;
+    Ok((nll, drawn))
+}
+
+/// The divergence of a likelihood: exact in 2-D (data with a known density), else one
+/// Hutchinson probe.
+fn divergence_for(ctx: &EvalCtx) -> (zoo_diffusion::Divergence, &'static str) {
+    use zoo_diffusion::Divergence;
+    if ctx.data.truth.is_some() {
+        (Divergence::Exact, "exact divergence")
+    } else {
+        let probe = Divergence::Hutchinson { probes: 1 };
+        (probe, "Hutchinson divergence, 1 probe")
+    }
 }
 
 /// The PF-ODE NLL of the test points (exact divergence in 2-D, one Hutchinson probe on digits).
@@ -173,13 +268,7 @@ fn pf_ode_nll(
     score: &dyn zoo_diffusion::ScoreModel,
     sde: &zoo_diffusion::Sde,
 ) -> Result<Nll> {
-    use zoo_diffusion::Divergence;
-    let (divergence, label) = if ctx.data.truth.is_some() {
-        (Divergence::Exact, "exact divergence")
-    } else {
-        let probe = Divergence::Hutchinson { probes: 1 };
-        (probe, "Hutchinson divergence, 1 probe")
-    };
+    let (divergence, label) = divergence_for(ctx);
     let steps = ctx.cfg.eval.ode_steps;
     let lik = zoo_diffusion::pf_ode_log_likelihood(
         &mut seeded(ctx.seed + 3),
