@@ -29,7 +29,7 @@ struct Args {
     #[arg(long, default_value = "8gaussians")]
     set: Toy2d,
     /// Adam steps of each model.
-    #[arg(long, default_value_t = 3000)]
+    #[arg(long, default_value_t = 2000)]
     iterations: usize,
     /// Samples scored per sampler.
     #[arg(long, default_value_t = 4000)]

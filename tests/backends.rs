@@ -96,14 +96,12 @@ fn backends(test: &str) -> Vec<BackendKind> {
     compiled
 }
 
-#[test]
 fn sampling_test_passes_on_every_compiled_backend() {
     for backend in backends("sampling") {
         mixture_test(backend);
     }
 }
 
-#[test]
 fn the_mlp_score_agrees_across_backends() {
     // The same weights on every backend give the same energy and score (float32 tolerance).
     let mut reference: Option<(Vec<f32>, Vec<f32>)> = None;
@@ -133,7 +131,6 @@ fn the_mlp_score_agrees_across_backends() {
 /// Training runs on every backend (the GPU code path: autodiff device, samplers on the plain device,
 /// Adam): a few iterations of CD, Jarzynski-weighted PCD and DSM from the same weights and the same
 /// seed give the same losses on every backend (float32 tolerance).
-#[test]
 fn training_runs_and_agrees_on_every_compiled_backend() {
     use ebm_zoo::data::Toy2d;
     use ebm_zoo::ebm::objective::{
@@ -202,7 +199,6 @@ fn backend_names_are_checked() {
 /// Flows on every backend: the same weights give the same log density and the same round trip,
 /// and a few maximum-likelihood and reverse-KL steps (burn's autodiff path, which is what runs on
 /// a GPU) give the same losses.
-#[test]
 fn flows_agree_on_every_compiled_backend() {
     use ebm_zoo::energy::energy::DoubleWell;
     use ebm_zoo::flow::{
@@ -288,7 +284,6 @@ fn agrees_with_first_backend(
     }
 }
 
-#[test]
 fn gans_agree_on_every_compiled_backend() {
     // Three updates of every game (and the latent energy of the result) from the same seeds:
     // the losses and the latent energies agree across flex, ndarray and wgpu.
@@ -330,7 +325,6 @@ fn gans_agree_on_every_compiled_backend() {
     }
 }
 
-#[test]
 fn diffusion_agrees_on_every_compiled_backend() {
     // Three DSM steps of both parameterisations, a few sampler steps and the PF-ODE likelihood
     // (exact divergence) from the same seeds agree across flex, ndarray and wgpu.
@@ -405,5 +399,32 @@ fn diffusion_agrees_on_every_compiled_backend() {
                 .map(|v| f64::from(*v)),
         );
         agrees_with_first_backend(&mut reference, values, backend);
+    }
+}
+
+/// Every agreement check above in one test, one after the other. Their wgpu parts serialise on
+/// the one device (and lavapipe compiles each new shader on one thread), so two of them running as
+/// parallel tests left one of the two cores idle for minutes; as one test they run beside the CPU
+/// tests. Longest first: the other test thread works through the CPU tests meanwhile.
+#[test]
+fn every_family_agrees_on_every_compiled_backend() {
+    let checks: [(&str, fn()); 6] = [
+        ("flows", flows_agree_on_every_compiled_backend),
+        ("diffusion", diffusion_agrees_on_every_compiled_backend),
+        ("gans", gans_agree_on_every_compiled_backend),
+        ("sampling", sampling_test_passes_on_every_compiled_backend),
+        ("mlp score", the_mlp_score_agrees_across_backends),
+        (
+            "training",
+            training_runs_and_agrees_on_every_compiled_backend,
+        ),
+    ];
+    for (name, check) in checks {
+        let start = std::time::Instant::now();
+        check();
+        eprintln!(
+            "backends: {name} agree ({:.1} s)",
+            start.elapsed().as_secs_f64()
+        );
     }
 }
