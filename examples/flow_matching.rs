@@ -13,7 +13,7 @@
 use burn::module::Module;
 use clap::Parser;
 use ebm_zoo::data::grid::{sample_metrics, true_cell_masses};
-use ebm_zoo::data::{Grid2d, Toy2d};
+use ebm_zoo::data::{Grid2d, GridDensity, Toy2d};
 use ebm_zoo::diffusion::{
     Divergence, DsmTrainConfig, FlowMatchingModel, FlowSolver, NetScore, ReweightedSampling,
     SampleConfig, ScoreNetConfig, Sde, Solver, VelocityNet, fit_dsm, fit_flow_matching,
@@ -76,100 +76,135 @@ fn histogram_kl(truth: &ebm_zoo::data::ToyDensity, samples: &[f32], masses: &[f6
         .sum()
 }
 
-fn run(args: Args) -> anyhow::Result<()> {
-    let device = args.backend.device()?;
-    let ad = device.clone().autodiff();
-    let truth = args.set.density();
-    let masses = true_cell_masses(&truth, CELLS, &device)?;
-    let mut rng = seeded(args.seed);
-    let data = from_host2(truth.sample_host(&mut rng, 20_000), [20_000, 2], &device);
-    let test = from_host2(
-        truth.sample_host(&mut rng, args.test_points),
-        [args.test_points, 2],
-        &device,
-    );
-    let true_nll = -to_host2(&test)
-        .chunks(2)
-        .map(|p| {
-            truth
-                .log_density_and_score([f64::from(p[0]), f64::from(p[1])])
-                .0
-        })
-        .sum::<f64>()
-        / args.test_points as f64;
-    let score = |x: &burn::prelude::Tensor<2>| -> anyhow::Result<String> {
+/// What both parts share: the set, its exact cell masses, training and held-out points.
+struct Setting {
+    device: burn::prelude::Device,
+    truth: ebm_zoo::data::ToyDensity,
+    masses: Vec<f64>,
+    data: burn::prelude::Tensor<2>,
+    test: burn::prelude::Tensor<2>,
+    train: DsmTrainConfig,
+    samples: usize,
+}
+
+impl Setting {
+    /// TV, histogram KL, modes and high-quality share of samples `x`.
+    fn score(&self, x: &burn::prelude::Tensor<2>) -> anyhow::Result<String> {
         let host = to_host2(x);
-        let m = sample_metrics(&truth, &host, CELLS, &masses)?;
-        let kl = histogram_kl(&truth, &host, &masses);
+        let m = sample_metrics(&self.truth, &host, CELLS, &self.masses)?;
+        let kl = histogram_kl(&self.truth, &host, &self.masses);
         Ok(format!(
             "TV {:.3}  KL {:.3}  modes {}/{}  HQ {:.2}",
             m.tv, kl, m.modes_covered, m.modes, m.high_quality
         ))
-    };
-    let train = DsmTrainConfig {
-        iterations: args.iterations,
-        ..DsmTrainConfig::default()
-    };
-    let net_cfg = ScoreNetConfig::default();
+    }
 
+    /// The held-out NLL of the true density.
+    fn true_nll(&self) -> f64 {
+        let host = to_host2(&self.test);
+        let log_p = |p: &[f32]| {
+            let x = [f64::from(p[0]), f64::from(p[1])];
+            self.truth.log_density_and_score(x).0
+        };
+        -host.chunks(2).map(log_p).sum::<f64>() / (host.len() / 2) as f64
+    }
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
+    let device = args.backend.device()?;
+    let truth = args.set.density();
+    let mut rng = seeded(args.seed);
+    let points = |rng: &mut _, n: usize| from_host2(truth.sample_host(rng, n), [n, 2], &device);
+    let setting = Setting {
+        masses: true_cell_masses(&truth, CELLS, &device)?,
+        data: points(&mut rng, 20_000),
+        test: points(&mut rng, args.test_points),
+        train: DsmTrainConfig {
+            iterations: args.iterations,
+            ..DsmTrainConfig::default()
+        },
+        samples: args.samples,
+        device: device.clone(),
+        truth: truth.clone(),
+    };
     println!(
         "# {} — flow matching ({} steps)",
         args.set.name(),
         args.iterations
     );
-    let mut net = VelocityNet::new(&mut seeded(args.seed + 1), &net_cfg, &ad)?;
-    fit_flow_matching(&mut rng, &mut net, &data, &train, true)?;
+    flow_matching(&setting, &mut rng, args.seed)?;
+    println!(
+        "\n# energy-parameterised VP diffusion ({} DSM steps)",
+        args.iterations
+    );
+    reweighted_energy_model(&setting, &mut rng, args.seed)
+}
+
+/// Part 1: a velocity MLP, its likelihood, ODE and SDE samples.
+fn flow_matching(s: &Setting, rng: &mut ebm_zoo::energy::ZooRng, seed: u64) -> anyhow::Result<()> {
+    let ad = s.device.clone().autodiff();
+    let mut net = VelocityNet::new(&mut seeded(seed + 1), &ScoreNetConfig::default(), &ad)?;
+    fit_flow_matching(rng, &mut net, &s.data, &s.train, true)?;
     let model = FlowMatchingModel::new(&net);
-    let lik = flow_log_likelihood(&mut rng, &model, test.clone(), 50, Divergence::Exact)?;
-    let nll = -to_host1(&lik).iter().map(|v| f64::from(*v)).sum::<f64>() / args.test_points as f64;
-    println!("held-out NLL {nll:.3} nats (true density {true_nll:.3})");
+    let lik = flow_log_likelihood(rng, &model, s.test.clone(), 50, Divergence::Exact)?;
+    let host = to_host1(&lik);
+    let nll = -host.iter().map(|v| f64::from(*v)).sum::<f64>() / host.len() as f64;
+    println!(
+        "held-out NLL {nll:.3} nats (true density {:.3})",
+        s.true_nll()
+    );
     for (name, solver, steps) in [
         ("ODE, Heun", FlowSolver::Heun, 50),
         ("ODE, RK4", FlowSolver::Rk4, 25),
         ("SDE, eps 0.5", FlowSolver::Sde { epsilon: 0.5 }, 200),
     ] {
-        let (x, nfe) = sample_flow(&mut rng, &model, solver, steps, args.samples, &device)?;
-        println!("{name:<14} NFE {nfe:>4}  {}", score(&x)?);
+        let (x, nfe) = sample_flow(rng, &model, solver, steps, s.samples, &s.device)?;
+        println!("{name:<14} NFE {nfe:>4}  {}", s.score(&x)?);
     }
+    Ok(())
+}
 
-    println!(
-        "\n# energy-parameterised VP diffusion ({} DSM steps)",
-        args.iterations
-    );
+/// Part 2: an energy-parameterised VP model, the mode masses of its own levels (what the
+/// reweighting targets) and its reverse SDE at few steps, plain and reweighted.
+fn reweighted_energy_model(
+    s: &Setting,
+    rng: &mut ebm_zoo::energy::ZooRng,
+    seed: u64,
+) -> anyhow::Result<()> {
     let sde = Sde::vp();
-    let mut energy = net_cfg.energy(&mut seeded(args.seed + 2), &ad)?;
-    fit_dsm(&mut rng, &mut energy, &sde, &data, &train, true)?;
-    let levels = NetScore::new(&energy, sde);
-    // What the reweighting targets: the model's own density exp(-E) at t_min, by quadrature.
+    let ad = s.device.clone().autodiff();
+    let mut energy = ScoreNetConfig::default().energy(&mut seeded(seed + 2), &ad)?;
+    fit_dsm(rng, &mut energy, &sde, &s.data, &s.train, true)?;
     for t in [sde.t_min(), 0.05, 0.2] {
         let level = energy.valid().energy_at(&sde, t);
-        let grid =
-            ebm_zoo::data::GridDensity::from_energy(&level, Grid2d::for_density(&truth), &device)?;
-        let w = grid.mode_masses(&truth);
-        println!(
-            "model density at t = {t}: mode masses {:?}",
-            w.iter().map(|v| format!("{v:.3}")).collect::<Vec<_>>()
-        );
+        let grid = GridDensity::from_energy(&level, Grid2d::for_density(&s.truth), &s.device)?;
+        let w: Vec<String> = grid
+            .mode_masses(&s.truth)
+            .iter()
+            .map(|v| format!("{v:.3}"))
+            .collect();
+        println!("model density at t = {t}: mode masses {w:?}");
     }
+    let levels = NetScore::new(&energy, sde);
     for steps in [10, 20] {
         let plain = SampleConfig {
             solver: Solver::EulerMaruyama,
             steps,
             t_min: sde.t_min(),
         };
-        let (x, _) = sample(&mut rng, &levels, &sde, &plain, args.samples, &device)?;
-        println!("{steps:>2} steps, plain SDE       {}", score(&x)?);
+        let (x, _) = sample(rng, &levels, &sde, &plain, s.samples, &s.device)?;
+        println!("{steps:>2} steps, plain SDE       {}", s.score(&x)?);
         let smc = ReweightedSampling {
             steps,
             groups: 4,
             threshold: 0.5,
         };
-        let (x, r) = smc.sample(&mut rng, &levels, &sde, args.samples, &device)?;
+        let (x, r) = smc.sample(rng, &levels, &sde, s.samples, &s.device)?;
         println!(
             "{steps:>2} steps, reweighted SDE  {}  ({} distinct of {} draws, {} resamplings)",
-            score(&x)?,
+            s.score(&x)?,
             r.distinct,
-            args.samples,
+            s.samples,
             r.resamplings
         );
     }

@@ -64,6 +64,46 @@ fn r1(layers: &[Layer], points: &[Vec<f64>]) -> f64 {
         / points.len() as f64
 }
 
+/// R1 with ∇ₓE by central differences of E (step `h`): the finite-difference R1.
+fn r1_by_input_differences(layers: &[Layer], points: &[Vec<f64>], h: f64) -> f64 {
+    let e = |q: &[f64]| energy_and_gradient(layers, q).0;
+    let squared_gradient = |p: &Vec<f64>| {
+        (0..p.len())
+            .map(|i| {
+                let (mut up, mut dn) = (p.clone(), p.clone());
+                up[i] += h;
+                dn[i] -= h;
+                ((e(&up) - e(&dn)) / (2.0 * h)).powi(2)
+            })
+            .sum::<f64>()
+    };
+    points.iter().map(squared_gradient).sum::<f64>() / points.len() as f64
+}
+
+/// dR1/dθ for the parameter `(layer, part (0 weight, 1 bias), entry)` by central differences
+/// (δ = 1e-6); the parameter is restored.
+fn r1_derivative(
+    layers: &mut [Layer],
+    (l, part, k): (usize, usize, usize),
+    points: &[Vec<f64>],
+) -> f64 {
+    let delta = 1e-6;
+    let shift = |layers: &mut [Layer], by: f64| {
+        let v = if part == 0 {
+            &mut layers[l].0
+        } else {
+            &mut layers[l].1
+        };
+        v[k] += by;
+    };
+    shift(layers, delta);
+    let up = r1(layers, points);
+    shift(layers, -2.0 * delta);
+    let dn = r1(layers, points);
+    shift(layers, delta);
+    (up - dn) / (2.0 * delta)
+}
+
 #[test]
 fn the_written_out_input_gradient_matches_autodiff_for_every_smooth_activation() {
     let device = cpu_device();
@@ -115,23 +155,7 @@ fn r1_weight_gradient_through_the_written_out_input_gradient_matches_f64_finite_
         .map(|p| p.iter().map(|&v| f64::from(v)).collect())
         .collect();
     let reference = r1(&layers, &points);
-    // R1 with the input gradient by central differences of E (the finite-difference R1).
-    let h = 1e-5;
-    let fd_r1 = points
-        .iter()
-        .map(|p| {
-            (0..2)
-                .map(|i| {
-                    let (mut up, mut dn) = (p.clone(), p.clone());
-                    up[i] += h;
-                    dn[i] -= h;
-                    let e = |q: &[f64]| energy_and_gradient(&layers, q).0;
-                    ((e(&up) - e(&dn)) / (2.0 * h)).powi(2)
-                })
-                .sum::<f64>()
-        })
-        .sum::<f64>()
-        / points.len() as f64;
+    let fd_r1 = r1_by_input_differences(&layers, &points, 1e-5);
     eprintln!("R1: burn {value:.7}, f64 {reference:.7}, finite-difference {fd_r1:.7}");
     assert!((value - reference).abs() < 1e-5 * reference.max(1.0));
     assert!((fd_r1 - reference).abs() < 1e-6 * reference.max(1.0));
@@ -147,21 +171,7 @@ fn r1_weight_gradient_through_the_written_out_input_gradient_matches_f64_finite_
         for (part, a) in analytic.iter().enumerate() {
             let scale = a.iter().fold(0f32, |m, v| m.max(v.abs())) as f64;
             for (k, &g) in a.iter().enumerate() {
-                let delta = 1e-6;
-                let shift = |layers: &mut [Layer], by: f64| {
-                    let v = if part == 0 {
-                        &mut layers[l].0
-                    } else {
-                        &mut layers[l].1
-                    };
-                    v[k] += by;
-                };
-                shift(&mut layers, delta);
-                let up = r1(&layers, &points);
-                shift(&mut layers, -2.0 * delta);
-                let dn = r1(&layers, &points);
-                shift(&mut layers, delta);
-                let fd = (up - dn) / (2.0 * delta);
+                let fd = r1_derivative(&mut layers, (l, part, k), &points);
                 let err = (f64::from(g) - fd).abs() / (fd.abs() + 1e-3 * scale + 1e-12);
                 worst = worst.max(err);
                 checked += 1;

@@ -18,7 +18,9 @@ use burn::prelude::*;
 use rand::RngExt;
 use serde::{Deserialize, Serialize};
 use zoo_energy::rng::normal;
-use zoo_energy::tensor::{check_batch, check_finite, first_non_finite, row_sq_norm, to_host2};
+use zoo_energy::tensor::{
+    check_batch, check_finite, first_non_finite, from_host2, row_sq_norm, to_host2,
+};
 use zoo_energy::{Error, Result, ZooRng, check_count};
 use zoo_neural::nn::{Mlp, layer_widths};
 use zoo_train::{Checkpoint, Trainable};
@@ -154,16 +156,12 @@ impl VelocityField for GaussianVelocity {
         self.mean.len()
     }
     fn velocity(&self, x: Tensor<2>, t: f64) -> Tensor<2> {
-        let [n, d] = x.dims();
-        let device = x.device();
+        let d = self.mean.len();
         let row = |v: Vec<f64>| {
             let v: Vec<f32> = v.into_iter().map(|a| a as f32).collect();
-            Tensor::<1>::from_data(TensorData::new(v, [d]), &device)
-                .reshape([1, d])
-                .expand([n, d])
+            from_host2(v, [1, d], &x.device())
         };
-        let slope = row(self.slopes(t));
-        let mean = row(self.mean.clone());
+        let (slope, mean) = (row(self.slopes(t)), row(self.mean.clone()));
         mean.clone() + (x - mean.mul_scalar(t)) * slope
     }
     fn divergence(&self, x: Tensor<2>, t: f64) -> Tensor<1> {
@@ -286,7 +284,8 @@ impl FlowSolver {
 }
 
 /// `n` samples by `steps` steps of `solver` from x₀ ~ N(0, I); returns them and the
-/// velocity evaluations per sample. A non-finite state is an error naming the step.
+/// velocity evaluations per sample. A non-finite state is an error naming the step (checked every
+/// 50 steps and at the end, as the diffusion samplers do: a check copies the state to the host).
 pub fn sample_flow(
     rng: &mut ZooRng,
     field: &dyn VelocityField,
@@ -303,9 +302,12 @@ pub fn sample_flow(
     for k in 0..steps {
         let t = k as f64 * h;
         x = flow_step(rng, field, solver, x, t, h);
+        if (k + 1) % 50 != 0 && k + 1 != steps {
+            continue;
+        }
         if let Some((row, _, value)) = first_non_finite(&to_host2(&x), field.dim()) {
             return Err(Error::Divergence {
-                step: k,
+                step: k + 1,
                 chain: row,
                 what: "position",
                 value,

@@ -55,7 +55,8 @@ pub fn pf_ode_log_likelihood(
 ) -> Result<PfOdeLikelihood> {
     sde.check()?;
     check_count("steps", steps)?;
-    let d = check_batch("data", &x, model.dim()).map(|_| model.dim())?;
+    check_batch("data", &x, model.dim())?;
+    let d = model.dim();
     check_finite("data", &x)?;
     let mut div = |x: Tensor<2>, t: f64| -> Result<Tensor<1>> {
         let (a, g) = sde.drift_and_diffusion(t);

@@ -17,7 +17,7 @@ use serde::Serialize;
 use zoo_energy::energy::Energy;
 use zoo_energy::rng::normal;
 use zoo_energy::tensor::{from_host2, row_sq_norm, to_host2};
-use zoo_energy::{Error, Result, ZooRng, check_count};
+use zoo_energy::{Result, ZooRng, check_count};
 use zoo_mcmc::estimate::{SdePath, SdeSmcConfig, log_sum_exp, multinomial, reweighted_sde};
 
 /// The reverse SDE of an energy-parameterised model as a path of densities.
@@ -79,7 +79,7 @@ impl<M: LevelEnergies> SdePath for ReversePath<'_, M> {
 /// What a reweighted sampling run reports.
 #[derive(Debug, Clone, Serialize)]
 pub struct ReweightedReport {
-    /// Network evaluations per walker: three per step (the score at x, the energies at x and y).
+    /// Network evaluations per walker: two per step (the score at x, the energy at y).
     pub nfe: usize,
     /// ESS of the final weights over all walkers.
     pub ess: f64,
@@ -140,9 +140,6 @@ impl ReweightedSampling {
                 g.iter().map(move |w| w - total)
             })
             .collect();
-        if normalised.iter().any(|w| w.is_nan()) {
-            return Err(Error::Config("reweighted sampling: NaN weights".into()));
-        }
         let picks = multinomial(rng, &normalised);
         let d = path.dim();
         let rows = to_host2(&x);
@@ -150,18 +147,15 @@ impl ReweightedSampling {
             .iter()
             .flat_map(|&i| rows[i * d..(i + 1) * d].to_vec())
             .collect();
-        let mut seen: Vec<&[f32]> = drawn.chunks(d).collect();
-        seen.sort_by(|a, b| {
-            a.iter()
-                .zip(*b)
-                .map(|(x, y)| x.total_cmp(y))
-                .find(|o| o.is_ne())
-                .unwrap_or(std::cmp::Ordering::Equal)
-        });
+        let mut seen: Vec<Vec<u32>> = drawn
+            .chunks(d)
+            .map(|r| r.iter().map(|v| v.to_bits()).collect())
+            .collect();
+        seen.sort_unstable();
         seen.dedup();
         let distinct = seen.len();
         let report = ReweightedReport {
-            nfe: 3 * self.steps,
+            nfe: 2 * self.steps,
             ess: estimate.ess,
             log_z: estimate.log_z,
             log_z_std_err: estimate.std_err,

@@ -20,7 +20,7 @@ use burn::prelude::*;
 use std::ops::Range;
 use zoo_energy::error::{Error, Result, check_positive};
 use zoo_energy::rng::{ZooRng, normal};
-use zoo_energy::tensor::{check_batch, from_host2, row_sq_norm, to_host1, to_host2};
+use zoo_energy::tensor::{check_batch, from_host1, from_host2, row_sq_norm, to_host1, to_host2};
 
 /// A path of densities and the drifts of the SDE that moves walkers along it.
 pub trait SdePath {
@@ -88,6 +88,7 @@ pub fn reweighted_sde<P: SdePath + ?Sized>(
     check_groups(n, config.groups)?;
     let mut walkers = SdeWalkers {
         x: x0,
+        log_rho: None,
         path,
         epsilon: config.epsilon,
     };
@@ -135,6 +136,9 @@ fn em_step<P: SdePath + ?Sized>(
 
 struct SdeWalkers<'a, P: ?Sized> {
     x: Tensor<2>,
+    /// log ρ at the walkers' current time and positions, kept from the step that moved them there
+    /// (each step then evaluates the path's density once, at the new positions).
+    log_rho: Option<Tensor<1>>,
     path: &'a P,
     epsilon: f64,
 }
@@ -151,9 +155,12 @@ impl<P: SdePath + ?Sized> AnnealedPopulation for SdeWalkers<'_, P> {
         // log N(a; m, 2εh I) up to the common constant: -|a - m|² / (4εh).
         let log_kernel =
             |a: Tensor<2>, m: Tensor<2>| row_sq_norm(a - m).mul_scalar(-1.0 / (4.0 * eps * h));
-        let delta = self.path.log_density(to, y.clone())
-            - self.path.log_density(from, self.x.clone())
-            + log_kernel(self.x.clone(), backward_mean)
+        let log_rho_x = match self.log_rho.take() {
+            Some(l) => l,
+            None => self.path.log_density(from, self.x.clone()),
+        };
+        let log_rho_y = self.path.log_density(to, y.clone());
+        let delta = log_rho_y.clone() - log_rho_x + log_kernel(self.x.clone(), backward_mean)
             - log_kernel(y.clone(), forward_mean);
         for (w, d) in log_w.iter_mut().zip(to_host1(&delta)) {
             *w += f64::from(d);
@@ -164,14 +171,21 @@ impl<P: SdePath + ?Sized> AnnealedPopulation for SdeWalkers<'_, P> {
             )));
         }
         self.x = y;
+        self.log_rho = Some(log_rho_y);
         Ok(())
     }
 
     fn resample(&mut self, moves: &[(Range<usize>, Vec<usize>)]) {
         let [n, d] = self.x.dims();
+        let device = self.x.device();
         let mut x = to_host2(&self.x);
         resample_rows(&mut x, d, moves);
-        self.x = from_host2(x, [n, d], &self.x.device());
+        self.x = from_host2(x, [n, d], &device);
+        if let Some(l) = self.log_rho.take() {
+            let mut l = to_host1(&l);
+            resample_rows(&mut l, 1, moves);
+            self.log_rho = Some(from_host1(l, &device));
+        }
     }
 
     fn transition(&mut self, _rng: &mut ZooRng, _beta: f64) -> Result<()> {

@@ -51,7 +51,8 @@ impl FamilyRun for DiffusionPlan {
     }
 }
 
-/// The SDE of a score-based method (flow matching has none: its path is the linear interpolant).
+/// The SDE of a score-based method. Flow matching has none (its path is the linear
+/// interpolant); `train` and `evaluate` hand it to its own functions before asking.
 fn diffusion_sde(method: DiffusionMethod) -> zoo_diffusion::Sde {
     match method {
         // The VE SDE of NCSN's ladder (Song & Ermon 2019): 50 levels from 4 to 0.01.
@@ -59,15 +60,15 @@ fn diffusion_sde(method: DiffusionMethod) -> zoo_diffusion::Sde {
             sigma_min: 0.01,
             sigma_max: 4.0,
         },
-        DiffusionMethod::VpMlp | DiffusionMethod::VpEnergy | DiffusionMethod::FlowMatching => {
-            zoo_diffusion::Sde::vp()
+        DiffusionMethod::VpMlp | DiffusionMethod::VpEnergy => zoo_diffusion::Sde::vp(),
+        DiffusionMethod::FlowMatching => {
+            unreachable!("flow matching is trained and evaluated apart")
         }
     }
 }
 
 fn train(p: &DiffusionPlan, ctx: &mut Ctx) -> Result<Trained> {
     let (method, model, train) = (p.method, &p.model, &p.train);
-    let sde = diffusion_sde(method);
     let train = &zoo_diffusion::DsmTrainConfig {
         resume: ctx.resume.clone(),
         ..train.clone()
@@ -83,6 +84,7 @@ fn train(p: &DiffusionPlan, ctx: &mut Ctx) -> Result<Trained> {
             resumed_from: r.resumed_from,
         });
     }
+    let sde = diffusion_sde(method);
     let (bytes, report) = if method == DiffusionMethod::VpEnergy {
         let mut net = model.energy(&mut ctx.init_rng, &ctx.ad)?;
         let r = zoo_diffusion::fit_dsm(&mut ctx.rng, &mut net, &sde, &x, train, progress)?;
@@ -104,45 +106,40 @@ fn train(p: &DiffusionPlan, ctx: &mut Ctx) -> Result<Trained> {
     })
 }
 
-/// A score network (noise-predicting MLP or energy-parameterised) under its SDE.
+/// A velocity network, or a score network (noise-predicting MLP or energy-parameterised) under
+/// its SDE, loaded from the checkpoint and scored.
 fn evaluate(
     ctx: &EvalCtx,
     method: DiffusionMethod,
     model: &zoo_diffusion::ScoreNetConfig,
 ) -> Result<Scored> {
-    let sde = diffusion_sde(method);
     let mut init_rng = seeded(ctx.seed);
     if method == DiffusionMethod::FlowMatching {
         let init = zoo_diffusion::VelocityNet::new(&mut init_rng, model, ctx.device)?;
         let net = load_module(init, ctx.files, "velocity.bpk")?;
-        let field = zoo_diffusion::FlowMatchingModel::new(&net);
-        let (nll, drawn) = flow_eval(ctx, &field)?;
+        let (nll, drawn) = flow_eval(ctx, &zoo_diffusion::FlowMatchingModel::new(&net))?;
         return Ok((net.num_params(), nll, drawn));
     }
-    if method == DiffusionMethod::VpEnergy {
-        let net = load_module(
-            model.energy(&mut init_rng, ctx.device)?,
-            ctx.files,
-            "score.bpk",
-        )?;
-        let score = zoo_diffusion::NetScore::new(&net, sde);
-        let (nll, drawn) = diffusion_eval(ctx, &score, &sde, Some(&score))?;
-        return Ok((net.num_params(), nll, drawn));
+    let sde = diffusion_sde(method);
+    let (params, (nll, drawn)) = if method == DiffusionMethod::VpEnergy {
+        let (params, score) = load_score(ctx, model.energy(&mut init_rng, ctx.device)?, sde)?;
+        (params, diffusion_eval(ctx, &score, &sde, Some(&score))?)
     } else {
-        scored_net(ctx, model.mlp(&mut init_rng, ctx.device)?, sde)
-    }
+        let (params, score) = load_score(ctx, model.mlp(&mut init_rng, ctx.device)?, sde)?;
+        (params, diffusion_eval(ctx, &score, &sde, None)?)
+    };
+    Ok((params, nll, drawn))
 }
 
-/// A score network of either parameterisation, loaded from the checkpoint and evaluated.
-fn scored_net<N: zoo_diffusion::ScoreNet>(
+/// A score network of either parameterisation from the checkpoint: its parameter count and the
+/// network as a score model under `sde`.
+fn load_score<N: zoo_diffusion::ScoreNet>(
     ctx: &EvalCtx,
     init: N,
     sde: zoo_diffusion::Sde,
-) -> Result<Scored> {
+) -> Result<(usize, zoo_diffusion::NetScore<N>)> {
     let net = load_module(init, ctx.files, "score.bpk")?;
-    let score = zoo_diffusion::NetScore::new(&net, sde);
-    let (nll, drawn) = diffusion_eval(ctx, &score, &sde, None)?;
-    Ok((net.num_params(), nll, drawn))
+    Ok((net.num_params(), zoo_diffusion::NetScore::new(&net, sde)))
 }
 
 /// The energy-parameterised model, for the reweighted reverse SDE.
