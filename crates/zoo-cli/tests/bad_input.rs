@@ -57,6 +57,8 @@ const GOOD: &str =
     "data = \"8gaussians\"\nfamily = \"flow\"\nmethod = \"realnvp\"\n[train]\niterations = 10\n";
 /// A flow-matching config that passes.
 const GOOD_FM: &str = "data = \"8gaussians\"\nfamily = \"diffusion\"\nmethod = \"flow_matching\"\n[train]\niterations = 10\n";
+/// A DDAEBM config that passes (its tables are appended by the cases).
+const GOOD_DDAEBM: &str = "data = \"8gaussians\"\nfamily = \"gan\"\nmethod = \"ddaebm\"\n";
 /// An EBM config that passes.
 const GOOD_EBM: &str =
     "data = \"8gaussians\"\nfamily = \"ebm\"\nmethod = \"pcd\"\n[train]\niterations = 10\n";
@@ -454,6 +456,33 @@ fn diffusion_run_cases() -> Vec<Case> {
             "sampler[0].steps",
         ),
         run_config(&fm("weighting = \"likelihood\"\n"), "train.weighting"),
+    ]
+    .into_iter()
+    .chain(ddaebm_cases())
+    .collect()
+}
+
+/// DDAEBM: the diffusion's steps and betas, the R1 weight, the latent width.
+fn ddaebm_cases() -> Vec<Case> {
+    let model = |t: &str| format!("{GOOD_DDAEBM}[model]\n{t}\n[train]\niterations = 10\n");
+    let train = |t: &str| format!("{GOOD_DDAEBM}[train]\niterations = 10\n{t}\n");
+    vec![
+        run_config(&model("steps = 0"), "model.steps"),
+        run_config(&model("steps = 100000"), "model.steps"),
+        run_config(&model("beta_min = 1.0\nbeta_max = 1.0"), "model.beta_max"),
+        run_config(&model("beta_min = -0.1"), "model.beta_min"),
+        run_config(&model("latent_dim = 0"), "model.latent_dim"),
+        run_config(&model("energy_hidden = [64, 0]"), "model.energy_hidden"),
+        run_config(&train("r1_gamma = -0.02"), "train.r1_gamma"),
+        run_config(
+            &train("posterior_variance_floor = 0.0"),
+            "train.posterior_variance_floor",
+        ),
+        run_config(&train("energy_penalty = nan"), "train.energy_penalty"),
+        run_config(
+            &format!("{}[[sampler]]\nkind = \"latent_mala\"\n", train("")),
+            "sampler[0].kind",
+        ),
     ]
 }
 

@@ -14,12 +14,17 @@
 //! | energy-based GAN, margin loss, pulling-away term (Zhao et al. 2017) | [`GanLoss::Ebgan`], [`ReconstructionEnergy`], [`pulling_away`] |
 //! | maximum-likelihood game E(G(z)) - H(q_G), entropy by VERA (Grathwohl et al. 2021) | [`GanLoss::Vera`], [`vera_score`] |
 //! | discriminator-driven latent sampling (Che et al. 2020) | [`LatentEnergy`], [`latent_langevin`] |
+//! | adversarial EBM along a short diffusion, DDAEBM (Geng et al. 2024) | [`Ddaebm`], [`fit_ddaebm`] |
 //! | discriminator as an energy over data space | [`Gan::energy`] |
 
+mod ddaebm;
 mod latent;
 mod model;
 mod train;
 
+pub use ddaebm::{
+    Amortised, Ddaebm, DdaebmConfig, DdaebmReport, DdaebmTrainConfig, VpChain, fit_ddaebm,
+};
 pub use latent::{LatentLangevinConfig, LatentLangevinReport, latent_langevin, run_latent_chain};
 pub use model::{
     Discriminator, Gan, GanConfig, GanLoss, Generator, GeneratorTape, LatentEnergy, Output,

@@ -176,8 +176,8 @@ pub enum Method {
     Flow(FlowMethod),
     /// An SDE with a network parameterisation.
     Diffusion(DiffusionMethod),
-    /// A GAN game.
-    Gan(zoo_gan::GanLoss),
+    /// A GAN game or DDAEBM.
+    Gan(crate::methods::GanMethod),
     /// A VAE prior.
     Vae(VaeMethod),
 }
@@ -494,9 +494,14 @@ fn check_eval(file: &Path, eval: &EvalConfig, data: DataSet) -> Result<(), Confi
         .map_err(|e| ConfigError::new(file, "eval", e.to_string()))
 }
 
-/// Why a diffusion sampler does not fit the method, if it does not.
-fn diffusion_mismatch(method: Method, kind: SamplerKind) -> Option<&'static str> {
-    use crate::methods::DiffusionSampler as S;
+/// Why a sampler does not fit the method, if it does not.
+fn sampler_mismatch(method: Method, kind: SamplerKind) -> Option<&'static str> {
+    use crate::methods::{DiffusionSampler as S, GanMethod, GanSampler};
+    if let (Method::Gan(GanMethod::Ddaebm), SamplerKind::Gan(g)) = (method, kind) {
+        return (g != GanSampler::Generator).then_some(
+            "DDAEBM samples by its generators down the diffusion: kind = \"generator\"",
+        );
+    }
     let (Method::Diffusion(m), SamplerKind::Diffusion(k)) = (method, kind) else {
         return None;
     };
@@ -557,7 +562,7 @@ fn samplers(
         let key = |field: &str| format!("sampler[{i}].{field}");
         let kind = SamplerKind::parse(family, &s.kind)
             .map_err(|m| ConfigError::new(file, &key("kind"), m))?;
-        if let Some(why) = diffusion_mismatch(method, kind) {
+        if let Some(why) = sampler_mismatch(method, kind) {
             return Err(ConfigError::new(file, &key("kind"), why.into()));
         }
         if s.steps == Some(0) {

@@ -1,6 +1,6 @@
 //! The typed choices of a run config: each family's methods (`method = ...`) and samplers
 //! (`[[sampler]] kind = ...`). Methods are the family crates' own enums where the name in the
-//! config is theirs (`zoo_ebm::objective::ObjectiveKind`, `zoo_gan::GanLoss`); a runner enum maps
+//! config is theirs (`zoo_ebm::objective::ObjectiveKind`); a runner enum maps
 //! onto the family crate's enum where the table's name differs (`realnvp` is
 //! `zoo_flow::FlowKind::RealNvp`, `ebm_prior` is `zoo_vae::PriorKind::Ebm`). The runner matches on
 //! these enums exhaustively, so a new method or sampler that is not handled does not compile.
@@ -66,13 +66,34 @@ impl Choice for zoo_ebm::objective::ObjectiveKind {
     }
 }
 
-impl Choice for zoo_gan::GanLoss {
+/// The methods of the `gan` family: the games of `zoo_gan::GanLoss`, and DDAEBM (an adversarial
+/// EBM along a short diffusion, `zoo_gan::Ddaebm`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GanMethod {
+    /// A two-player game.
+    Game(zoo_gan::GanLoss),
+    /// DDAEBM (Geng et al. 2024).
+    Ddaebm,
+}
+
+impl Choice for GanMethod {
     const WHAT: &'static str = "method";
     fn all() -> &'static [Self] {
-        &Self::ALL
+        use zoo_gan::GanLoss as L;
+        &[
+            GanMethod::Game(L::NonSaturating),
+            GanMethod::Game(L::Hinge),
+            GanMethod::Game(L::WganGp),
+            GanMethod::Game(L::Ebgan),
+            GanMethod::Game(L::Vera),
+            GanMethod::Ddaebm,
+        ]
     }
     fn name(self) -> &'static str {
-        zoo_gan::GanLoss::name(self)
+        match self {
+            GanMethod::Game(l) => l.name(),
+            GanMethod::Ddaebm => "ddaebm",
+        }
     }
 }
 
@@ -278,7 +299,7 @@ mod tests {
         round_trip::<zoo_ebm::objective::ObjectiveKind>(Family::Ebm);
         round_trip::<FlowMethod>(Family::Flow);
         round_trip::<DiffusionMethod>(Family::Diffusion);
-        round_trip::<zoo_gan::GanLoss>(Family::Gan);
+        round_trip::<GanMethod>(Family::Gan);
         round_trip::<VaeMethod>(Family::Vae);
         round_trip::<EbmSampler>(Family::Ebm);
         round_trip::<DiffusionSampler>(Family::Diffusion);

@@ -1,5 +1,7 @@
 //! The `gan` family: a GAN whose discriminator is an energy (`zoo-gan`), scored by quadrature of
-//! that energy (2-D), sampled by the generator or by Langevin in its latent space.
+//! that energy (2-D), sampled by the generator or by Langevin in its latent space; and DDAEBM,
+//! whose conditional energies have no tractable marginal density (no NLL), sampled by its
+//! generators down the diffusion.
 
 use super::{Ctx, EvalCtx, FamilyRun, Scored, Sections, Trained};
 use crate::config::ConfigError;
@@ -7,39 +9,106 @@ use crate::config::checked;
 use crate::error::Result;
 use crate::evaluate::{Nll, not_for};
 use crate::family::{Curve, load_module, module_bytes};
-use crate::methods::{GanSampler, SamplerKind};
+use crate::methods::{GanMethod, GanSampler, SamplerKind};
 use crate::metrics::estimator;
 use zoo_energy::rng::seeded;
 
 /// The plan of a `gan` run.
 #[derive(Debug, Clone)]
-pub struct GanPlan {
-    /// Both players (the game from the method).
-    pub model: zoo_gan::GanConfig,
-    /// The game's training.
-    pub train: zoo_gan::GanTrainConfig,
+pub enum GanPlan {
+    /// A two-player game.
+    Game {
+        /// Both players (the game from the method).
+        model: zoo_gan::GanConfig,
+        /// The game's training.
+        train: zoo_gan::GanTrainConfig,
+    },
+    /// DDAEBM.
+    Ddaebm {
+        /// The diffusion and the three networks.
+        model: zoo_gan::DdaebmConfig,
+        /// Its training.
+        train: zoo_gan::DdaebmTrainConfig,
+    },
 }
 
 impl FamilyRun for GanPlan {
-    type Method = zoo_gan::GanLoss;
-    fn plan(loss: zoo_gan::GanLoss, mut s: Sections) -> std::result::Result<Self, ConfigError> {
+    type Method = GanMethod;
+    fn plan(method: GanMethod, mut s: Sections) -> std::result::Result<Self, ConfigError> {
         let file = s.file;
         s.fill("data_dim", s.dim_value(), "the data")?;
+        let GanMethod::Game(loss) = method else {
+            let model = checked(file, "model", s.model, zoo_gan::DdaebmConfig::check)?;
+            let train = checked(file, "train", s.train, zoo_gan::DdaebmTrainConfig::check)?;
+            return Ok(GanPlan::Ddaebm { model, train });
+        };
         s.fill("loss", loss.name().into(), "`method`")?;
         let model = checked(file, "model", s.model, zoo_gan::GanConfig::check)?;
         let train = checked(file, "train", s.train, zoo_gan::GanTrainConfig::check)?;
-        Ok(GanPlan { model, train })
+        Ok(GanPlan::Game { model, train })
     }
     fn train(&self, ctx: &mut Ctx) -> Result<Trained> {
-        train(self, ctx)
+        match self {
+            GanPlan::Game { model, train: t } => train(model, t, ctx),
+            GanPlan::Ddaebm { model, train } => train_ddaebm(model, train, ctx),
+        }
     }
     fn evaluate(&self, ctx: &EvalCtx) -> Result<Scored> {
-        evaluate(ctx, &self.model)
+        match self {
+            GanPlan::Game { model, .. } => evaluate(ctx, model),
+            GanPlan::Ddaebm { model, .. } => evaluate_ddaebm(ctx, model),
+        }
     }
 }
 
-fn train(p: &GanPlan, ctx: &mut Ctx) -> Result<Trained> {
-    let (model, train) = (&p.model, &p.train);
+fn train_ddaebm(
+    model: &zoo_gan::DdaebmConfig,
+    train: &zoo_gan::DdaebmTrainConfig,
+    ctx: &mut Ctx,
+) -> Result<Trained> {
+    let mut m = model.init(&mut ctx.init_rng, &ctx.ad)?;
+    let train = zoo_gan::DdaebmTrainConfig {
+        resume: ctx.resume.clone(),
+        ..train.clone()
+    };
+    let x = ctx.train_tensor();
+    let report = zoo_gan::fit_ddaebm(&mut ctx.rng, &mut m, &x, &train, ctx.progress)?;
+    Ok(Trained {
+        files: vec![
+            ("energy.bpk".into(), module_bytes(&m.energy)?),
+            ("sampler.bpk".into(), module_bytes(&m.sampler)?),
+        ],
+        curve: Curve::from_series(&[
+            ("energy_loss", &report.energy_losses),
+            ("generator_loss", &report.generator_losses),
+        ]),
+        seconds: report.seconds,
+        resumed_from: report.resumed_from,
+    })
+}
+
+/// DDAEBM: no NLL (its energies are conditionals); samples from the generators down the chain,
+/// T generator passes each.
+fn evaluate_ddaebm(ctx: &EvalCtx, model: &zoo_gan::DdaebmConfig) -> Result<Scored> {
+    let mut m = model.init(&mut seeded(ctx.seed), ctx.device)?;
+    m.energy = load_module(m.energy, ctx.files, "energy.bpk")?;
+    m.sampler = load_module(m.sampler, ctx.files, "sampler.bpk")?;
+    let (n, device) = (ctx.n(), ctx.device);
+    let drawn = ctx.draw_each(|s, rng| match s.kind {
+        SamplerKind::Gan(GanSampler::Generator) => {
+            Ok((m.sample(rng, n, device), model.steps as f64, None))
+        }
+        _ => Err(not_for(s, "DDAEBM")),
+    })?;
+    let (e, g, r) = m.parameter_count();
+    Ok((e + g + r, Nll::none(), drawn))
+}
+
+fn train(
+    model: &zoo_gan::GanConfig,
+    train: &zoo_gan::GanTrainConfig,
+    ctx: &mut Ctx,
+) -> Result<Trained> {
     let mut gan = model.init(&mut ctx.init_rng, &ctx.ad)?;
     let train = zoo_gan::GanTrainConfig {
         resume: ctx.resume.clone(),
