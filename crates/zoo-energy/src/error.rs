@@ -151,6 +151,28 @@ pub fn check_positive(name: &str, value: f64) -> Result<f64> {
     }
 }
 
+/// Checks that `value` is finite and >= 0 (a penalty weight, a noise level).
+pub fn check_non_negative(name: &str, value: f64) -> Result<f64> {
+    if value.is_finite() && value >= 0.0 {
+        Ok(value)
+    } else {
+        Err(Error::invalid(
+            name,
+            format!("must be finite and >= 0, got {value}"),
+        ))
+    }
+}
+
+/// Checks Adam's `beta_1` and `beta_2`: each in [0, 1).
+pub fn check_adam_betas(beta_1: f64, beta_2: f64) -> Result<()> {
+    for (name, v) in [("beta_1", beta_1), ("beta_2", beta_2)] {
+        if !(0.0..1.0).contains(&v) {
+            return Err(Error::invalid(name, format!("must be in [0, 1), got {v}")));
+        }
+    }
+    Ok(())
+}
+
 /// Checks that a count (iterations, batch size, ...) is at least 1.
 pub fn check_count(name: &str, value: usize) -> Result<usize> {
     if value == 0 {

@@ -22,7 +22,10 @@ pub mod tensor;
 
 pub use backend::BackendKind;
 pub use energy::Energy;
-pub use error::{Error, Result, check_count, check_positive, check_unit_open};
+pub use error::{
+    Error, Result, check_adam_betas, check_count, check_non_negative, check_positive,
+    check_unit_open,
+};
 pub use rng::{ZooRng, seeded};
 
 /// burn, re-exported so that users and the family crates use the same version.

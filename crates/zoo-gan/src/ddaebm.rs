@@ -29,7 +29,9 @@ use rand::RngExt;
 use serde::{Deserialize, Serialize};
 use zoo_energy::rng::normal;
 use zoo_energy::tensor::{check_finite, row_sq_norm};
-use zoo_energy::{Error, Result, ZooRng, check_count, check_positive};
+use zoo_energy::{
+    Error, Result, ZooRng, check_adam_betas, check_count, check_non_negative, check_positive,
+};
 use zoo_neural::Activation;
 use zoo_neural::nn::{Mlp, check_hidden, layer_widths};
 use zoo_train::{
@@ -104,12 +106,7 @@ fn check_steps(steps: usize) -> Result<()> {
 }
 
 fn check_betas(beta_min: f64, beta_max: f64) -> Result<()> {
-    if !(beta_min.is_finite() && beta_min >= 0.0) {
-        return Err(Error::invalid(
-            "beta_min",
-            format!("must be finite and >= 0, got {beta_min}"),
-        ));
-    }
+    check_non_negative("beta_min", beta_min)?;
     if !(beta_max.is_finite() && beta_max > beta_min) {
         return Err(Error::invalid(
             "beta_max",
@@ -421,23 +418,10 @@ impl DdaebmTrainConfig {
         check_positive("energy_learning_rate", self.energy_learning_rate)?;
         check_positive("generator_learning_rate", self.generator_learning_rate)?;
         check_positive("posterior_variance_floor", self.posterior_variance_floor)?;
-        for (name, v) in [("beta_1", self.beta_1), ("beta_2", self.beta_2)] {
-            if !(0.0..1.0).contains(&v) {
-                return Err(Error::invalid(name, format!("must be in [0, 1), got {v}")));
-            }
-        }
-        for (name, v) in [
-            ("r1_gamma", self.r1_gamma),
-            ("energy_penalty", self.energy_penalty),
-            ("entropy_weight", self.entropy_weight),
-        ] {
-            if !(v.is_finite() && v >= 0.0) {
-                return Err(Error::invalid(
-                    name,
-                    format!("must be finite and >= 0, got {v}"),
-                ));
-            }
-        }
+        check_adam_betas(self.beta_1, self.beta_2)?;
+        check_non_negative("r1_gamma", self.r1_gamma)?;
+        check_non_negative("energy_penalty", self.energy_penalty)?;
+        check_non_negative("entropy_weight", self.entropy_weight)?;
         Ok(())
     }
 }

@@ -23,7 +23,9 @@ use serde::{Deserialize, Serialize};
 use zoo_energy::Energy;
 use zoo_energy::rng::{normal, uniform};
 use zoo_energy::tensor::{check_finite, row_sq_norm};
-use zoo_energy::{Error, Result, ZooRng, check_count, check_positive};
+use zoo_energy::{
+    Error, Result, ZooRng, check_adam_betas, check_count, check_non_negative, check_positive,
+};
 use zoo_train::{
     Checkpoint, LoopConfig, OptimizerConfig, OptimizerKind, Resume, Trainable, check_value,
 };
@@ -109,24 +111,11 @@ impl GanTrainConfig {
             self.discriminator_learning_rate,
         )?;
         check_positive("margin", self.margin)?;
-        for (name, v) in [("beta_1", self.beta_1), ("beta_2", self.beta_2)] {
-            if !(0.0..1.0).contains(&v) {
-                return Err(Error::invalid(name, format!("must be in [0, 1), got {v}")));
-            }
-        }
-        for (name, v) in [
-            ("gradient_penalty", self.gradient_penalty),
-            ("pull_away", self.pull_away),
-            ("entropy_weight", self.entropy_weight),
-            ("energy_gradient_penalty", self.energy_gradient_penalty),
-        ] {
-            if !(v.is_finite() && v >= 0.0) {
-                return Err(Error::invalid(
-                    name,
-                    format!("must be finite and >= 0, got {v}"),
-                ));
-            }
-        }
+        check_adam_betas(self.beta_1, self.beta_2)?;
+        check_non_negative("gradient_penalty", self.gradient_penalty)?;
+        check_non_negative("pull_away", self.pull_away)?;
+        check_non_negative("entropy_weight", self.entropy_weight)?;
+        check_non_negative("energy_gradient_penalty", self.energy_gradient_penalty)?;
         if let Some(c) = self.grad_clip {
             check_positive("grad_clip", c)?;
         }
