@@ -250,27 +250,24 @@ impl Times {
         Tensor::from_data(TensorData::new(v, [self.ks.len(), 1]), device)
     }
 
-    fn on(&self, device: &Device) -> Tensor<2> {
-        self.onehot.clone().to_device(device)
+    /// The network input `[parts..., onehot(k)]` (the parts on the device the times were built on).
+    fn input(&self, mut parts: Vec<Tensor<2>>) -> Tensor<2> {
+        parts.push(self.onehot.clone());
+        Tensor::cat(parts, 1)
     }
 }
 
 impl Ddaebm {
     /// f(x, k) `[n]`.
     fn f(&self, energy: &Mlp, x: Tensor<2>, t: &Times) -> Tensor<1> {
-        let dev = x.device();
-        energy
-            .forward(Tensor::cat(vec![x, t.on(&dev)], 1))
-            .squeeze_dim(1)
+        energy.forward(t.input(vec![x])).squeeze_dim(1)
     }
 
     /// f(x, k) `[n]` and its input gradient grad_x f `[n, d]` as differentiable tensor operations.
     fn f_and_grad(&self, x: Tensor<2>, t: &Times) -> (Tensor<1>, Tensor<2>) {
         let (n, d) = (x.dims()[0], x.dims()[1]);
         let dev = x.device();
-        let (out, tape) = self
-            .energy
-            .forward_tape(Tensor::cat(vec![x, t.on(&dev)], 1));
+        let (out, tape) = self.energy.forward_tape(t.input(vec![x]));
         let g = self
             .energy
             .vjp(tape, Tensor::ones([n, 1], &dev))
@@ -280,18 +277,13 @@ impl Ddaebm {
 
     /// G(x_{k+1}, z, k) `[n, d]`.
     fn generate(&self, s: &Amortised, x_next: Tensor<2>, z: Tensor<2>, t: &Times) -> Tensor<2> {
-        let dev = x_next.device();
-        s.generator
-            .forward(Tensor::cat(vec![x_next, z, t.on(&dev)], 1))
+        s.generator.forward(t.input(vec![x_next, z]))
     }
 
     /// r(z | x_k, x_{k+1}, k): `(mean, log variance)`, each `[n, l]`.
     fn encode(&self, x: Tensor<2>, x_next: Tensor<2>, t: &Times) -> (Tensor<2>, Tensor<2>) {
-        let (dev, l) = (x.device(), self.config.latent_dim);
-        let out = self
-            .sampler
-            .encoder
-            .forward(Tensor::cat(vec![x, x_next, t.on(&dev)], 1));
+        let l = self.config.latent_dim;
+        let out = self.sampler.encoder.forward(t.input(vec![x, x_next]));
         (
             out.clone().narrow(1, 0, l),
             out.narrow(1, l, l).clamp(-10.0, 10.0),
