@@ -793,7 +793,8 @@ fn flow_mcmc_leaves_the_target_invariant() {
 }
 
 /// The fused CPU trainer and burn's autodiff path train the same flow to the same numbers: same
-/// minibatches, same loss, same Adam.
+/// minibatches, same loss, same Adam; for RealNVP, RealNVP with actnorm and MAF with actnorm
+/// (MADE masks, permutations).
 #[test]
 fn fused_and_autodiff_training_agree() {
     let device = cpu_device();
@@ -801,45 +802,65 @@ fn fused_and_autodiff_training_agree() {
     let data = normal(&mut seeded(71), [4096, 2], &device)
         .mul_scalar(0.7)
         .add_scalar(0.3);
-    let cfg = FlowConfig {
-        layers: 4,
-        hidden: vec![32, 32],
-        zero_init: false,
-        max_log_scale: 1.0,
-        ..FlowConfig::new(FlowKind::RealNvp, 2)
-    };
-    let mut losses = Vec::new();
-    for fused in [true, false] {
-        let mut flow = cfg.init(&mut seeded(72), &ad).unwrap();
-        let fit = FlowTrainConfig {
-            iterations: 40,
-            batch_size: 512,
-            learning_rate: 1e-3,
-            grad_clip: Some(5.0),
-            fused,
-            ..FlowTrainConfig::default()
+    for (kind, actnorm) in [
+        (FlowKind::RealNvp, false),
+        (FlowKind::RealNvp, true),
+        (FlowKind::Maf, true),
+    ] {
+        let cfg = FlowConfig {
+            layers: 4,
+            hidden: vec![32, 32],
+            zero_init: false,
+            max_log_scale: 1.0,
+            actnorm,
+            ..FlowConfig::new(kind, 2)
         };
-        let report = fit_max_likelihood(&mut seeded(73), &mut flow, &data, None, &fit).unwrap();
-        let test = normal(&mut seeded(74), [256, 2], &device);
-        let lp = to_host1(&flow.valid().log_prob(test, None).unwrap());
-        losses.push((report.losses, lp));
-    }
-    let ((fl, flp), (bl, blp)) = (&losses[0], &losses[1]);
-    assert!(
-        (fl[0] - bl[0]).abs() < 1e-5,
-        "first loss {} vs {}",
-        fl[0],
-        bl[0]
-    );
-    for (i, (a, b)) in fl.iter().zip(bl).enumerate() {
-        assert!((a - b).abs() < 1e-3, "step {i}: fused {a} vs autodiff {b}");
-    }
-    assert!(fl[39] < fl[0] - 0.05, "it trained: {} -> {}", fl[0], fl[39]);
-    for (a, b) in flp.iter().zip(blp) {
+        let mut losses = Vec::new();
+        for fused in [true, false] {
+            let mut flow = cfg.init(&mut seeded(72), &ad).unwrap();
+            let fit = FlowTrainConfig {
+                iterations: 40,
+                batch_size: 512,
+                learning_rate: 1e-3,
+                grad_clip: Some(5.0),
+                fused,
+                ..FlowTrainConfig::default()
+            };
+            let report = fit_max_likelihood(&mut seeded(73), &mut flow, &data, None, &fit).unwrap();
+            let test = normal(&mut seeded(74), [256, 2], &device);
+            let lp = to_host1(&flow.valid().log_prob(test, None).unwrap());
+            losses.push((report.losses, lp));
+        }
+        let what = format!("{kind:?}, actnorm {actnorm}");
+        let ((fl, flp), (bl, blp)) = (&losses[0], &losses[1]);
         assert!(
-            (a - b).abs() < 1e-3,
-            "log q after training: fused {a} vs autodiff {b}"
+            (fl[0] - bl[0]).abs() < 1e-5,
+            "{what}: first loss {} vs {}",
+            fl[0],
+            bl[0]
         );
+        for (i, (a, b)) in fl.iter().zip(bl).enumerate() {
+            assert!(
+                (a - b).abs() < 1e-3,
+                "{what}: step {i}: fused {a} vs autodiff {b}"
+            );
+        }
+        // It trained (without actnorm: with it the data-dependent start on these Gaussian data
+        // is already within the minibatch noise of the entropy, 2.1245).
+        if !actnorm {
+            assert!(
+                fl[39] < fl[0] - 0.05,
+                "{what}: it trained: {} -> {}",
+                fl[0],
+                fl[39]
+            );
+        }
+        for (a, b) in flp.iter().zip(blp) {
+            assert!(
+                (a - b).abs() < 1e-3,
+                "{what}: log q after training: fused {a} vs autodiff {b}"
+            );
+        }
     }
 }
 

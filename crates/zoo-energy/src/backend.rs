@@ -1,7 +1,8 @@
 //! Run-time choice of burn backend: `flex` (pure-Rust CPU, the default), `ndarray` (CPU,
 //! deprecated upstream, kept for users who ask for it) and `wgpu` (GPU; on a machine without one,
 //! Mesa's software Vulkan). Each is a cargo feature; asking for one that was not compiled in is an
-//! error that names the ones that were.
+//! error that names the ones that were. The `fusion` feature adds burn's kernel fusion and
+//! autotuning to `wgpu` (what a real GPU run wants; the test build leaves it out).
 
 use crate::error::{Error, Result};
 use burn::prelude::*;
