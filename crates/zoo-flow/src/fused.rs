@@ -545,35 +545,7 @@ mod tests {
                 (loss - reference).abs() < 1e-5 * reference.abs().max(1.0),
                 "{kind:?}: loss {loss} vs {reference}"
             );
-            let tape = burn_loss.backward();
-            let grad1 = |p: &burn::module::Param<burn::prelude::Tensor<1>>| {
-                to_host1(&p.grad(&tape).unwrap().without_autodiff())
-            };
-            let mut autodiff = Vec::new();
-            for layer in &flow.layers {
-                match layer {
-                    Layer::Coupling(Coupling {
-                        net: Mlp { layers, .. },
-                        ..
-                    })
-                    | Layer::Autoregressive(Autoregressive {
-                        net: MaskedMlp { layers, .. },
-                        ..
-                    }) => {
-                        for lin in layers {
-                            let gw = lin.weight.grad(&tape).unwrap().without_autodiff();
-                            autodiff.push(("weight", to_host2(&gw)));
-                            autodiff.push(("bias", grad1(lin.bias.as_ref().unwrap())));
-                        }
-                    }
-                    Layer::Permutation(_) => {}
-                    Layer::ActNorm(a) => {
-                        autodiff.push(("actnorm loc", grad1(&a.loc)));
-                        autodiff.push(("actnorm log-scale", grad1(&a.log_scale)));
-                    }
-                    _ => unreachable!(),
-                }
-            }
+            let autodiff = autodiff_gradients(&flow, &burn_loss.backward());
             assert_eq!(autodiff.len(), grads.len());
             for ((name, auto), fused) in autodiff.iter().zip(&grads) {
                 let scale = auto.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-3);
@@ -586,28 +558,73 @@ mod tests {
                     "{kind:?}: {name} gradient off by {err} (scale {scale})"
                 );
             }
-            // Central differences of the fused loss for the largest-gradient entry of each tensor.
-            let xs = to_host2(&x);
-            // With actnorms the first two tensors are the first actnorm's.
-            for p in [0, 1, 2, 3, grads.len() - 2, grads.len() - 1] {
-                let i = (0..grads[p].len())
-                    .max_by(|&a, &b| grads[p][a].abs().total_cmp(&grads[p][b].abs()))
-                    .unwrap();
-                let h = 1e-2f32;
-                let shifted = |delta: f32| {
-                    let mut h2 = host.clone();
-                    let mut params: Vec<&mut Vec<f32>> =
-                        h2.layers.iter_mut().flat_map(|l| l.params_mut()).collect();
-                    params[p][i] += delta;
-                    h2.loss_and_grad(&xs).0
-                };
-                let fd = (shifted(h) - shifted(-h)) / (2.0 * f64::from(h));
-                let g = f64::from(grads[p][i]);
-                assert!(
-                    (fd - g).abs() <= 2e-2 * g.abs().max(1e-2),
-                    "{kind:?}: parameter {p}[{i}]: fd {fd} vs {g}"
-                );
+            check_finite_differences(&host, &to_host2(&x), &grads, &format!("{kind:?}"));
+        }
+    }
+
+    /// burn's parameter gradients of `flow`, in the fused flow's order (layer by layer; weight and
+    /// bias of every conditioner layer, actnorm location and log-scale).
+    fn autodiff_gradients(
+        flow: &crate::flow::Flow,
+        tape: &burn::tensor::Gradients,
+    ) -> Vec<(&'static str, Vec<f32>)> {
+        let grad1 = |p: &burn::module::Param<burn::prelude::Tensor<1>>| {
+            to_host1(&p.grad(tape).unwrap().without_autodiff())
+        };
+        let mut out = Vec::new();
+        for layer in &flow.layers {
+            match layer {
+                Layer::Coupling(Coupling {
+                    net: Mlp { layers, .. },
+                    ..
+                })
+                | Layer::Autoregressive(Autoregressive {
+                    net: MaskedMlp { layers, .. },
+                    ..
+                }) => {
+                    for lin in layers {
+                        let gw = lin.weight.grad(tape).unwrap().without_autodiff();
+                        out.push(("weight", to_host2(&gw)));
+                        out.push(("bias", grad1(lin.bias.as_ref().unwrap())));
+                    }
+                }
+                Layer::Permutation(_) => {}
+                Layer::ActNorm(a) => {
+                    out.push(("actnorm loc", grad1(&a.loc)));
+                    out.push(("actnorm log-scale", grad1(&a.log_scale)));
+                }
+                _ => unreachable!("the fused flow has no other layers"),
             }
+        }
+        out
+    }
+
+    /// Central differences of the fused loss for the largest-gradient entry of the first four and
+    /// the last two parameter tensors (with actnorms the first two are the first actnorm's).
+    fn check_finite_differences(
+        host: &FusedCouplingFlow,
+        xs: &[f32],
+        grads: &[Vec<f32>],
+        what: &str,
+    ) {
+        for p in [0, 1, 2, 3, grads.len() - 2, grads.len() - 1] {
+            let i = (0..grads[p].len())
+                .max_by(|&a, &b| grads[p][a].abs().total_cmp(&grads[p][b].abs()))
+                .unwrap();
+            let h = 1e-2f32;
+            let shifted = |delta: f32| {
+                let mut h2 = host.clone();
+                let mut params: Vec<&mut Vec<f32>> =
+                    h2.layers.iter_mut().flat_map(|l| l.params_mut()).collect();
+                params[p][i] += delta;
+                h2.loss_and_grad(xs).0
+            };
+            let fd = (shifted(h) - shifted(-h)) / (2.0 * f64::from(h));
+            let g = f64::from(grads[p][i]);
+            assert!(
+                (fd - g).abs() <= 2e-2 * g.abs().max(1e-2),
+                "{what}: parameter {p}[{i}]: fd {fd} vs {g}"
+            );
         }
     }
 }
