@@ -121,26 +121,71 @@ pub fn pcd_gradients(
     d: usize,
     alpha: f64,
 ) -> (f64, f64, Vec<Vec<f32>>) {
-    // The data side and the chain side on two threads, each into its own gradient buffers.
+    let c = contrast_gradients(mlp, data, chains, None, d, alpha);
+    (c.loss, c.energy_data - c.energy_negative, c.grads)
+}
+
+/// A [`crate::objective::Contrast`] differentiated on the host.
+#[derive(Debug, Clone)]
+pub struct HostContrast {
+    /// L = mean E(data) - sum_i w_i E(neg_i) + alpha (mean E(data)^2 + mean E(neg)^2).
+    pub loss: f64,
+    /// mean E(data).
+    pub energy_data: f64,
+    /// sum_i w_i E(neg_i).
+    pub energy_negative: f64,
+    /// dL/dθ, weight then bias of every layer ([`HostMlp::parameter_sizes`] order).
+    pub grads: Vec<Vec<f32>>,
+}
+
+/// The contrastive loss of [`crate::objective::Contrast`] and its θ-gradient written out:
+/// dL/dE = (1 + 2 alpha E) / n at the data and -w_i + 2 alpha E_i / m at the negatives (w_i = 1/m
+/// without weights), back-propagated through the host MLP; the two sides run on two threads.
+pub fn contrast_gradients(
+    mlp: &HostMlp,
+    data: &[f32],
+    negatives: &[f32],
+    weights: Option<&[f32]>,
+    d: usize,
+    alpha: f64,
+) -> HostContrast {
     let ((ed, sd, mut grads), (en, sn, other)) = rayon::join(
-        || side(mlp, data, d, 1.0, alpha),
-        || side(mlp, chains, d, -1.0, alpha),
+        || side(mlp, data, d, (1.0, None), alpha),
+        || side(mlp, negatives, d, (-1.0, weights), alpha),
     );
     for (g, o) in grads.iter_mut().zip(other) {
         g.iter_mut().zip(o).for_each(|(a, b)| *a += b);
     }
-    (ed - en + alpha * (sd + sn), ed - en, grads)
+    HostContrast {
+        loss: ed - en + alpha * (sd + sn),
+        energy_data: ed,
+        energy_negative: en,
+        grads,
+    }
 }
 
-/// mean E, mean E^2 over the rows of `x`, and the gradient of sum_rows (sign + alpha E) E / m.
-fn side(mlp: &HostMlp, x: &[f32], d: usize, sign: f64, alpha: f64) -> (f64, f64, Vec<Vec<f32>>) {
+/// One side of the contrast over the rows of `x` (weights w_i, or 1/m each): sum_i w_i E_i, mean
+/// E^2 and the gradient of sum_i (sign w_i + alpha E_i / m) E_i.
+fn side(
+    mlp: &HostMlp,
+    x: &[f32],
+    d: usize,
+    (sign, weights): (f64, Option<&[f32]>),
+    alpha: f64,
+) -> (f64, f64, Vec<Vec<f32>>) {
     let m = x.len() / d;
     let (e, tape) = mlp.forward(x, m);
-    let mean = e.iter().map(|&v| f64::from(v)).sum::<f64>() / m as f64;
+    let share = |i: usize| weights.map_or(1.0 / m as f64, |w| f64::from(w[i]));
+    let mean = e
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| share(i) * f64::from(v))
+        .sum::<f64>();
     let square = e.iter().map(|&v| f64::from(v).powi(2)).sum::<f64>() / m as f64;
     let delta = e
         .iter()
-        .map(|&v| ((sign + 2.0 * alpha * f64::from(v)) / m as f64) as f32)
+        .enumerate()
+        .map(|(i, &v)| (sign * share(i) + 2.0 * alpha * f64::from(v) / m as f64) as f32)
         .collect();
     let mut grads = mlp.zero_grads();
     mlp.backward(&tape, delta, &mut grads, m);

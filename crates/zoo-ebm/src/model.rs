@@ -4,13 +4,17 @@
 //! one backward pass; the samplers get a snapshot without autodiff ([`EnergyModel::sampling_energy`]),
 //! so no graph is ever built across MCMC steps.
 
+use crate::objective::{Contrast, ContrastStep};
 use burn::module::Param;
+use burn::optim::GradientsParams;
 use burn::prelude::*;
 use burn::tensor::activation::{log_softmax, softmax};
 use rand::RngExt;
 use zoo_energy::backend::BackendKind;
 use zoo_energy::rng::normal_vec;
-use zoo_energy::tensor::{from_host2, logsumexp_rows, matrix, row_sq_norm, to_host1, to_host2};
+use zoo_energy::tensor::{
+    from_host1, from_host2, logsumexp_rows, matrix, row_sq_norm, to_host1, to_host2,
+};
 use zoo_energy::{Energy, Error, Result, ZooRng};
 use zoo_neural::ConvEnergy;
 use zoo_neural::MlpEnergy;
@@ -20,6 +24,13 @@ pub trait EnergyModel: Module + Energy + 'static {
     /// A snapshot of the current parameters without autodiff, for the samplers (the fused CPU
     /// kernel for MLPs on host devices).
     fn sampling_energy(&self) -> Box<dyn Energy>;
+
+    /// The θ-gradient of a contrastive loss written out on host buffers, where the model has such
+    /// a path (an MLP energy on a CPU device: [`crate::fused::contrast_gradients`]); `None` where
+    /// the trainer should use burn's autodiff ([`Contrast::autodiff`]).
+    fn contrast_gradients(&self, _contrast: &Contrast) -> Option<ContrastStep> {
+        None
+    }
 
     /// Projects the weights so that every layer's spectral norm is at most `bound` (applied after
     /// each optimiser step; a clipped form of spectral normalisation, Miyato et al. 2018). Models
@@ -72,6 +83,39 @@ impl EnergyModel for MlpEnergy {
         } else {
             Box::new(plain)
         }
+    }
+
+    fn contrast_gradients(&self, contrast: &Contrast) -> Option<ContrastStep> {
+        let device = self.layers[0].weight.val().device();
+        if !BackendKind::is_host_device(&device) {
+            return None;
+        }
+        let plain = device.without_autodiff();
+        let (data, negatives) = (to_host2(&contrast.data), to_host2(&contrast.negatives));
+        let host = crate::fused::contrast_gradients(
+            &crate::fused::host_mlp(self),
+            &data,
+            &negatives,
+            contrast.weights.as_deref(),
+            self.dim(),
+            contrast.alpha,
+        );
+        let mut gradients = GradientsParams::new();
+        let mut grads = host.grads.into_iter();
+        for layer in &self.layers {
+            let [fan_in, fan_out] = layer.weight.dims();
+            let (w, b) = (grads.next()?, grads.next()?);
+            gradients.register(layer.weight.id, from_host2(w, [fan_in, fan_out], &plain));
+            if let Some(bias) = &layer.bias {
+                gradients.register(bias.id, from_host1(b, &plain));
+            }
+        }
+        Some(ContrastStep {
+            loss: host.loss,
+            energy_data: host.energy_data,
+            energy_negative: host.energy_negative,
+            gradients,
+        })
     }
 
     fn bound_spectral_norm(mut self, bound: f64) -> Self {

@@ -5,7 +5,7 @@
 
 use crate::data::Dataset;
 use crate::model::EnergyModel;
-use crate::objective::{Objective, Report};
+use crate::objective::{Loss, Objective, Report};
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -34,6 +34,10 @@ pub struct EbmTrainConfig {
     pub spectral_bound: Option<f64>,
     /// |mean energy| above this counts as divergence.
     pub energy_limit: f64,
+    /// Differentiate maximum-likelihood losses with the model's written-out host gradient where it
+    /// has one (MLP energies on CPU devices; the same numbers as autodiff to float rounding);
+    /// false: burn's autodiff always.
+    pub host_gradients: bool,
     /// Keep a copy of the model every this many good iterations (the restore point).
     pub snapshot_every: usize,
     /// The resumable checkpoint of the whole training state (set by programs, not by TOML).
@@ -54,6 +58,7 @@ impl Default for EbmTrainConfig {
             grad_clip: None,
             spectral_bound: None,
             energy_limit: 1e4,
+            host_gradients: true,
             snapshot_every: 50,
             resume: Resume::default(),
             progress: false,
@@ -234,6 +239,21 @@ impl<M: EnergyModel> Trainer<M> {
     }
 }
 
+/// The loss and the mean energies against the divergence limit (`|value| <= limit`, finite).
+fn check_values(iteration: usize, loss: f64, report: &Report, limit: f64) -> Result<()> {
+    check_value(iteration, "loss", loss, limit)?;
+    check_value(
+        iteration,
+        "mean energy of the data",
+        report.energy_data,
+        limit,
+    )?;
+    if let Some(e) = report.energy_negative {
+        check_value(iteration, "mean energy of the negatives", e, limit)?;
+    }
+    Ok(())
+}
+
 /// One EBM training run: the trainer's model and optimiser, the objective and the data.
 struct EbmRun<'a, M: EnergyModel, O: Objective<M> + ?Sized> {
     trainer: &'a mut Trainer<M>,
@@ -251,24 +271,30 @@ impl<M: EnergyModel, O: Objective<M> + ?Sized> Trainable for EbmRun<'_, M, O> {
         let config = &t.config;
         let batch = self.data.batch(rng, config.batch_size, self.device);
         let model = t.model.as_ref().expect("present between steps");
-        let (loss, report) = self.objective.loss(rng, model, batch, self.device)?;
-        let value = to_host1(&loss)[0] as f64;
-        let limit = config.energy_limit;
-        check_value(iteration, "loss", value, limit)?;
-        check_value(
-            iteration,
-            "mean energy of the data",
-            report.energy_data,
-            limit,
-        )?;
-        if let Some(e) = report.energy_negative {
-            check_value(iteration, "mean energy of the negatives", e, limit)?;
-        }
-        let gradients = loss.backward();
+        let (loss, mut report) = self.objective.loss(rng, model, batch, self.device)?;
         let lr = config.learning_rate;
-        self.objective.apply_gradients(&gradients, lr);
+        let (value, gradients) = match loss {
+            Loss::Tensor(loss) => {
+                let value = f64::from(to_host1(&loss)[0]);
+                check_values(iteration, value, &report, config.energy_limit)?;
+                let gradients = loss.backward();
+                self.objective.apply_gradients(&gradients, lr);
+                (value, GradientsParams::from_grads(gradients, model))
+            }
+            Loss::Contrast(contrast) => {
+                let fused = config
+                    .host_gradients
+                    .then(|| model.contrast_gradients(&contrast));
+                let step = fused.flatten().unwrap_or_else(|| contrast.autodiff(model));
+                report.energy_data = step.energy_data;
+                report.energy_negative = Some(step.energy_negative);
+                // The cross-entropy estimate mean E(data) + log Z of the objectives that track log Z.
+                report.cross_entropy = report.log_z.map(|z| step.energy_data + z);
+                check_values(iteration, step.loss, &report, config.energy_limit)?;
+                (step.loss, step.gradients)
+            }
+        };
         let model = t.model.take().expect("present between steps");
-        let gradients = GradientsParams::from_grads(gradients, &model);
         let optimizer = t.optimizer.as_mut().expect("present between steps");
         let mut model = optimizer.step(lr, model, gradients);
         if let Some(bound) = config.spectral_bound {

@@ -90,23 +90,51 @@ fn sampler_stream(seed: u64, k: usize) -> ZooRng {
     seeded(seed + 2 + 100 * k as u64)
 }
 
-/// One sampler's output.
+/// What a family's sampler returns: the samples `[n, d]`, network evaluations per sample, and
+/// the chains' mean Metropolis acceptance and neighbour swap rate where it has them.
+pub(crate) struct Draw {
+    pub x: Tensor<2>,
+    pub evals: f64,
+    pub acceptance: Option<f64>,
+    pub swap_rate: Option<f64>,
+}
+
+impl Draw {
+    /// Samples that cost `evals` network evaluations each, without chain rates.
+    pub fn new(x: Tensor<2>, evals: f64) -> Self {
+        Self {
+            x,
+            evals,
+            acceptance: None,
+            swap_rate: None,
+        }
+    }
+
+    /// The same with the chains' acceptance.
+    pub fn accepted(self, acceptance: Option<f64>) -> Self {
+        Self { acceptance, ..self }
+    }
+}
+
+/// One sampler's output on the host, with its wall-clock time.
 pub(crate) struct Drawn {
     samples: Vec<f32>,
     seconds: f64,
     evals: f64,
     acceptance: Option<f64>,
+    swap_rate: Option<f64>,
 }
 
-fn timed(f: impl FnOnce() -> Result<(Tensor<2>, f64, Option<f64>)>) -> Result<Drawn> {
+fn timed(f: impl FnOnce() -> Result<Draw>) -> Result<Drawn> {
     let t = Instant::now();
-    let (x, evals, acceptance) = f()?;
-    let samples = to_host2(&x);
+    let d = f()?;
+    let samples = to_host2(&d.x);
     Ok(Drawn {
         samples,
         seconds: t.elapsed().as_secs_f64(),
-        evals,
-        acceptance,
+        evals: d.evals,
+        acceptance: d.acceptance,
+        swap_rate: d.swap_rate,
     })
 }
 
@@ -133,7 +161,7 @@ impl EvalCtx<'_> {
     /// Runs `draw` for every sampler of the config, each on its own random stream, timed.
     pub fn draw_each(
         &self,
-        mut draw: impl FnMut(&SamplerSpec, &mut ZooRng) -> Result<(Tensor<2>, f64, Option<f64>)>,
+        mut draw: impl FnMut(&SamplerSpec, &mut ZooRng) -> Result<Draw>,
     ) -> Result<Vec<Drawn>> {
         let mut drawn = Vec::new();
         for (k, s) in self.cfg.samplers.iter().enumerate() {
@@ -230,6 +258,7 @@ impl RowCommon<'_> {
             mmd2_floor: scores.mmd2_floor,
             evals_per_sample: dr.evals,
             acceptance: dr.acceptance,
+            swap_rate: dr.swap_rate,
             train_seconds: self.train_seconds,
             ms_per_1000_samples: dr.seconds * 1e6 / cfg.eval.samples as f64,
         })

@@ -64,6 +64,9 @@ pub struct Row {
     pub evals_per_sample: f64,
     /// Metropolis acceptance (MALA samplers).
     pub acceptance: Option<f64>,
+    /// Mean exchange rate of neighbouring replicas (parallel tempering).
+    #[serde(default)]
+    pub swap_rate: Option<f64>,
     /// Wall-clock training seconds.
     pub train_seconds: f64,
     /// Wall-clock milliseconds per 1000 samples.

@@ -343,12 +343,15 @@ fn table_line(rs: &[&Row], sampler: &str, digits: bool) -> String {
     let evals = col(&|r| Some(r.evals_per_sample), 0);
     let train = col(&|r| Some(r.train_seconds), 1);
     let ms = col(&|r| Some(r.ms_per_1000_samples), 1);
-    let acc = col(&|r| r.acceptance, 2);
-    let sampler_cell = if acc == "–" {
-        sampler.to_string()
-    } else {
-        format!("{sampler}, acc. {acc}")
-    };
+    let mut sampler_cell = sampler.to_string();
+    for (name, rate) in [
+        ("acc.", col(&|r| r.acceptance, 2)),
+        ("swap", col(&|r| r.swap_rate, 2)),
+    ] {
+        if rate != "–" {
+            sampler_cell.push_str(&format!(", {name} {rate}"));
+        }
+    }
     let (family, method, params) = (&first.family, &first.method, first.params);
     if digits {
         let mmd = col(&|r| r.mmd2, 4);
@@ -653,6 +656,7 @@ mod tests {
             mmd2_floor: None,
             evals_per_sample: 1.0,
             acceptance: None,
+            swap_rate: None,
             train_seconds: 1.0,
             ms_per_1000_samples: 1.0,
         }

@@ -15,7 +15,7 @@
 //! exact for any initial model, log Z_0 absorbed), or given by the caller as exact samples of the
 //! initial model with A_0 = 0 and its known log Z_0.
 
-use super::{Objective, Report, contrastive_loss, gather_rows};
+use super::{Contrast, Loss, Objective, Report, gather_rows};
 use crate::model::EnergyModel;
 use burn::prelude::*;
 use zoo_energy::rng::normal;
@@ -259,27 +259,28 @@ impl<M: EnergyModel> Objective<M> for JarzynskiPcd {
     fn loss(
         &mut self,
         _rng: &mut ZooRng,
-        model: &M,
+        _model: &M,
         batch: Tensor<2>,
-        device: &Device,
-    ) -> Result<(Tensor<1>, Report)> {
+        _device: &Device,
+    ) -> Result<(Loss, Report)> {
         let state = self
             .state
             .as_ref()
             .ok_or_else(|| Error::Config("Jarzynski objective used before start()".into()))?;
         let weights: Vec<f32> = normalised(&state.log_w).iter().map(|&w| w as f32).collect();
         let ess_fraction = ess(&state.log_w) / self.walkers as f64;
-        let (loss, mut report) = contrastive_loss(
-            model.energy(batch),
-            model.energy(state.chains.position.clone()),
-            Some(from_host1(weights, device)),
-            self.energy_penalty,
-        );
-        let log_z = self.log_z().expect("started");
-        report.weight_ess = Some(ess_fraction);
-        report.log_z = Some(log_z);
-        report.cross_entropy = Some(report.energy_data + log_z);
-        Ok((loss, report))
+        let contrast = Contrast {
+            data: batch,
+            negatives: state.chains.position.clone(),
+            weights: Some(weights),
+            alpha: self.energy_penalty,
+        };
+        let report = Report {
+            weight_ess: Some(ess_fraction),
+            log_z: self.log_z(),
+            ..Report::default()
+        };
+        Ok((Loss::Contrast(contrast), report))
     }
 
     fn after_step(&mut self, rng: &mut ZooRng, model: &M, device: &Device) -> Result<()> {

@@ -6,7 +6,7 @@
 //!   Mordatch 2019);
 //! - from noise every time: short-run MCMC (Nijkamp, Hill, Zhu & Wu 2019).
 
-use super::{Objective, Report, contrastive_loss, run_chains};
+use super::{Contrast, Loss, Objective, Report, run_chains};
 use crate::model::EnergyModel;
 use burn::prelude::*;
 use zoo_energy::tensor::from_host2;
@@ -92,7 +92,7 @@ impl<M: EnergyModel> Objective<M> for MaximumLikelihood {
         model: &M,
         batch: Tensor<2>,
         device: &Device,
-    ) -> Result<(Tensor<1>, Report)> {
+    ) -> Result<(Loss, Report)> {
         let energy = model.sampling_energy();
         let [n, d] = batch.dims();
         let start = match &self.start {
@@ -105,15 +105,18 @@ impl<M: EnergyModel> Objective<M> for MaximumLikelihood {
             buffer.push(&run.position)?;
         }
         self.last = Some(run.position.clone());
-        let (loss, mut report) = contrastive_loss(
-            model.energy(batch),
-            model.energy(run.position),
-            None,
-            self.energy_penalty,
-        );
-        report.acceptance = run.acceptance;
-        report.chain_ess = run.ess;
-        Ok((loss, report))
+        let contrast = Contrast {
+            data: batch,
+            negatives: run.position,
+            weights: None,
+            alpha: self.energy_penalty,
+        };
+        let report = Report {
+            acceptance: run.acceptance,
+            chain_ess: run.ess,
+            ..Report::default()
+        };
+        Ok((Loss::Contrast(contrast), report))
     }
 
     fn negatives(&self) -> Option<(Tensor<2>, Option<Vec<f64>>)> {

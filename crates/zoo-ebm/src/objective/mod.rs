@@ -20,7 +20,7 @@ use crate::model::EnergyModel;
 use burn::prelude::*;
 use burn::tensor::Gradients;
 use serde::{Deserialize, Serialize};
-use zoo_energy::tensor::{to_host1, to_host2};
+use zoo_energy::tensor::{from_host1, to_host1, to_host2};
 use zoo_energy::{Energy, Error, Result, ZooRng};
 use zoo_mcmc::diagnostics::effective_sample_size;
 use zoo_train::Checkpoint;
@@ -107,15 +107,15 @@ pub trait Objective<M: EnergyModel> {
         Ok(())
     }
 
-    /// The loss on a minibatch `[n, d]` (plain device): a `[1]` tensor tracked in the model's
-    /// parameters, and the iteration's diagnostics.
+    /// The loss on a minibatch `[n, d]` (plain device), and the iteration's diagnostics (for a
+    /// [`Loss::Contrast`] the trainer fills in the two mean energies).
     fn loss(
         &mut self,
         rng: &mut ZooRng,
         model: &M,
         batch: Tensor<2>,
         device: &Device,
-    ) -> Result<(Tensor<1>, Report)>;
+    ) -> Result<(Loss, Report)>;
 
     /// Sees the gradients before the optimiser step (for parameters the objective owns itself,
     /// such as NCE's log-normaliser).
@@ -143,39 +143,85 @@ pub trait Objective<M: EnergyModel> {
     }
 }
 
-/// E(data) mean minus the (weighted) mean of E(negatives), plus the energy-magnitude penalty
-/// alpha (mean E(data)^2 + mean E(neg)^2) of Du & Mordatch (2019). The gradient of the first two
-/// terms is the maximum-likelihood gradient E_data[grad E] - E_model[grad E] (review §4).
-pub(crate) fn contrastive_loss(
-    e_data: Tensor<1>,
-    e_neg: Tensor<1>,
-    weights: Option<Tensor<1>>,
-    alpha: f64,
-) -> (Tensor<1>, Report) {
-    let host_data = mean(&to_host1(&e_data));
-    let host_neg = to_host1(&e_neg);
-    let negative = match &weights {
-        Some(w) => to_host1(w)
-            .iter()
-            .zip(&host_neg)
-            .map(|(w, e)| *w as f64 * *e as f64)
-            .sum(),
-        None => mean(&host_neg),
-    };
-    let neg_term = match weights {
-        Some(w) => (e_neg.clone() * w).sum(),
-        None => e_neg.clone().mean(),
-    };
-    let mut loss = e_data.clone().mean() - neg_term;
-    if alpha > 0.0 {
-        loss = loss + (e_data.square().mean() + e_neg.square().mean()).mul_scalar(alpha);
+/// What an objective hands the trainer for one step.
+#[derive(Debug)]
+pub enum Loss {
+    /// A `[1]` loss tensor tracked in the model's parameters: burn's autodiff gives its gradient.
+    Tensor(Tensor<1>),
+    /// The maximum-likelihood estimator with negatives ([`Contrast`]): the trainer differentiates
+    /// it, with the model's written-out host gradient where it has one
+    /// ([`EnergyModel::contrast_gradients`]), by autodiff otherwise.
+    Contrast(Contrast),
+}
+
+/// The contrastive loss of maximum likelihood with negatives (review §4.1)
+///
+/// L = mean_data E - sum_i w_i E(neg_i) + alpha (mean_data E^2 + mean_neg E^2),
+///
+/// w_i = 1/m unless weights are given (Jarzynski's normalised weights). The gradient of the first
+/// two terms is the maximum-likelihood gradient E_data[grad E] - E_model[grad E]; the last is the
+/// energy-magnitude penalty of Du & Mordatch (2019).
+#[derive(Debug, Clone)]
+pub struct Contrast {
+    /// The data minibatch `[n, d]` (plain device).
+    pub data: Tensor<2>,
+    /// The negative samples `[m, d]` (plain device).
+    pub negatives: Tensor<2>,
+    /// Normalised weights of the negatives (sum 1); `None`: the plain mean.
+    pub weights: Option<Vec<f32>>,
+    /// alpha of the energy penalty.
+    pub alpha: f64,
+}
+
+/// A differentiated [`Contrast`]: the loss, mean E(data), the (weighted) mean E(negatives) and the
+/// parameter gradients, ready for the optimiser.
+#[derive(Debug)]
+pub struct ContrastStep {
+    /// The loss L.
+    pub loss: f64,
+    /// mean E(data).
+    pub energy_data: f64,
+    /// sum_i w_i E(neg_i).
+    pub energy_negative: f64,
+    /// dL/dtheta of every parameter of the model.
+    pub gradients: burn::optim::GradientsParams,
+}
+
+impl Contrast {
+    /// The loss as a tensor tracked in `model`'s parameters, with mean E(data) and the (weighted)
+    /// mean E(negatives) on the host.
+    pub fn loss<M: EnergyModel>(&self, model: &M) -> (Tensor<1>, f64, f64) {
+        let e_data = model.energy(self.data.clone());
+        let e_neg = model.energy(self.negatives.clone());
+        let host_data = mean(&to_host1(&e_data));
+        let host_neg = to_host1(&e_neg);
+        let (negative, neg_term) = match &self.weights {
+            Some(w) => {
+                let device = e_neg.device();
+                let sum = w.iter().zip(&host_neg).map(|(w, e)| f64::from(w * e)).sum();
+                (sum, (e_neg.clone() * from_host1(w.clone(), &device)).sum())
+            }
+            None => (mean(&host_neg), e_neg.clone().mean()),
+        };
+        let mut loss = e_data.clone().mean() - neg_term;
+        if self.alpha > 0.0 {
+            loss = loss + (e_data.square().mean() + e_neg.square().mean()).mul_scalar(self.alpha);
+        }
+        (loss, host_data, negative)
     }
-    let report = Report {
-        energy_data: host_data,
-        energy_negative: Some(negative),
-        ..Report::default()
-    };
-    (loss, report)
+
+    /// The θ-gradient by burn's autodiff (the path for every model and device).
+    pub fn autodiff<M: EnergyModel>(&self, model: &M) -> ContrastStep {
+        let (loss, energy_data, energy_negative) = self.loss(model);
+        let value = f64::from(to_host1(&loss)[0]);
+        let gradients = burn::optim::GradientsParams::from_grads(loss.backward(), model);
+        ContrastStep {
+            loss: value,
+            energy_data,
+            energy_negative,
+            gradients,
+        }
+    }
 }
 
 /// Validates an energy-penalty weight alpha >= 0.

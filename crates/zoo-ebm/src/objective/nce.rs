@@ -5,7 +5,7 @@
 //! The noise is any energy with a known log Z that can be sampled exactly (the shared traits): a
 //! Gaussian fitted to the data here; a trained flow can be passed without changes to this code.
 
-use super::{Objective, Report, mean};
+use super::{Loss, Objective, Report, mean};
 use crate::data::Dataset;
 use crate::model::EnergyModel;
 use burn::prelude::*;
@@ -103,7 +103,7 @@ impl<M: EnergyModel> Objective<M> for Nce {
         model: &M,
         batch: Tensor<2>,
         device: &Device,
-    ) -> Result<(Tensor<1>, Report)> {
+    ) -> Result<(Loss, Report)> {
         let [n, _] = batch.dims();
         let noise = self.noise.sample_exact(rng, self.ratio * n, device);
         let log_q = |x: Tensor<2>| self.noise.energy(x).neg().sub_scalar(self.noise_log_z);
@@ -126,7 +126,7 @@ impl<M: EnergyModel> Objective<M> for Nce {
             log_z: Some(self.log_z),
             ..Report::default()
         };
-        Ok((loss, report))
+        Ok((Loss::Tensor(loss), report))
     }
 
     /// Adam on c with the trainer's learning rate (beta = 0.9, 0.999).

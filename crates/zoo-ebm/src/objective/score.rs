@@ -12,7 +12,7 @@
 //!   v^T grad^2 E v ≈ (E(x + eps v) - 2 E(x) + E(x - eps v)) / eps^2,
 //!   so only energies (one batched forward pass over 3n points) and first-order autodiff are used.
 
-use super::{Objective, Report, mean};
+use super::{Loss, Objective, Report, mean};
 use crate::model::EnergyModel;
 use burn::prelude::*;
 use zoo_energy::rng::normal;
@@ -20,12 +20,12 @@ use zoo_energy::tensor::{row_sq_norm, to_host1};
 use zoo_energy::{Result, ZooRng, check_positive};
 
 /// (loss, E) -> (loss, a report with the mean energy).
-fn with_energy_report((loss, energy): (Tensor<1>, Tensor<1>)) -> (Tensor<1>, Report) {
+fn with_energy_report((loss, energy): (Tensor<1>, Tensor<1>)) -> (Loss, Report) {
     let report = Report {
         energy_data: mean(&to_host1(&energy)),
         ..Report::default()
     };
-    (loss, report)
+    (Loss::Tensor(loss), report)
 }
 
 /// Denoising score matching at one noise level.
@@ -66,7 +66,7 @@ impl<M: EnergyModel> Objective<M> for DenoisingScoreMatching {
         model: &M,
         batch: Tensor<2>,
         device: &Device,
-    ) -> Result<(Tensor<1>, Report)> {
+    ) -> Result<(Loss, Report)> {
         let eps = normal(rng, batch.dims(), device);
         Ok(with_energy_report(dsm_loss(model, batch, eps, self.sigma)))
     }
@@ -119,7 +119,7 @@ impl<M: EnergyModel> Objective<M> for SlicedScoreMatching {
         model: &M,
         batch: Tensor<2>,
         device: &Device,
-    ) -> Result<(Tensor<1>, Report)> {
+    ) -> Result<(Loss, Report)> {
         let v = normal(rng, batch.dims(), device);
         Ok(with_energy_report(fd_ssm_loss(
             model,

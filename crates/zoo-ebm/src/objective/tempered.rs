@@ -7,7 +7,7 @@
 //! so the negatives keep the model's mode weights (PCD's persistent chains stay where they are
 //! while the modes' weights drift, the failure Carbone et al. 2023 show on a two-mode mixture).
 
-use super::{Objective, Report, contrastive_loss};
+use super::{Contrast, Loss, Objective, Report};
 use crate::model::EnergyModel;
 use burn::prelude::*;
 use zoo_energy::tensor::{from_host2, to_host2};
@@ -89,7 +89,7 @@ impl<M: EnergyModel> Objective<M> for TemperedPcd {
         model: &M,
         batch: Tensor<2>,
         device: &Device,
-    ) -> Result<(Tensor<1>, Report)> {
+    ) -> Result<(Loss, Report)> {
         let energy = model.sampling_energy();
         let d = batch.dims()[1];
         check_replicas(self.pt.ladder().len(), self.chains, d)?;
@@ -109,16 +109,18 @@ impl<M: EnergyModel> Objective<M> for TemperedPcd {
                 swaps += 1;
             }
         }
-        let negatives = self.finish(state)?;
-        let (loss, mut report) = contrastive_loss(
-            model.energy(batch),
-            model.energy(negatives),
-            None,
-            self.energy_penalty,
-        );
-        report.acceptance = Some(accept / self.sweeps as f64);
-        report.swap_rate = (swaps > 0).then(|| swap / swaps as f64);
-        Ok((loss, report))
+        let contrast = Contrast {
+            data: batch,
+            negatives: self.finish(state)?,
+            weights: None,
+            alpha: self.energy_penalty,
+        };
+        let report = Report {
+            acceptance: Some(accept / self.sweeps as f64),
+            swap_rate: (swaps > 0).then(|| swap / swaps as f64),
+            ..Report::default()
+        };
+        Ok((Loss::Contrast(contrast), report))
     }
 
     fn save(&self, checkpoint: &mut Checkpoint) -> Result<()> {

@@ -6,7 +6,7 @@ use super::{Ctx, EvalCtx, FamilyRun, Scored, Sections, Trained};
 use crate::config::ConfigError;
 use crate::config::{SamplerSpec, checked};
 use crate::error::Result;
-use crate::evaluate::{Drawn, Nll, not_for};
+use crate::evaluate::{Draw, Drawn, Nll, not_for};
 use crate::family::{Curve, load_module, module_bytes};
 use crate::methods::{DiffusionMethod, DiffusionSampler, SamplerKind};
 use crate::metrics::estimator;
@@ -173,7 +173,7 @@ fn diffusion_eval(
                     smc.steps, r.distinct
                 );
             }
-            return Ok((x, r.nfe as f64, None));
+            return Ok(Draw::new(x, r.nfe as f64));
         }
         let Some((solver, default_steps)) = solver(kind, s) else {
             let config = zoo_diffusion::AnnealedLangevinConfig {
@@ -182,7 +182,7 @@ fn diffusion_eval(
                 epsilon: s.step_size.unwrap_or(2e-5),
             };
             let (x, r) = zoo_diffusion::annealed_langevin(rng, score, sde, &config, n, device)?;
-            return Ok((x, r.nfe as f64, None));
+            return Ok(Draw::new(x, r.nfe as f64));
         };
         let config = zoo_diffusion::SampleConfig {
             solver,
@@ -190,7 +190,7 @@ fn diffusion_eval(
             t_min: sde.t_min(),
         };
         let (x, r) = zoo_diffusion::sample(rng, score, sde, &config, n, device)?;
-        Ok((x, r.nfe as f64, None))
+        Ok(Draw::new(x, r.nfe as f64))
     })?;
     Ok((nll, drawn))
 }
@@ -242,7 +242,7 @@ fn flow_eval(ctx: &EvalCtx, field: &zoo_diffusion::FlowMatchingModel) -> Result<
         };
         let steps = s.steps.unwrap_or(default_steps);
         let (x, nfe) = zoo_diffusion::sample_flow(rng, field, solver, steps, n, device)?;
-        Ok((x, nfe as f64, None))
+        Ok(Draw::new(x, nfe as f64))
     })?;
     Ok((nll, drawn))
 }

@@ -7,7 +7,7 @@ use crate::config::{
     EbmObjective, SamplerSpec, check_ebm_train, check_objective, checked, keyed, typed,
 };
 use crate::error::Result;
-use crate::evaluate::{Nll, not_for};
+use crate::evaluate::{Draw, Nll, not_for};
 use crate::family::{Curve, init_box, load_module, module_bytes};
 use crate::methods::{EbmSampler, SamplerKind};
 use crate::metrics::estimator;
@@ -203,7 +203,7 @@ fn mcmc(
     n: usize,
     init: InitDistribution,
     device: &Device,
-) -> Result<(Tensor<2>, f64, Option<f64>)> {
+) -> Result<Draw> {
     let steps = s.steps.unwrap_or(500);
     let mut sampler = AnySampler::new(kind.kind(), s.step_size.unwrap_or(0.002), 1)?;
     let d = energy.dim();
@@ -219,7 +219,7 @@ fn mcmc(
     };
     let out = zoo_mcmc::run::run(rng, &mut sampler, energy, start, &chain, &mut |_| {})?;
     let acceptance = (kind == EbmSampler::Mala).then_some(out.acceptance_rate);
-    Ok((out.state.position, steps as f64, acceptance))
+    Ok(Draw::new(out.state.position, steps as f64).accepted(acceptance))
 }
 
 /// Parallel tempering around MALA: `steps` warm-up sweeps (the step size adapts towards 0.574
@@ -231,7 +231,7 @@ fn tempering(
     s: &SamplerSpec,
     kernel: AnySampler,
     start: Tensor<2>,
-) -> Result<(Tensor<2>, f64, Option<f64>)> {
+) -> Result<Draw> {
     use zoo_mcmc::sampler::{Ladder, ParallelTempering};
     let steps = s.steps.unwrap_or(500);
     let ladder = Ladder::geometric(s.replicas.unwrap_or(8), s.beta_min.unwrap_or(0.05))?;
@@ -248,5 +248,10 @@ fn tempering(
     };
     let out = zoo_mcmc::run::run_tempering(rng, &mut pt, energy, start, &config, &mut |_| {})?;
     let nfe = (2 * steps * replicas) as f64;
-    Ok((pt.cold(&out.state), nfe, Some(out.acceptance[0])))
+    let swaps = &out.swap_rates;
+    let draw = Draw::new(pt.cold(&out.state), nfe).accepted(Some(out.acceptance[0]));
+    Ok(Draw {
+        swap_rate: (!swaps.is_empty()).then(|| swaps.iter().sum::<f64>() / swaps.len() as f64),
+        ..draw
+    })
 }

@@ -5,7 +5,7 @@ use super::{Ctx, EvalCtx, FamilyRun, Scored, Sections, Trained};
 use crate::config::ConfigError;
 use crate::config::checked;
 use crate::error::Result;
-use crate::evaluate::Nll;
+use crate::evaluate::{Draw, Nll};
 use crate::family::{Curve, load_module, module_bytes};
 use crate::methods::FlowMethod;
 use crate::metrics::{estimator, finite, score_density};
@@ -75,7 +75,7 @@ fn evaluate(ctx: &EvalCtx, model: &zoo_flow::FlowConfig) -> Result<Scored> {
     }
     let drawn = ctx.draw_each(|_, rng| {
         let (x, _) = flow.sample_with_log_prob(rng, ctx.n(), None, ctx.device)?;
-        Ok((x, 1.0, None))
+        Ok(Draw::new(x, 1.0))
     })?;
     Ok((flow.num_params(), nll, drawn))
 }

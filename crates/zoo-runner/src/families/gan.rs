@@ -7,7 +7,7 @@ use super::{Ctx, EvalCtx, FamilyRun, Scored, Sections, Trained};
 use crate::config::ConfigError;
 use crate::config::checked;
 use crate::error::Result;
-use crate::evaluate::{Nll, not_for};
+use crate::evaluate::{Draw, Nll, not_for};
 use crate::family::{Curve, load_module, module_bytes};
 use crate::methods::{GanMethod, GanSampler, SamplerKind};
 use crate::metrics::estimator;
@@ -96,7 +96,7 @@ fn evaluate_ddaebm(ctx: &EvalCtx, model: &zoo_gan::DdaebmConfig) -> Result<Score
     let (n, device) = (ctx.n(), ctx.device);
     let drawn = ctx.draw_each(|s, rng| match s.kind {
         SamplerKind::Gan(GanSampler::Generator) => {
-            Ok((m.sample(rng, n, device), model.steps as f64, None))
+            Ok(Draw::new(m.sample(rng, n, device), model.steps as f64))
         }
         _ => Err(not_for(s, "DDAEBM")),
     })?;
@@ -160,7 +160,7 @@ fn evaluate(ctx: &EvalCtx, model: &zoo_gan::GanConfig) -> Result<Scored> {
     let drawn = ctx.draw_each(|s, rng| {
         let metropolis = match s.kind {
             SamplerKind::Gan(GanSampler::Generator) => {
-                return Ok((zoo_gan::sample(rng, &gan, n, device), 1.0, None));
+                return Ok(Draw::new(zoo_gan::sample(rng, &gan, n, device), 1.0));
             }
             SamplerKind::Gan(GanSampler::LatentMala) => true,
             SamplerKind::Gan(GanSampler::LatentUla) => false,
@@ -174,7 +174,7 @@ fn evaluate(ctx: &EvalCtx, model: &zoo_gan::GanConfig) -> Result<Scored> {
         };
         let (x, r) = zoo_gan::latent_langevin(rng, &gan, n, &latent, device)?;
         let acc = metropolis.then_some(r.acceptance);
-        Ok((x, r.evaluations_per_sample as f64 + 1.0, acc))
+        Ok(Draw::new(x, r.evaluations_per_sample as f64 + 1.0).accepted(acc))
     })?;
     let (g, dsc) = gan.parameter_count();
     Ok((g + dsc, nll, drawn))

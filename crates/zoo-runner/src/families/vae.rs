@@ -6,7 +6,7 @@ use crate::config::ConfigError;
 use crate::config::checked;
 use crate::data::bits_per_dim;
 use crate::error::Result;
-use crate::evaluate::Nll;
+use crate::evaluate::{Draw, Nll};
 use crate::family::{Curve, load_module, module_bytes};
 use crate::methods::VaeMethod;
 use crate::metrics::{estimator, finite};
@@ -109,7 +109,7 @@ fn evaluate(
         } else {
             1.0
         };
-        Ok((x, evals, None))
+        Ok(Draw::new(x, evals))
     })?;
     Ok((vae.num_params(), nll, drawn))
 }
