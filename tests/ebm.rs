@@ -718,6 +718,7 @@ fn contrast_host_gradients_match_autodiff() {
             weights,
             alpha,
         };
+        contrast.check().unwrap();
         let host = model
             .contrast_gradients(&contrast)
             .expect("an MLP on a CPU device");
@@ -740,6 +741,33 @@ fn contrast_host_gradients_match_autodiff() {
             auto.energy_negative,
             1e-5,
         );
+    }
+}
+
+/// A contrast whose weights are not one per negative, or whose negatives have another width, is
+/// a typed error before anything is differentiated.
+#[test]
+fn contrast_shapes_are_checked() {
+    use ebm_zoo::ebm::objective::Contrast;
+    let device = cpu_device();
+    let contrast = Contrast {
+        data: normal(&mut seeded(27), [8, 2], &device),
+        negatives: normal(&mut seeded(28), [6, 2], &device),
+        weights: Some(vec![1.0 / 6.0; 6]),
+        alpha: 0.0,
+    };
+    contrast.check().unwrap();
+    let short = Contrast {
+        weights: Some(vec![0.5; 2]),
+        ..contrast.clone()
+    };
+    let wide = Contrast {
+        negatives: normal(&mut seeded(29), [6, 3], &device),
+        ..contrast
+    };
+    for (what, bad) in [("negative weights", short), ("negatives", wide)] {
+        let err = bad.check().expect_err(what).to_string();
+        assert!(err.contains(what), "{what}: {err}");
     }
 }
 

@@ -282,6 +282,7 @@ impl<M: EnergyModel, O: Objective<M> + ?Sized> Trainable for EbmRun<'_, M, O> {
                 (value, GradientsParams::from_grads(gradients, model))
             }
             Loss::Contrast(contrast) => {
+                contrast.check()?;
                 let fused = config
                     .host_gradients
                     .then(|| model.contrast_gradients(&contrast));

@@ -188,6 +188,27 @@ pub struct ContrastStep {
 }
 
 impl Contrast {
+    /// Checks that data and negatives have the same width and that the weights, if any, are one
+    /// per negative.
+    pub fn check(&self) -> Result<()> {
+        let ([_, d], [m, e]) = (self.data.dims(), self.negatives.dims());
+        if d != e {
+            return Err(Error::Shape {
+                what: "negatives".into(),
+                expected: format!("[m, {d}]"),
+                got: vec![m, e],
+            });
+        }
+        match &self.weights {
+            Some(w) if w.len() != m => Err(Error::Shape {
+                what: "negative weights".into(),
+                expected: format!("[{m}]"),
+                got: vec![w.len()],
+            }),
+            _ => Ok(()),
+        }
+    }
+
     /// The loss as a tensor tracked in `model`'s parameters, with mean E(data) and the (weighted)
     /// mean E(negatives) on the host.
     pub fn loss<M: EnergyModel>(&self, model: &M) -> (Tensor<1>, f64, f64) {
