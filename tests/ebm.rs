@@ -771,45 +771,38 @@ fn contrast_shapes_are_checked() {
     }
 }
 
-/// Every maximum-likelihood objective trains the same with the host gradient as with autodiff:
-/// 25 iterations from one seed, each iteration's loss within 1e-3 (the paths differ by float
-/// rounding only, which the chains carry forward).
-#[test]
-fn every_ml_objective_trains_alike_with_host_and_autodiff_gradients() {
-    use ebm_zoo::ebm::objective::{JarzynskiPcd, Objective, TemperedPcd};
+/// The five maximum-likelihood objectives, small, as fresh objects.
+type MlObjective = Box<dyn Fn() -> Box<dyn ebm_zoo::ebm::objective::Objective<MlpEnergy>>>;
+
+fn ml_objectives() -> Vec<(&'static str, MlObjective)> {
+    use ebm_zoo::ebm::objective::{JarzynskiPcd, TemperedPcd};
     use ebm_zoo::mcmc::sampler::Ladder;
-    let device = cpu_device();
-    let eight = Toy2d::EightGaussians
-        .density()
-        .sample_host(&mut seeded(24), 2048);
-    let set = Dataset::new(eight, 2).unwrap();
     let init = InitDistribution::Uniform {
         low: -4.0,
         high: 4.0,
     };
     let ula = || AnySampler::new(SamplerKind::Ula, 0.01, 1).unwrap();
-    let objectives: Vec<(&str, Box<dyn Fn() -> Box<dyn Objective<MlpEnergy>>>)> = vec![
+    let ml = move |start, steps, alpha| {
+        MaximumLikelihood::new(start, ula(), steps)
+            .unwrap()
+            .with_energy_penalty(alpha)
+            .unwrap()
+    };
+    vec![
         (
             "cd",
-            Box::new(move || Box::new(MaximumLikelihood::new(ChainStart::Data, ula(), 5).unwrap())),
+            Box::new(move || Box::new(ml(ChainStart::Data, 5, 0.0))),
         ),
         (
             "pcd",
             Box::new(move || {
                 let buffer = ReplayBuffer::new(2, 1000, 0.05, init).unwrap();
-                Box::new(
-                    MaximumLikelihood::new(ChainStart::Persistent(buffer), ula(), 5)
-                        .unwrap()
-                        .with_energy_penalty(0.1)
-                        .unwrap(),
-                )
+                Box::new(ml(ChainStart::Persistent(buffer), 5, 0.1))
             }),
         ),
         (
             "short-run",
-            Box::new(move || {
-                Box::new(MaximumLikelihood::new(ChainStart::Noise(init), ula(), 10).unwrap())
-            }),
+            Box::new(move || Box::new(ml(ChainStart::Noise(init), 10, 0.0))),
         ),
         (
             "jarzynski",
@@ -819,16 +812,25 @@ fn every_ml_objective_trains_alike_with_host_and_autodiff_gradients() {
             "pt-cd",
             Box::new(move || {
                 let ladder = Ladder::geometric(4, 0.1).unwrap();
-                Box::new(
-                    TemperedPcd::new(ula(), ladder, 64, 1, init)
-                        .unwrap()
-                        .with_kernel_steps(3)
-                        .unwrap(),
-                )
+                let pt = TemperedPcd::new(ula(), ladder, 64, 1, init).unwrap();
+                Box::new(pt.with_kernel_steps(3).unwrap())
             }),
         ),
-    ];
-    for (name, objective) in &objectives {
+    ]
+}
+
+/// Every maximum-likelihood objective trains the same with the host gradient as with autodiff:
+/// 25 iterations from one seed, each iteration's loss within 1e-3 (the paths differ by float
+/// rounding only, which the chains carry forward), and not bit for bit (identical histories would
+/// mean the trainer never took the host path).
+#[test]
+fn every_ml_objective_trains_alike_with_host_and_autodiff_gradients() {
+    let device = cpu_device();
+    let eight = Toy2d::EightGaussians
+        .density()
+        .sample_host(&mut seeded(24), 2048);
+    let set = Dataset::new(eight, 2).unwrap();
+    for (name, objective) in ml_objectives() {
         let losses = |host_gradients: bool| {
             let model = MlpEnergyConfig::new(vec![2, 32, 32, 1], Activation::Silu)
                 .init(&mut seeded(25), &device.clone().autodiff())
@@ -855,5 +857,9 @@ fn every_ml_objective_trains_alike_with_host_and_autodiff_gradients() {
         println!("{name}: 25 iterations, largest loss difference host vs autodiff {worst:.2e}");
         assert_eq!(host.len(), 25);
         assert!(worst < 1e-3, "{name}: losses differ by {worst}");
+        assert!(
+            worst > 0.0,
+            "{name}: bit-identical: the host path was not taken"
+        );
     }
 }

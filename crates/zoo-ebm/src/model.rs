@@ -27,7 +27,8 @@ pub trait EnergyModel: Module + Energy + 'static {
 
     /// The θ-gradient of a contrastive loss written out on host buffers, where the model has such
     /// a path (an MLP energy on a CPU device: [`crate::fused::contrast_gradients`]); `None` where
-    /// the trainer should use burn's autodiff ([`Contrast::autodiff`]).
+    /// the trainer should use burn's autodiff ([`Contrast::autodiff`]). Expects a contrast that
+    /// passed [`Contrast::check`] (the trainer checks it first).
     fn contrast_gradients(&self, _contrast: &Contrast) -> Option<ContrastStep> {
         None
     }
