@@ -14,6 +14,8 @@ mod diffusion;
 mod ebm;
 #[path = "ebm_jarzynski.rs"]
 mod ebm_jarzynski;
+#[path = "features.rs"]
+mod features;
 #[path = "flows.rs"]
 mod flows;
 #[path = "gan.rs"]

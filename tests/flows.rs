@@ -899,7 +899,7 @@ fn nce_uses_a_flow_as_its_noise() {
         let mut objective = Nce::new(Box::new(FlowEnergy::new(&flow).unwrap()), 4).unwrap();
         let model = GaussianModel::new(&[0.0, 0.0], 1.0, &ad).unwrap();
         let config = EbmTrainConfig {
-            iterations: 1500,
+            iterations: 500,
             batch_size: 512,
             learning_rate: 0.01,
             ..EbmTrainConfig::default()

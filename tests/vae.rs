@@ -297,3 +297,168 @@ fn a_vae_learns_an_embedded_set_up_to_its_exact_likelihood() {
         "the untrained model was already good?"
     );
 }
+
+#[test]
+fn calibration_moves_samples_down_the_energy() {
+    use ebm_zoo::vae::CalibrationChain;
+    let device = cpu_device();
+    // On N(mu, s^2 I) without noise each step maps x - mu to (1 - h / s^2)(x - mu): after K steps
+    // the factor is (1 - h / s^2)^K exactly; with the proximity term gamma the map is
+    // x - mu <- (1 - h / s^2 - gamma)(x - mu) + gamma (x0 - mu).
+    let (mu, s2) = (vec![0.5, -1.0, 2.0], 4.0);
+    let target = Gaussian::new(mu.clone(), Covariance::Isotropic(s2), &device).unwrap();
+    let x0 = normal(&mut seeded(1), [64, 3], &device).mul_scalar(3.0);
+    let offset = |x: &Tensor<2>| -> Vec<f64> {
+        ebm_zoo::energy::tensor::to_host2(x)
+            .iter()
+            .enumerate()
+            .map(|(j, v)| f64::from(*v) - mu[j % 3])
+            .collect()
+    };
+    for gamma in [0.0, 0.1] {
+        let chain = CalibrationChain {
+            steps: 15,
+            step_size: 0.05,
+            noise: 0.0,
+            proximity: gamma,
+        };
+        let x = chain.run(&mut seeded(2), &target, x0.clone()).unwrap();
+        let (start, end) = (offset(&x0), offset(&x));
+        let a = 1.0 - 0.05 / s2 - gamma;
+        let worst = start
+            .iter()
+            .zip(&end)
+            .map(|(d0, dk)| {
+                // Closed form of the affine recursion: a^K d0 + gamma d0 (1 - a^K) / (1 - a).
+                let exact = a.powi(15) * d0 + gamma * d0 * (1.0 - a.powi(15)) / (1.0 - a);
+                (dk - exact).abs()
+            })
+            .fold(0.0, f64::max);
+        assert!(worst < 1e-5, "gamma {gamma}: worst deviation {worst}");
+    }
+    // With the paper's noise on a random MLP energy: finite, and the mean energy goes down.
+    let mlp = ebm_zoo::neural::MlpEnergyConfig::new(
+        vec![3, 32, 32, 1],
+        ebm_zoo::neural::Activation::Silu,
+    )
+    .init(&mut seeded(3), &device)
+    .unwrap();
+    let mean_energy = |x: &Tensor<2>| f64::from(mlp.energy(x.clone()).mean().into_scalar::<f32>());
+    let mut x = x0.clone();
+    let mut energies = vec![mean_energy(&x)];
+    let one = CalibrationChain {
+        steps: 1,
+        ..CalibrationChain::default()
+    };
+    for k in 0..15 {
+        x = one.run(&mut seeded(10 + k), &mlp, x).unwrap();
+        energies.push(mean_energy(&x));
+    }
+    println!("mean energy along the calibration chain: {energies:.4?}");
+    assert!(energies.windows(2).all(|w| w[1] < w[0]), "{energies:?}");
+    // Bad settings: K = 0, a step of 0, negative noise.
+    for bad in [
+        CalibrationChain {
+            steps: 0,
+            ..CalibrationChain::default()
+        },
+        CalibrationChain {
+            step_size: 0.0,
+            ..CalibrationChain::default()
+        },
+        CalibrationChain {
+            noise: -1.0,
+            ..CalibrationChain::default()
+        },
+    ] {
+        assert!(
+            bad.run(&mut seeded(0), &mlp, x0.clone()).is_err(),
+            "{bad:?}"
+        );
+    }
+}
+
+#[test]
+fn ec_vae_trains_and_refuses_bad_settings() {
+    use ebm_zoo::vae::{EcVaeTrainConfig, fit_calibrated};
+    let device = cpu_device();
+    let ad = device.clone().autodiff();
+    let data = normal(&mut seeded(5), [512, 4], &device).mul_scalar(0.5);
+    let cfg = VaeConfig {
+        data_dim: 4,
+        latent_dim: 2,
+        hidden: vec![16],
+        decoder: DecoderKind::Gaussian,
+        ..VaeConfig::default()
+    };
+    let train = EcVaeTrainConfig {
+        iterations: 60,
+        batch_size: 64,
+        energy_hidden: vec![16],
+        ..EcVaeTrainConfig::default()
+    };
+    let run = |calibrate: bool| {
+        let mut rng = seeded(6);
+        let mut vae = cfg.init(&mut rng, &ad).unwrap();
+        let mut energy = train.init_energy(&mut rng, 4, &ad).unwrap();
+        let t = EcVaeTrainConfig {
+            calibrate,
+            ..train.clone()
+        };
+        fit_calibrated(&mut rng, &mut vae, &mut energy, &data, &t).unwrap()
+    };
+    let (on, off) = (run(true), run(false));
+    let last = |r: &ebm_zoo::vae::EcVaeReport| *r.log.last().unwrap();
+    println!(
+        "EC-VAE last step {:?}; lambda = 0: {:?}",
+        last(&on),
+        last(&off)
+    );
+    assert_eq!(on.log.len(), 60);
+    assert!(
+        off.log
+            .iter()
+            .all(|l| l.lambda == 0.0 && l.calibration_loss == 0.0)
+    );
+    // Same initial weights, minibatch and noise: the first VAE loss is the same number.
+    assert_eq!(on.log[0].vae_loss, off.log[0].vae_loss);
+    // Dual ascent: lambda moves from lambda_0 by eta (L_cal - epsilon D) per step, within [0, 100].
+    let l = &on.log;
+    for w in l.windows(2) {
+        let expect = (w[0].lambda + 0.01 * (w[1].calibration_loss - 0.01 * 4.0)).clamp(0.0, 100.0);
+        assert!((w[1].lambda - expect).abs() < 1e-9, "{w:?}");
+    }
+    assert!(
+        l.iter()
+            .all(|s| s.vae_loss.is_finite() && s.calibration_loss.is_finite())
+    );
+    for (bad, key) in [
+        (
+            EcVaeTrainConfig {
+                lambda0: -1.0,
+                ..train.clone()
+            },
+            "lambda0",
+        ),
+        (
+            EcVaeTrainConfig {
+                epsilon: 0.0,
+                ..train.clone()
+            },
+            "epsilon",
+        ),
+        (
+            EcVaeTrainConfig {
+                chain: ebm_zoo::vae::CalibrationChain {
+                    steps: 0,
+                    ..Default::default()
+                },
+                ..train.clone()
+            },
+            "chain.steps",
+        ),
+    ] {
+        let err = bad.check().unwrap_err().to_string();
+        assert!(err.contains(key), "{err}");
+    }
+}

@@ -459,7 +459,25 @@ fn diffusion_run_cases() -> Vec<Case> {
     ]
     .into_iter()
     .chain(ddaebm_cases())
+    .chain(ec_vae_cases())
     .collect()
+}
+
+/// The EC-VAE: the multiplier's start, the constraint, the calibration chain, the latent width.
+fn ec_vae_cases() -> Vec<Case> {
+    let good = "data = \"8gaussians\"\nfamily = \"vae\"\nmethod = \"ec_vae\"\n";
+    let train = |t: &str| format!("{good}[train]\niterations = 10\n{t}\n");
+    vec![
+        run_config(&train("lambda0 = -1.0"), "train.lambda0"),
+        run_config(&train("epsilon = 0.0"), "train.epsilon"),
+        run_config(&train("[train.chain]\nsteps = 0"), "train.chain.steps"),
+        run_config(&train("energy_hidden = [64, 0]"), "train.energy_hidden"),
+        run_config(
+            &format!("{good}[model]\nlatent_dim = 0\n[train]\niterations = 10\n"),
+            "model.latent_dim",
+        ),
+        run_config(&train("langevin_steps = 5"), "train.langevin_steps"),
+    ]
 }
 
 /// DDAEBM: the diffusion's steps and betas, the R1 weight, the latent width.

@@ -1,7 +1,8 @@
 //! The 8×8 UCI digits (Alpaydin & Kaynak 1998), compiled into the crate: 1797 images, intensities
 //! 0..16. Split: image `i` is a test image when `i % 6 == 5` (299 test, 1498 training images).
 
-use zoo_energy::{Error, Result};
+use rand::RngExt;
+use zoo_energy::{Error, Result, ZooRng};
 
 /// Side of an image.
 pub const SIDE: usize = 8;
@@ -88,4 +89,13 @@ impl Digits {
             .map(|&p| p as f32 / MAX_INTENSITY as f32)
             .collect()
     }
+}
+
+/// Uniform dequantisation of intensities scaled to [0, 1] (`p / 16`, as [`Digits::scaled`]):
+/// y = 2 (p + u) / 17 - 1 with u ~ U(0, 1), so y lies in (-1, 1) (Theis et al. 2016).
+pub fn dequantise(scaled: &[f32], rng: &mut ZooRng) -> Vec<f32> {
+    scaled
+        .iter()
+        .map(|p| 2.0 * (p * 16.0 + rng.random::<f32>()) / 17.0 - 1.0)
+        .collect()
 }

@@ -80,6 +80,21 @@ impl Embedded {
         out
     }
 
+    /// The plane coordinates `[m, 2]` of row-major `[m, dim]` points (their projection onto the
+    /// set's plane, in the 2-D set's own coordinates).
+    pub fn project(&self, x: &[f32]) -> Vec<f32> {
+        let d = self.dim;
+        x.chunks(d)
+            .flat_map(|row| {
+                [0, 1].map(|j| {
+                    (0..d)
+                        .map(|k| f64::from(row[k]) * self.basis[j * d + k])
+                        .sum::<f64>() as f32
+                })
+            })
+            .collect()
+    }
+
     /// Exact log p(x) of row-major `[m, dim]` points.
     pub fn log_density(&self, x: &[f32], device: &Device) -> Result<Vec<f64>> {
         let d = self.dim;
@@ -96,9 +111,7 @@ impl Embedded {
                 .map(|k| f64::from(x[i * d + k]) * self.basis[j * d + k])
                 .sum()
         };
-        let plane: Vec<f32> = (0..m)
-            .flat_map(|i| [coords(i, 0) as f32, coords(i, 1) as f32])
-            .collect();
+        let plane = self.project(x);
         let e = to_host1(&self.density.energy(from_host2(plane, [m, 2], device)));
         let var = self.noise * self.noise;
         let off_norm = if d > 2 {

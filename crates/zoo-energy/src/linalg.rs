@@ -86,6 +86,89 @@ pub fn ar1_correlation(d: usize, rho: f64) -> Matrix {
         .collect()
 }
 
+/// Eigenvalues and eigenvectors of a symmetric matrix by the cyclic Jacobi method (Golub & Van
+/// Loan, *Matrix Computations*, 4th ed., §8.5.3): rotations annihilate each off-diagonal entry in
+/// turn until the off-diagonal mass is below `1e-14` of the Frobenius norm (at most 100 sweeps).
+/// Returns `(values, vectors)` with `m = V diag(values) V^T`, the eigenvectors in `V`'s columns.
+pub fn symmetric_eigen(m: &Matrix) -> (Vec<f64>, Matrix) {
+    let d = m.len();
+    let mut a = m.clone();
+    let mut v: Matrix = (0..d)
+        .map(|i| (0..d).map(|j| f64::from(u8::from(i == j))).collect())
+        .collect();
+    let norm2: f64 = a.iter().flatten().map(|x| x * x).sum();
+    for _sweep in 0..100 {
+        let off: f64 = (0..d)
+            .flat_map(|i| (0..d).filter(move |&j| j != i).map(move |j| (i, j)))
+            .map(|(i, j)| a[i][j] * a[i][j])
+            .sum();
+        if off <= 1e-28 * norm2 || off == 0.0 {
+            break;
+        }
+        for p in 0..d {
+            for q in p + 1..d {
+                if a[p][q] != 0.0 {
+                    jacobi_rotate(&mut a, &mut v, p, q);
+                }
+            }
+        }
+    }
+    ((0..d).map(|i| a[i][i]).collect(), v)
+}
+
+/// One Jacobi rotation in the (p, q) plane that zeroes `a[p][q]`, applied as `a <- J^T a J` and
+/// accumulated into `v <- v J`.
+fn jacobi_rotate(a: &mut Matrix, v: &mut Matrix, p: usize, q: usize) {
+    let d = a.len();
+    let theta = (a[q][q] - a[p][p]) / (2.0 * a[p][q]);
+    let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
+    let t = if theta == 0.0 { 1.0 } else { t };
+    let c = 1.0 / (t * t + 1.0).sqrt();
+    let s = t * c;
+    for k in 0..d {
+        let (akp, akq) = (a[k][p], a[k][q]);
+        a[k][p] = c * akp - s * akq;
+        a[k][q] = s * akp + c * akq;
+    }
+    for k in 0..d {
+        let (apk, aqk) = (a[p][k], a[q][k]);
+        a[p][k] = c * apk - s * aqk;
+        a[q][k] = s * apk + c * aqk;
+    }
+    for row in v.iter_mut() {
+        let (vp, vq) = (row[p], row[q]);
+        row[p] = c * vp - s * vq;
+        row[q] = s * vp + c * vq;
+    }
+}
+
+/// The symmetric square root `V diag(sqrt(max(lambda, 0))) V^T` of a symmetric positive
+/// semi-definite matrix (eigenvalues below zero from rounding are clamped).
+pub fn sqrt_psd(m: &Matrix) -> Matrix {
+    let (values, v) = symmetric_eigen(m);
+    let d = m.len();
+    let roots: Vec<f64> = values.iter().map(|l| l.max(0.0).sqrt()).collect();
+    (0..d)
+        .map(|i| {
+            (0..d)
+                .map(|j| (0..d).map(|k| v[i][k] * roots[k] * v[j][k]).sum())
+                .collect()
+        })
+        .collect()
+}
+
+/// The product `a b` of two square matrices.
+pub fn matmul(a: &Matrix, b: &Matrix) -> Matrix {
+    let d = a.len();
+    (0..d)
+        .map(|i| {
+            (0..d)
+                .map(|j| (0..d).map(|k| a[i][k] * b[k][j]).sum())
+                .collect()
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,5 +186,27 @@ mod tests {
             }
         }
         assert!(cholesky("m", &vec![vec![1.0, 2.0], vec![2.0, 1.0]]).is_err());
+    }
+
+    #[test]
+    fn jacobi_eigen_and_square_root_reconstruct_a_known_matrix() {
+        // Eigenvalues of [[2, 1], [1, 2]] are 1 and 3; the square root squares back.
+        let m = vec![
+            vec![2.0, 1.0, 0.0],
+            vec![1.0, 2.0, 0.5],
+            vec![0.0, 0.5, 1.0],
+        ];
+        let (values, v) = symmetric_eigen(&vec![vec![2.0, 1.0], vec![1.0, 2.0]]);
+        let mut sorted = values.clone();
+        sorted.sort_by(f64::total_cmp);
+        assert!((sorted[0] - 1.0).abs() < 1e-12 && (sorted[1] - 3.0).abs() < 1e-12);
+        assert!((v[0][0].abs() - 0.5f64.sqrt()).abs() < 1e-12);
+        let r = sqrt_psd(&m);
+        let back = matmul(&r, &r);
+        for i in 0..3 {
+            for j in 0..3 {
+                assert!((back[i][j] - m[i][j]).abs() < 1e-12, "{back:?}");
+            }
+        }
     }
 }

@@ -304,6 +304,136 @@ pub fn mmd2_rbf(
     ))
 }
 
+/// Checks that `x` is whole rows of width `d`, at least `min_rows` of them; returns the rows.
+fn rows_of(what: &str, x: &[f32], d: usize, min_rows: usize) -> zoo_energy::Result<usize> {
+    if d == 0 || !x.len().is_multiple_of(d) || x.len() / d < min_rows {
+        return Err(zoo_energy::Error::invalid(
+            what,
+            format!(
+                "needs at least {min_rows} rows of width {d}; got {} values",
+                x.len()
+            ),
+        ));
+    }
+    if let Some(i) = x.iter().position(|v| !v.is_finite()) {
+        return Err(zoo_energy::Error::invalid(
+            what,
+            format!("value {} of row {} is {}", i % d, i / d, x[i]),
+        ));
+    }
+    Ok(x.len() / d)
+}
+
+/// Mean and covariance (divisor n - 1) of `[n, d]` row-major samples (n >= 2).
+pub fn mean_and_covariance(x: &[f32], d: usize) -> zoo_energy::Result<(Vec<f64>, Matrix)> {
+    let n = rows_of("samples", x, d, 2)?;
+    let mut mean = vec![0.0; d];
+    for row in x.chunks(d) {
+        for (m, v) in mean.iter_mut().zip(row) {
+            *m += f64::from(*v) / n as f64;
+        }
+    }
+    let mut cov = vec![vec![0.0; d]; d];
+    for row in x.chunks(d) {
+        let c: Vec<f64> = row
+            .iter()
+            .zip(&mean)
+            .map(|(v, m)| f64::from(*v) - m)
+            .collect();
+        for i in 0..d {
+            for j in 0..=i {
+                cov[i][j] += c[i] * c[j] / (n - 1) as f64;
+            }
+        }
+    }
+    for i in 0..d {
+        for j in 0..i {
+            cov[j][i] = cov[i][j];
+        }
+    }
+    Ok((mean, cov))
+}
+
+/// The Fréchet (2-Wasserstein) distance between N(m1, c1) and N(m2, c2) (Dowson & Landau 1982;
+/// on classifier features it is the FID of Heusel et al. 2017):
+/// |m1 - m2|^2 + tr c1 + tr c2 - 2 tr (c1^{1/2} c2 c1^{1/2})^{1/2}, the last trace from the
+/// eigenvalues of the symmetric product (clamped at zero). Not the square root: FID's convention.
+pub fn frechet_distance(
+    m1: &[f64],
+    c1: &Matrix,
+    m2: &[f64],
+    c2: &Matrix,
+) -> zoo_energy::Result<f64> {
+    let d = m1.len();
+    zoo_energy::linalg::check_square_symmetric("c1", c1, d)?;
+    zoo_energy::linalg::check_square_symmetric("c2", c2, d)?;
+    if m2.len() != d {
+        return Err(zoo_energy::Error::invalid(
+            "m2",
+            format!("must have {d} entries, not {}", m2.len()),
+        ));
+    }
+    let root = zoo_energy::linalg::sqrt_psd(c1);
+    let inner = zoo_energy::linalg::matmul(&zoo_energy::linalg::matmul(&root, c2), &root);
+    let (values, _) = zoo_energy::linalg::symmetric_eigen(&inner);
+    let cross: f64 = values.iter().map(|l| l.max(0.0).sqrt()).sum();
+    let mean_term: f64 = m1.iter().zip(m2).map(|(a, b)| (a - b).powi(2)).sum();
+    let trace = |c: &Matrix| (0..d).map(|i| c[i][i]).sum::<f64>();
+    Ok((mean_term + trace(c1) + trace(c2) - 2.0 * cross).max(0.0))
+}
+
+/// Squared distances from every row of `a` to every row of `b`, `[n_a][n_b]`.
+fn squared_distances(a: &[f32], b: &[f32], d: usize) -> Vec<Vec<f64>> {
+    a.chunks(d)
+        .map(|x| {
+            b.chunks(d)
+                .map(|y| x.iter().zip(y).map(|(p, q)| f64::from(p - q).powi(2)).sum())
+                .collect()
+        })
+        .collect()
+}
+
+/// Each row's squared distance to its k-th nearest other row of the same sample.
+fn knn_radii(x: &[f32], d: usize, k: usize) -> Vec<f64> {
+    squared_distances(x, x, d)
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut row)| {
+            row.remove(i);
+            row.sort_by(f64::total_cmp);
+            row[k - 1]
+        })
+        .collect()
+}
+
+/// Improved precision and recall (Kynkäänniemi et al. 2019, §2): each sample's manifold is the
+/// union of balls around its points reaching each point's k-th nearest neighbour; precision is
+/// the share of `fake` rows inside the real manifold, recall the share of `real` rows inside the
+/// fake one. Both samples `[n, d]` row-major with more than k rows. Returns (precision, recall).
+pub fn knn_precision_recall(
+    real: &[f32],
+    fake: &[f32],
+    d: usize,
+    k: usize,
+) -> zoo_energy::Result<(f64, f64)> {
+    if k == 0 {
+        return Err(zoo_energy::Error::invalid("k", "must be at least 1"));
+    }
+    rows_of("real", real, d, k + 1)?;
+    rows_of("fake", fake, d, k + 1)?;
+    let (r_real, r_fake) = (knn_radii(real, d, k), knn_radii(fake, d, k));
+    let cross = squared_distances(fake, real, d);
+    let precision = cross
+        .iter()
+        .filter(|row| row.iter().zip(&r_real).any(|(dist, r)| dist <= r))
+        .count() as f64
+        / cross.len() as f64;
+    let covered = (0..r_real.len())
+        .filter(|&j| cross.iter().zip(&r_fake).any(|(row, r)| row[j] <= *r))
+        .count();
+    Ok((precision, covered as f64 / r_real.len() as f64))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -338,6 +338,14 @@ impl HostLayer {
     }
 }
 
+impl HostTape {
+    /// The input of layer `l` as recorded (for `l > 0`, the activated output of layer `l - 1`:
+    /// the penultimate features when `l` is the last layer).
+    pub fn layer_input(&self, l: usize) -> &[f32] {
+        &self.inputs[l]
+    }
+}
+
 impl HostMlp {
     /// The host copy of an [`crate::nn::Mlp`].
     pub fn from_mlp(mlp: &crate::nn::Mlp) -> Self {

@@ -9,7 +9,7 @@ use zoo_data::Toy2d;
 use zoo_energy::BackendKind;
 
 use crate::families::FamilyRun;
-pub use crate::families::{DiffusionPlan, EbmPlan, FlowPlan, GanPlan, VaePlan};
+pub use crate::families::{DiffusionPlan, EbmPlan, FlowPlan, GanPlan, VaePlan, VaeTraining};
 pub use crate::methods::{Choice, DiffusionMethod, FlowMethod, SamplerKind, VaeMethod};
 
 /// A rejected config: the file, the key (dotted, e.g. `train.iterations`; empty when the whole

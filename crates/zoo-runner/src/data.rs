@@ -5,7 +5,7 @@
 use crate::config::{DataSet, EvalConfig};
 use crate::error::Result;
 use burn::prelude::Device;
-use rand::RngExt;
+use zoo_data::digits::dequantise;
 use zoo_data::grid::{energies, mean_and_se, true_cell_masses};
 use zoo_data::{Digits, Grid2d, GridDensity, Split, ToyDensity};
 use zoo_energy::rng::seeded;
@@ -107,14 +107,6 @@ impl Prepared {
     pub fn n_test(&self) -> usize {
         self.test.len() / self.dim
     }
-}
-
-/// Pixels scaled to [0, 1] (p / 16) -> y = 2 (p + u) / 17 - 1.
-fn dequantise(scaled: &[f32], rng: &mut zoo_energy::ZooRng) -> Vec<f32> {
-    scaled
-        .iter()
-        .map(|p| 2.0 * (p * 16.0 + rng.random::<f32>()) / 17.0 - 1.0)
-        .collect()
 }
 
 /// Bits per dimension of the discrete digits from the log-density of their dequantised form in

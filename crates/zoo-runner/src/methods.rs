@@ -144,6 +144,11 @@ choice! {
         GaussianPrior = "gaussian_prior",
         /// Pang et al.'s latent EBM prior.
         EbmPrior = "ebm_prior",
+        /// Luo et al.'s Energy-Calibrated VAE: a Gaussian prior, the decoder calibrated in
+        /// training by an EBM on the data.
+        EcVae = "ec_vae",
+        /// The EC-VAE's baseline: the same VAE, loss and draws with lambda = 0 (no calibration).
+        EcVaeBaseline = "ec_vae_baseline",
     }
 }
 
@@ -151,7 +156,9 @@ impl VaeMethod {
     /// The family crate's prior.
     pub fn prior(self) -> zoo_vae::PriorKind {
         match self {
-            VaeMethod::GaussianPrior => zoo_vae::PriorKind::Gaussian,
+            VaeMethod::GaussianPrior | VaeMethod::EcVae | VaeMethod::EcVaeBaseline => {
+                zoo_vae::PriorKind::Gaussian
+            }
             VaeMethod::EbmPrior => zoo_vae::PriorKind::Ebm,
         }
     }

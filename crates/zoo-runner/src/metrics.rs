@@ -5,6 +5,7 @@ use crate::data::{CELLS, Prepared};
 use crate::error::Result;
 use burn::prelude::Device;
 use serde::{Deserialize, Serialize};
+use zoo_data::features::{DigitClassifier, FeatureScores};
 use zoo_data::grid::{evaluate, sample_metrics};
 use zoo_energy::Energy;
 
@@ -59,6 +60,19 @@ pub struct Row {
     /// The same MMD for as many training images: the finite-sample floor (digits).
     #[serde(default)]
     pub mmd2_floor: Option<f64>,
+    /// Fréchet distance of the samples to the held-out images on the digit classifier's
+    /// features (digits; `zoo_data::features`).
+    #[serde(default)]
+    pub fd: Option<f64>,
+    /// The same distance for as many training images: the finite-sample floor (digits).
+    #[serde(default)]
+    pub fd_floor: Option<f64>,
+    /// k-NN precision (k = 5) of the samples against the held-out images, same features.
+    #[serde(default)]
+    pub precision: Option<f64>,
+    /// k-NN recall (k = 5) of the held-out images against the samples, same features.
+    #[serde(default)]
+    pub recall: Option<f64>,
     /// Network evaluations per sample (energy/score gradients for MCMC, NFE for diffusion, one
     /// pass for a flow, a generator or a decoder).
     pub evals_per_sample: f64,
@@ -150,6 +164,10 @@ pub struct SampleScores {
     pub mmd2: Option<f64>,
     /// MMD^2 of as many training images (digits).
     pub mmd2_floor: Option<f64>,
+    /// Feature scores of the samples against the held-out images (digits).
+    pub features: Option<FeatureScores>,
+    /// Feature scores of as many training images: the floor (digits).
+    pub features_floor: Option<FeatureScores>,
 }
 
 /// Scores `samples` (`[m, dim]` row-major) against the data.
@@ -163,8 +181,7 @@ pub fn score_samples(data: &Prepared, samples: &[f32]) -> Result<SampleScores> {
             modes: Some(m.modes),
             mode_weight_error: Some(m.mode_weight_error),
             high_quality: Some(m.high_quality),
-            mmd2: None,
-            mmd2_floor: None,
+            ..SampleScores::default()
         });
     }
     if let Some(i) = samples.iter().position(|v| !v.is_finite()) {
@@ -183,9 +200,12 @@ pub fn score_samples(data: &Prepared, samples: &[f32]) -> Result<SampleScores> {
         zoo_mcmc::diagnostics::mmd2_rbf(&data.train[..m * d], &data.test[..m * d], d, None)?;
     let (mmd, _) =
         zoo_mcmc::diagnostics::mmd2_rbf(&samples[..m * d], &data.test[..m * d], d, Some(h))?;
+    let classifier = DigitClassifier::shared()?;
     Ok(SampleScores {
         mmd2: Some(mmd),
         mmd2_floor: Some(floor),
+        features: Some(classifier.scores(&data.test[..m * d], &samples[..m * d])?),
+        features_floor: Some(classifier.scores(&data.test[..m * d], &data.train[..m * d])?),
         ..SampleScores::default()
     })
 }

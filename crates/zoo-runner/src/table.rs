@@ -321,9 +321,10 @@ fn heading(set: &str, here: &[&Row], digits: bool) -> String {
         .iter()
         .find_map(|r| r.mmd2_floor)
         .map_or("–".to_string(), |v| format!("{v:.4}"));
+    let fd_floor = first_of(&|r| r.fd_floor);
     if digits {
         format!(
-            "\n### digits (8×8, 64 dimensions; as many training images as samples: MMD² {mmd_floor})\n\n| family | method | sampler | params | NLL (bits/dim) | NLL by | MMD² to test | evals / sample | train s | ms / 1000 samples |\n|---|---|---|---|---|---|---|---|---|---|"
+            "\n### digits (8×8, 64 dimensions; as many training images as samples: MMD² {mmd_floor}, FD {fd_floor})\n\n| family | method | sampler | params | NLL (bits/dim) | NLL by | MMD² to test | FD | precision | recall | evals / sample | train s | ms / 1000 samples |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|"
         )
     } else {
         format!(
@@ -355,8 +356,13 @@ fn table_line(rs: &[&Row], sampler: &str, digits: bool) -> String {
     let (family, method, params) = (&first.family, &first.method, first.params);
     if digits {
         let mmd = col(&|r| r.mmd2, 4);
+        let (fd, precision, recall) = (
+            col(&|r| r.fd, 3),
+            col(&|r| r.precision, 3),
+            col(&|r| r.recall, 3),
+        );
         return format!(
-            "| {family} | {method} | {sampler_cell} | {params} | {nll} | {tag} | {mmd} | {evals} | {train} | {ms} |"
+            "| {family} | {method} | {sampler_cell} | {params} | {nll} | {tag} | {mmd} | {fd} | {precision} | {recall} | {evals} | {train} | {ms} |"
         );
     }
     let modes = match first.modes {
@@ -384,7 +390,7 @@ fn footnote(here: &[&Row], samples: usize, digits: bool) -> String {
     let ode = ode_steps(here);
     if digits {
         format!(
-            "\nSeeds {seeds_text} (mean ± sd over seeds), backend {backend}. Pixels p ∈ {{0..16}} dequantised as y = 2(p + u)/17 − 1, u ~ U(0, 1); NLL in bits per dimension of the discrete digits (the Jacobian of p → y included; an upper bound for a dequantised model) on the 299 test images. MMD²: Gaussian kernel, bandwidth by the median heuristic on training vs test images, {samples} samples vs the test images (as many training images score the MMD² in the heading, the finite-sample floor). Evals / sample: network passes per sample (MCMC steps, NFE, one decoder or generator pass)."
+            "\nSeeds {seeds_text} (mean ± sd over seeds), backend {backend}. Pixels p ∈ {{0..16}} dequantised as y = 2(p + u)/17 − 1, u ~ U(0, 1); NLL in bits per dimension of the discrete digits (the Jacobian of p → y included; an upper bound for a dequantised model) on the 299 test images. MMD²: Gaussian kernel, bandwidth by the median heuristic on training vs test images, {samples} samples vs the test images (as many training images score the MMD² in the heading, the finite-sample floor). FD, precision, recall: on the 32 penultimate features of a fixed MLP digit classifier (`zoo_data::features`, 64-128-32-10, trained once per process with a fixed seed), the Fréchet distance between Gaussians fitted to the samples' and the test images' features (FID's formula), and k-NN precision and recall with k = 5 (Kynkäänniemi et al. 2019); the heading's FD is that of as many training images. Evals / sample: network passes per sample (MCMC steps, NFE, one decoder or generator pass)."
         )
     } else {
         format!(
@@ -572,13 +578,14 @@ pub struct Agreement {
 /// bit-equality).
 pub fn compare(a: &[Row], b: &[Row], k: f64) -> Vec<Agreement> {
     type Get = fn(&Row) -> Option<f64>;
-    let metrics: [(&str, Get); 7] = [
+    let metrics: [(&str, Get); 8] = [
         ("nll", |r| r.nll),
         ("density_tv", |r| r.density_tv),
         ("sample_tv", |r| r.sample_tv),
         ("modes_covered", |r| r.modes_covered.map(|m| m as f64)),
         ("mode_weight_error", |r| r.mode_weight_error),
         ("mmd2", |r| r.mmd2),
+        ("fd", |r| r.fd),
         ("evals_per_sample", |r| Some(r.evals_per_sample)),
     ];
     let stats = |rows: &[Row], key: (&str, &str), get: Get| -> Option<(f64, f64, usize)> {
@@ -654,6 +661,10 @@ mod tests {
             high_quality: Some(0.9),
             mmd2: None,
             mmd2_floor: None,
+            fd: None,
+            fd_floor: None,
+            precision: None,
+            recall: None,
             evals_per_sample: 1.0,
             acceptance: None,
             swap_rate: None,

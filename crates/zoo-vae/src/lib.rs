@@ -12,10 +12,15 @@
 //! | importance-weighted bound (Burda et al. 2016) | [`evaluate`] (`iwae_nll`) |
 //! | latent EBM prior, ML training with short-run Langevin (Pang et al. 2020) | [`PriorKind::Ebm`], [`fit`], [`sample_prior`] |
 //! | log Z of the prior by AIS (Neal 2001) | [`prior_log_normalizer`] |
+//! | Energy-Calibrated VAE: an EBM on the data calibrates the decoder in training (Luo et al. 2024) | [`fit_calibrated`], [`CalibrationChain`] |
 
+mod calibrated;
 mod model;
 mod train;
 
+pub use calibrated::{
+    CalibrationChain, EcVaeLog, EcVaeReport, EcVaeTrainConfig, fit_calibrated, host_energy,
+};
 pub use model::{DecoderKind, PriorKind, Vae, VaeConfig};
 pub use train::{
     Evaluation, VaeReport, VaeTrainConfig, aggregate_posterior_log_z, continue_prior_chains,

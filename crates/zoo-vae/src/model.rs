@@ -170,6 +170,17 @@ impl Vae {
             .mul_scalar(-0.5)
     }
 
+    /// KL(q(z | x) || N(0, I)) per row for the posterior (mean, log_var), in closed form:
+    /// (|mean|^2 + sum exp(log_var) - sum log_var - latent) / 2.
+    pub fn kl_to_standard_normal(mean: Tensor<2>, log_var: Tensor<2>) -> Tensor<1> {
+        let [n, l] = mean.dims();
+        (mean.square() + log_var.clone().exp() - log_var)
+            .sum_dim(1)
+            .reshape([n])
+            .sub_scalar(l as f64)
+            .mul_scalar(0.5)
+    }
+
     /// log p(x | z) per row.
     pub fn log_likelihood(&self, x: Tensor<2>, z: Tensor<2>) -> Tensor<1> {
         let n = x.dims()[0];

@@ -233,11 +233,7 @@ impl Trainable for VaeRun<'_> {
         let eps = normal(rng, [b, vae.latent_dim], &device).autodiff();
         let z = mean.clone() + log_var.clone().mul_scalar(0.5).exp() * eps;
         let rec = vae.log_likelihood(x, z.clone());
-        let kl = (mean.square() + log_var.clone().exp() - log_var)
-            .sum_dim(1)
-            .reshape([b])
-            .sub_scalar(vae.latent_dim as f64)
-            .mul_scalar(0.5);
+        let kl = Vae::kl_to_standard_normal(mean, log_var);
         let mut objective = kl - rec;
         if let Some(prior) = &vae.prior {
             // Encoder/decoder see E through z only; the prior gets the ML gradient.

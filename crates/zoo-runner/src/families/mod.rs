@@ -14,7 +14,7 @@ pub use diffusion::DiffusionPlan;
 pub use ebm::EbmPlan;
 pub use flow::FlowPlan;
 pub use gan::GanPlan;
-pub use vae::VaePlan;
+pub use vae::{VaePlan, VaeTraining};
 
 pub(crate) use crate::config::Sections;
 pub(crate) use crate::evaluate::{EvalCtx, Scored};

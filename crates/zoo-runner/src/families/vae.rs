@@ -1,5 +1,6 @@
-//! The `vae` family: a VAE with a Gaussian or a latent EBM prior (`zoo-vae`), scored by IWAE
-//! (with the EBM prior's log Z estimated), sampled through the prior.
+//! The `vae` family: a VAE with a Gaussian or a latent EBM prior (`zoo-vae`), or the
+//! Energy-Calibrated VAE, scored by IWAE (with the EBM prior's log Z estimated), sampled through
+//! the prior (the EC-VAE: decoder means, one pass per sample, as in the paper).
 
 use super::{Ctx, EvalCtx, FamilyRun, Scored, Sections, Trained};
 use crate::config::ConfigError;
@@ -19,8 +20,17 @@ use zoo_energy::tensor::from_host2;
 pub struct VaePlan {
     /// Encoder, decoder, prior (the prior from the method).
     pub model: zoo_vae::VaeConfig,
-    /// ELBO training (and the EBM prior's).
-    pub train: zoo_vae::VaeTrainConfig,
+    /// How it trains.
+    pub train: VaeTraining,
+}
+
+/// The training of a `vae` run.
+#[derive(Debug, Clone)]
+pub enum VaeTraining {
+    /// The ELBO (and the EBM prior's maximum likelihood).
+    Elbo(zoo_vae::VaeTrainConfig),
+    /// The EC-VAE's calibrated training (`method = "ec_vae"`).
+    Calibrated(zoo_vae::EcVaeTrainConfig),
 }
 
 impl FamilyRun for VaePlan {
@@ -57,33 +67,64 @@ fn plan(mut s: Sections, method: VaeMethod) -> std::result::Result<VaePlan, Conf
         }
     }
     let model = checked(file, "model", s.model, zoo_vae::VaeConfig::check)?;
-    let train = checked(file, "train", s.train, zoo_vae::VaeTrainConfig::check)?;
+    let train = match method {
+        VaeMethod::EcVae | VaeMethod::EcVaeBaseline => {
+            let check = zoo_vae::EcVaeTrainConfig::check;
+            let train: zoo_vae::EcVaeTrainConfig = checked(file, "train", s.train, check)?;
+            VaeTraining::Calibrated(zoo_vae::EcVaeTrainConfig {
+                calibrate: method == VaeMethod::EcVae,
+                ..train
+            })
+        }
+        _ => VaeTraining::Elbo(checked(
+            file,
+            "train",
+            s.train,
+            zoo_vae::VaeTrainConfig::check,
+        )?),
+    };
     Ok(VaePlan { model, train })
 }
 
 fn train(p: &VaePlan, ctx: &mut Ctx) -> Result<Trained> {
-    let (model, train) = (&p.model, &p.train);
-    let mut vae = model.init(&mut ctx.init_rng, &ctx.ad)?;
-    let train = zoo_vae::VaeTrainConfig {
-        resume: ctx.resume.clone(),
-        ..train.clone()
-    };
+    let mut vae = p.model.init(&mut ctx.init_rng, &ctx.ad)?;
     let x = ctx.train_tensor();
-    let report = zoo_vae::fit(&mut ctx.rng, &mut vae, &x, &train)?;
+    let (curve, seconds, resumed_from) = match &p.train {
+        VaeTraining::Elbo(train) => {
+            let train = zoo_vae::VaeTrainConfig {
+                resume: ctx.resume.clone(),
+                ..train.clone()
+            };
+            let report = zoo_vae::fit(&mut ctx.rng, &mut vae, &x, &train)?;
+            let curve = Curve::from_series(&[("neg_elbo", &report.losses)]);
+            (curve, report.seconds, report.resumed_from)
+        }
+        VaeTraining::Calibrated(train) => {
+            let train = zoo_vae::EcVaeTrainConfig {
+                resume: ctx.resume.clone(),
+                ..train.clone()
+            };
+            let mut energy = train.init_energy(&mut ctx.init_rng, p.model.data_dim, &ctx.ad)?;
+            let r = zoo_vae::fit_calibrated(&mut ctx.rng, &mut vae, &mut energy, &x, &train)?;
+            let column = |f: fn(&zoo_vae::EcVaeLog) -> f64| r.log.iter().map(f).collect::<Vec<_>>();
+            let curve = Curve::from_series(&[
+                ("vae_loss", &column(|l| l.vae_loss)),
+                ("calibration_loss", &column(|l| l.calibration_loss)),
+                ("lambda", &column(|l| l.lambda)),
+            ]);
+            (curve, r.seconds, r.resumed_from)
+        }
+    };
     Ok(Trained {
         files: vec![("vae.bpk".into(), module_bytes(&vae)?)],
-        curve: Curve::from_series(&[("neg_elbo", &report.losses)]),
-        seconds: report.seconds,
-        resumed_from: report.resumed_from,
+        curve,
+        seconds,
+        resumed_from,
     })
 }
 
 /// A VAE: the IWAE NLL (with the EBM prior's log Z estimated), decoded prior draws.
-fn evaluate(
-    ctx: &EvalCtx,
-    model: &zoo_vae::VaeConfig,
-    train: &zoo_vae::VaeTrainConfig,
-) -> Result<Scored> {
+fn evaluate(ctx: &EvalCtx, model: &zoo_vae::VaeConfig, train: &VaeTraining) -> Result<Scored> {
     let (device, d) = (ctx.device, ctx.data.dim);
     let vae = load_module(
         model.init(&mut seeded(ctx.seed), device)?,
@@ -93,6 +134,11 @@ fn evaluate(
     let nll = vae_nll(ctx, &vae)?;
     let n = ctx.n();
     let drawn = ctx.draw_each(|s, rng| {
+        let VaeTraining::Elbo(train) = train else {
+            // The EC-VAE generates with the decoder alone: its means, one pass per sample.
+            let z = zoo_energy::rng::normal(rng, [n, vae.latent_dim], device);
+            return Ok(Draw::new(vae.decode_mean(z), 1.0));
+        };
         let steps = s.steps.unwrap_or(train.langevin_steps);
         let step_size = s.step_size.unwrap_or(train.langevin_step_size);
         let z = zoo_vae::sample_prior(rng, &vae, n, steps, step_size, device)?;
