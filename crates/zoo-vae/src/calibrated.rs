@@ -332,9 +332,7 @@ impl EcVaeRun<'_> {
         let kl = Vae::kl_to_standard_normal(mean, log_var);
         (rec + kl.mul_scalar(self.cfg.kl_weight)).mean()
     }
-}
 
-impl EcVaeRun<'_> {
     /// The EBM's maximum-likelihood loss with calibrated samples as negatives:
     /// mean E(x_data) - mean E(x_cal) + alpha (mean E(x_data)^2 + mean E(x_cal)^2).
     fn energy_loss(&self, x: Tensor<2>, x_cal: Tensor<2>) -> Tensor<1> {
