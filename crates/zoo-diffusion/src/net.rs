@@ -391,9 +391,7 @@ impl Default for DsmTrainConfig {
 impl DsmTrainConfig {
     /// Validates the fields.
     pub fn check(&self) -> Result<()> {
-        check_count("iterations", self.iterations)?;
-        check_count("batch_size", self.batch_size)?;
-        check_count("snapshot_every", self.snapshot_every)?;
+        zoo_train::check_sizes(self.iterations, self.batch_size, self.snapshot_every)?;
         check_positive("learning_rate", self.learning_rate)?;
         if let Some(c) = self.grad_clip {
             check_positive("grad_clip", c)?;

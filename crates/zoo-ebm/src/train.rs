@@ -11,7 +11,7 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
 use zoo_energy::tensor::to_host1;
-use zoo_energy::{Error, Result, ZooRng, check_count, check_positive};
+use zoo_energy::{Error, Result, ZooRng, check_positive};
 use zoo_train::{Checkpoint, LoopConfig, OptimizerConfig, Resume, Trainable, check_value};
 
 /// Settings of [`Trainer`] (a TOML table; unknown keys are errors).
@@ -69,9 +69,7 @@ impl Default for EbmTrainConfig {
 impl EbmTrainConfig {
     /// Validates every field.
     pub fn check(&self) -> Result<()> {
-        check_count("iterations", self.iterations)?;
-        check_count("batch_size", self.batch_size)?;
-        check_count("snapshot_every", self.snapshot_every)?;
+        zoo_train::check_sizes(self.iterations, self.batch_size, self.snapshot_every)?;
         check_positive("learning_rate", self.learning_rate)?;
         check_positive("energy_limit", self.energy_limit)?;
         if !(0.0..1.0).contains(&self.beta1) {

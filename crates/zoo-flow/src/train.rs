@@ -12,7 +12,7 @@ use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 use zoo_energy::tensor::{row_dot, to_host1};
-use zoo_energy::{Energy, Error, Result, ZooRng, check_count, check_positive};
+use zoo_energy::{Energy, Error, Result, ZooRng, check_positive};
 use zoo_train::{Checkpoint, LoopConfig, Resume, Trainable, check_value};
 
 /// Settings of both trainers (a TOML table; unknown keys are errors).
@@ -60,9 +60,7 @@ impl Default for FlowTrainConfig {
 impl FlowTrainConfig {
     /// Validates every field.
     pub fn check(&self) -> Result<()> {
-        check_count("iterations", self.iterations)?;
-        check_count("batch_size", self.batch_size)?;
-        check_count("snapshot_every", self.snapshot_every)?;
+        zoo_train::check_sizes(self.iterations, self.batch_size, self.snapshot_every)?;
         check_positive("learning_rate", self.learning_rate)?;
         if let Some(c) = self.grad_clip {
             check_positive("grad_clip", c)?;

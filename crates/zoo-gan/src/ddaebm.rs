@@ -404,9 +404,7 @@ impl Default for DdaebmTrainConfig {
 impl DdaebmTrainConfig {
     /// Validates every field.
     pub fn check(&self) -> Result<()> {
-        check_count("iterations", self.iterations)?;
-        check_count("batch_size", self.batch_size)?;
-        check_count("snapshot_every", self.snapshot_every)?;
+        zoo_train::check_sizes(self.iterations, self.batch_size, self.snapshot_every)?;
         check_positive("energy_learning_rate", self.energy_learning_rate)?;
         check_positive("generator_learning_rate", self.generator_learning_rate)?;
         check_positive("posterior_variance_floor", self.posterior_variance_floor)?;

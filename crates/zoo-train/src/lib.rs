@@ -54,6 +54,15 @@ pub trait Trainable {
     }
 }
 
+/// The sizes every family's training config shares, each at least 1: `iterations`,
+/// `batch_size` and `snapshot_every` (the errors name the key).
+pub fn check_sizes(iterations: usize, batch_size: usize, snapshot_every: usize) -> Result<()> {
+    zoo_energy::check_count("iterations", iterations)?;
+    zoo_energy::check_count("batch_size", batch_size)?;
+    zoo_energy::check_count("snapshot_every", snapshot_every)?;
+    Ok(())
+}
+
 /// Settings of [`train`] that are not the family's.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LoopConfig {

@@ -168,9 +168,7 @@ impl Default for EcVaeTrainConfig {
 impl EcVaeTrainConfig {
     /// Validates every field.
     pub fn check(&self) -> Result<()> {
-        check_count("iterations", self.iterations)?;
-        check_count("batch_size", self.batch_size)?;
-        check_count("snapshot_every", self.snapshot_every)?;
+        zoo_train::check_sizes(self.iterations, self.batch_size, self.snapshot_every)?;
         check_positive("learning_rate", self.learning_rate)?;
         check_positive("energy_learning_rate", self.energy_learning_rate)?;
         check_positive("epsilon", self.epsilon)?;

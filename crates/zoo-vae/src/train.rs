@@ -76,10 +76,8 @@ impl Default for VaeTrainConfig {
 impl VaeTrainConfig {
     /// Validates every field.
     pub fn check(&self) -> Result<()> {
-        check_count("iterations", self.iterations)?;
-        check_count("batch_size", self.batch_size)?;
+        zoo_train::check_sizes(self.iterations, self.batch_size, self.snapshot_every)?;
         check_count("langevin_steps", self.langevin_steps)?;
-        check_count("snapshot_every", self.snapshot_every)?;
         check_positive("learning_rate", self.learning_rate)?;
         check_positive("prior_learning_rate", self.prior_learning_rate)?;
         check_positive("langevin_step_size", self.langevin_step_size)?;
