@@ -15,7 +15,7 @@ use ebm_zoo::ebm::objective::{
     ChainStart, DenoisingScoreMatching, JarzynskiPcd, MaximumLikelihood, Nce, Objective,
     SlicedScoreMatching,
 };
-use ebm_zoo::ebm::{Dataset, EbmTrainConfig, EnergyModel, Trainer};
+use ebm_zoo::ebm::{Dataset, EbmTrainConfig, Trainer};
 use ebm_zoo::energy::BackendKind;
 use ebm_zoo::energy::rng::seeded;
 use ebm_zoo::mcmc::Sampler;

@@ -6,7 +6,7 @@
 use burn::prelude::*;
 use ebm_zoo::data::{Grid2d, Toy2d, evaluate};
 use ebm_zoo::ebm::objective::{ChainStart, MaximumLikelihood};
-use ebm_zoo::ebm::{Dataset, EbmTrainConfig, EnergyModel, Trainer};
+use ebm_zoo::ebm::{Dataset, EbmTrainConfig, Trainer};
 use ebm_zoo::energy::rng::seeded;
 use ebm_zoo::mcmc::sampler::{AnySampler, InitDistribution, ReplayBuffer, SamplerKind};
 use ebm_zoo::neural::Activation;

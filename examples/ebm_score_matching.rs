@@ -7,7 +7,7 @@
 use burn::prelude::*;
 use ebm_zoo::data::{Grid2d, Toy2d, evaluate};
 use ebm_zoo::ebm::objective::{DenoisingScoreMatching, Objective, SlicedScoreMatching};
-use ebm_zoo::ebm::{Dataset, EbmTrainConfig, EnergyModel, Trainer};
+use ebm_zoo::ebm::{Dataset, EbmTrainConfig, Trainer};
 use ebm_zoo::energy::rng::seeded;
 use ebm_zoo::neural::Activation;
 use ebm_zoo::neural::MlpEnergy;

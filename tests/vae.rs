@@ -379,7 +379,7 @@ fn calibration_moves_samples_down_the_energy() {
 }
 
 #[test]
-fn ec_vae_trains_and_refuses_bad_settings() {
+fn ec_vae_trains_by_dual_ascent_and_its_baseline_keeps_lambda_zero() {
     use ebm_zoo::vae::{EcVaeTrainConfig, fit_calibrated};
     let device = cpu_device();
     let ad = device.clone().autodiff();
@@ -424,6 +424,8 @@ fn ec_vae_trains_and_refuses_bad_settings() {
     assert_eq!(on.log[0].vae_loss, off.log[0].vae_loss);
     // Dual ascent: lambda moves from lambda_0 by eta (L_cal - epsilon D) per step, within [0, 100].
     let l = &on.log;
+    let first = (30.0 + 0.01 * (l[0].calibration_loss - 0.01 * 4.0)).clamp(0.0, 100.0);
+    assert!((l[0].lambda - first).abs() < 1e-9, "{:?}", l[0]);
     for w in l.windows(2) {
         let expect = (w[0].lambda + 0.01 * (w[1].calibration_loss - 0.01 * 4.0)).clamp(0.0, 100.0);
         assert!((w[1].lambda - expect).abs() < 1e-9, "{w:?}");
@@ -432,6 +434,17 @@ fn ec_vae_trains_and_refuses_bad_settings() {
         l.iter()
             .all(|s| s.vae_loss.is_finite() && s.calibration_loss.is_finite())
     );
+}
+
+#[test]
+fn ec_vae_settings_are_checked() {
+    use ebm_zoo::vae::{CalibrationChain, EcVaeTrainConfig};
+    let train = EcVaeTrainConfig::default();
+    train.check().unwrap();
+    let chain = CalibrationChain {
+        steps: 0,
+        ..CalibrationChain::default()
+    };
     for (bad, key) in [
         (
             EcVaeTrainConfig {
@@ -449,10 +462,14 @@ fn ec_vae_trains_and_refuses_bad_settings() {
         ),
         (
             EcVaeTrainConfig {
-                chain: ebm_zoo::vae::CalibrationChain {
-                    steps: 0,
-                    ..Default::default()
-                },
+                lambda0: 200.0,
+                ..train.clone()
+            },
+            "lambda0",
+        ),
+        (
+            EcVaeTrainConfig {
+                chain,
                 ..train.clone()
             },
             "chain.steps",

@@ -78,12 +78,7 @@ fn rescale<const D: usize>(param: Param<Tensor<D>>, factor: f32) -> Param<Tensor
 
 impl EnergyModel for MlpEnergy {
     fn sampling_energy(&self) -> Box<dyn Energy> {
-        let plain = self.valid();
-        if BackendKind::is_host_device(&plain.layers[0].weight.val().device()) {
-            Box::new(plain.fused())
-        } else {
-            Box::new(plain)
-        }
+        MlpEnergy::sampling_energy(self)
     }
 
     fn contrast_gradients(&self, contrast: &Contrast) -> Option<ContrastStep> {

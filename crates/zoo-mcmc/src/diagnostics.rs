@@ -235,6 +235,11 @@ pub fn split_rhat(chains: &[Vec<f64>]) -> f64 {
     ((w * (nf - 1.0) / nf + b_over_n) / w).sqrt()
 }
 
+/// |x - y|^2 in f64.
+fn sq(x: &[f32], y: &[f32]) -> f64 {
+    x.iter().zip(y).map(|(p, q)| f64::from(p - q).powi(2)).sum()
+}
+
 /// The unbiased estimate of the squared maximum mean discrepancy between two samples (`[n, d]`
 /// and `[m, d]` row-major) under the Gaussian kernel exp(-|x - y|^2 / (2 h^2)) (Gretton et al.
 /// 2012, eq. 3), with h the median pairwise distance of the pooled sample when `bandwidth` is
@@ -263,9 +268,6 @@ pub fn mmd2_rbf(
             format!("MMD needs at least two points per sample; got {n} and {m}"),
         ));
     }
-    let sq = |x: &[f32], y: &[f32]| -> f64 {
-        x.iter().zip(y).map(|(p, q)| f64::from(p - q).powi(2)).sum()
-    };
     let h = bandwidth.unwrap_or_else(|| {
         let pooled: Vec<&[f32]> = a.chunks(d).chain(b.chunks(d)).collect();
         // The median over a deterministic subsample of pairs (at most 500 points).
@@ -324,34 +326,13 @@ fn rows_of(what: &str, x: &[f32], d: usize, min_rows: usize) -> zoo_energy::Resu
     Ok(x.len() / d)
 }
 
-/// Mean and covariance (divisor n - 1) of `[n, d]` row-major samples (n >= 2).
+/// Mean and covariance (divisor n - 1) of `[n, d]` row-major samples (n >= 2): those of
+/// [`Draws`] holding them as one step of n chains.
 pub fn mean_and_covariance(x: &[f32], d: usize) -> zoo_energy::Result<(Vec<f64>, Matrix)> {
     let n = rows_of("samples", x, d, 2)?;
-    let mut mean = vec![0.0; d];
-    for row in x.chunks(d) {
-        for (m, v) in mean.iter_mut().zip(row) {
-            *m += f64::from(*v) / n as f64;
-        }
-    }
-    let mut cov = vec![vec![0.0; d]; d];
-    for row in x.chunks(d) {
-        let c: Vec<f64> = row
-            .iter()
-            .zip(&mean)
-            .map(|(v, m)| f64::from(*v) - m)
-            .collect();
-        for i in 0..d {
-            for j in 0..=i {
-                cov[i][j] += c[i] * c[j] / (n - 1) as f64;
-            }
-        }
-    }
-    for i in 0..d {
-        for j in 0..i {
-            cov[j][i] = cov[i][j];
-        }
-    }
-    Ok((mean, cov))
+    let mut draws = Draws::new(n, d);
+    draws.push(x)?;
+    Ok((draws.mean(), draws.covariance()))
 }
 
 /// The Fréchet (2-Wasserstein) distance between N(m1, c1) and N(m2, c2) (Dowson & Landau 1982;
@@ -385,11 +366,7 @@ pub fn frechet_distance(
 /// Squared distances from every row of `a` to every row of `b`, `[n_a][n_b]`.
 fn squared_distances(a: &[f32], b: &[f32], d: usize) -> Vec<Vec<f64>> {
     a.chunks(d)
-        .map(|x| {
-            b.chunks(d)
-                .map(|y| x.iter().zip(y).map(|(p, q)| f64::from(p - q).powi(2)).sum())
-                .collect()
-        })
+        .map(|x| b.chunks(d).map(|y| sq(x, y)).collect())
         .collect()
 }
 

@@ -190,6 +190,17 @@ impl MlpEnergy {
             .expect("widths of a built MLP are valid")
     }
 
+    /// A snapshot of the current weights for samplers (no autodiff): the fused CPU kernel on host
+    /// backends, burn tensor operations elsewhere (a GPU would pay a host round trip per step).
+    pub fn sampling_energy(&self) -> Box<dyn Energy> {
+        let plain = self.valid();
+        if zoo_energy::BackendKind::is_host_device(&plain.layers[0].weight.val().device()) {
+            Box::new(plain.fused())
+        } else {
+            Box::new(plain)
+        }
+    }
+
     /// Forward pass keeping activation'(z) of every hidden layer: (E [n], derivatives).
     fn forward_keep(&self, x: Tensor<2>, keep: bool) -> (Tensor<1>, Vec<Tensor<2>>) {
         let (last, hidden) = self.layers.split_last().expect("at least one layer");

@@ -342,17 +342,6 @@ impl EcVaeRun<'_> {
     }
 }
 
-/// A snapshot of the EBM for the calibration chain: the fused CPU kernel on host backends, burn
-/// tensor operations elsewhere.
-pub fn host_energy(energy: &MlpEnergy) -> Box<dyn Energy> {
-    let valid = energy.valid();
-    if zoo_energy::BackendKind::is_host_device(&valid.layers[0].weight.device()) {
-        Box::new(valid.fused())
-    } else {
-        Box::new(valid)
-    }
-}
-
 /// The host value of a one-element tensor.
 fn scalar(t: &Tensor<1>) -> f64 {
     f64::from(t.clone().into_scalar::<f32>())
@@ -382,7 +371,7 @@ impl Trainable for EcVaeRun<'_> {
             return Ok(log);
         }
         let generated = self.vae.decode_mean(z);
-        let energy = host_energy(&self.energy);
+        let energy = self.energy.sampling_energy();
         let x_cal = cfg
             .chain
             .run(&mut chain_rng, &*energy, generated.clone().inner())?;

@@ -18,9 +18,7 @@ mod calibrated;
 mod model;
 mod train;
 
-pub use calibrated::{
-    CalibrationChain, EcVaeLog, EcVaeReport, EcVaeTrainConfig, fit_calibrated, host_energy,
-};
+pub use calibrated::{CalibrationChain, EcVaeLog, EcVaeReport, EcVaeTrainConfig, fit_calibrated};
 pub use model::{DecoderKind, PriorKind, Vae, VaeConfig};
 pub use train::{
     Evaluation, VaeReport, VaeTrainConfig, aggregate_posterior_log_z, continue_prior_chains,

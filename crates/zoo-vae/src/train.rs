@@ -120,21 +120,14 @@ pub fn continue_prior_chains(
     steps: usize,
     step_size: f64,
 ) -> Result<Tensor<2>> {
-    let device = z0.device();
-    let device = &device;
     let Some(prior) = &vae.prior else {
         return Ok(z0);
     };
-    // The fused CPU kernel on host backends, burn tensor operations elsewhere.
-    let energy: Box<dyn Energy> = if zoo_energy::BackendKind::is_host_device(device) {
-        Box::new(WithGaussianBase::new(prior.valid().fused(), 1.0)?)
-    } else {
-        Box::new(WithGaussianBase::new(prior.valid(), 1.0)?)
-    };
+    let energy = WithGaussianBase::new(prior.sampling_energy(), 1.0)?;
     let ula = Ula::new(step_size)?;
-    let mut state = ula.init(&*energy, z0)?;
+    let mut state = ula.init(&energy, z0)?;
     for step in 1..=steps {
-        state = ula.step(rng, &*energy, state)?.0;
+        state = ula.step(rng, &energy, state)?.0;
         if step == steps {
             zoo_energy::tensor::check_finite("prior samples", &state.position).map_err(|_| {
                 Error::invalid(

@@ -170,7 +170,6 @@ fn ebm_train(
 
 /// An MLP energy: quadrature NLL (2-D), ULA/MALA chains from the data box.
 fn evaluate(ctx: &EvalCtx, model: &zoo_neural::MlpEnergyConfig) -> Result<Scored> {
-    use zoo_ebm::EnergyModel;
     let init = model.init(&mut seeded(ctx.seed), ctx.device)?;
     let model = load_module(init, ctx.files, "energy.bpk")?;
     let energy = model.sampling_energy();
