@@ -16,7 +16,7 @@
 
 use burn::prelude::*;
 use clap::Parser;
-use ebm_zoo::data::digits::{Digits, PIXELS, Split, dequantise};
+use ebm_zoo::data::digits::{PIXELS, dequantised_splits};
 use ebm_zoo::data::features::DigitClassifier;
 use ebm_zoo::data::grid::true_cell_masses;
 use ebm_zoo::data::{Embedded, Toy2d, sample_metrics};
@@ -92,18 +92,13 @@ fn name(calibrate: bool) -> &'static str {
 }
 
 fn digits(args: &Args, device: &Device) -> anyhow::Result<()> {
-    let train_set = Digits::load(Split::Train)?;
-    let test = Digits::load(Split::Test)?;
-    let y_test = dequantise(&test.scaled(), &mut seeded(999));
-    let (scaled, mut noise) = (train_set.scaled(), seeded(20_000));
-    let y_train: Vec<f32> = (0..8)
-        .flat_map(|_| dequantise(&scaled, &mut noise))
-        .collect();
+    let (y_train, y_test) = dequantised_splits(8)?;
+    let n_test = y_test.len() / PIXELS;
     let n_train = y_train.len() / PIXELS;
-    let floor = DigitClassifier::shared()?.scores(&y_test, &y_train[..test.len() * PIXELS])?;
+    let floor = DigitClassifier::shared()?.scores(&y_test, &y_train[..n_test * PIXELS])?;
     println!("digits; real vs real (299 training images): {floor:?}");
     let train_t = from_host2(y_train, [n_train, PIXELS], device);
-    let test_t = from_host2(y_test, [test.len(), PIXELS], device);
+    let test_t = from_host2(y_test, [n_test, PIXELS], device);
     let vae_cfg = VaeConfig {
         data_dim: PIXELS,
         latent_dim: 8,

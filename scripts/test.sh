@@ -27,4 +27,8 @@ fi
 
 # The backend-agreement tests fail (rather than skip) when one of these is not compiled in.
 export ZOO_REQUIRE_BACKENDS="${ZOO_REQUIRE_BACKENDS:-flex,ndarray,wgpu}"
-cargo test --release --workspace --features ndarray,wgpu "$@"
+# Every test target; the examples are compiled (type-checked) inside the `all` test binary
+# (tests/examples.rs) rather than linked one binary each. Then the doc tests, against the same
+# release libraries (no second build).
+cargo test --release --workspace --features ndarray,wgpu --tests "$@"
+cargo test --release --workspace --features ndarray,wgpu --doc "$@"

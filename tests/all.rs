@@ -14,12 +14,16 @@ mod diffusion;
 mod ebm;
 #[path = "ebm_jarzynski.rs"]
 mod ebm_jarzynski;
+#[path = "examples.rs"]
+mod examples;
 #[path = "features.rs"]
 mod features;
 #[path = "flows.rs"]
 mod flows;
 #[path = "gan.rs"]
 mod gan;
+#[path = "latent_diffusion.rs"]
+mod latent_diffusion;
 #[path = "logz.rs"]
 mod logz;
 #[path = "neural.rs"]

@@ -460,6 +460,7 @@ fn diffusion_run_cases() -> Vec<Case> {
     .into_iter()
     .chain(ddaebm_cases())
     .chain(ec_vae_cases())
+    .chain(hvae_cases())
     .collect()
 }
 
@@ -477,6 +478,29 @@ fn ec_vae_cases() -> Vec<Case> {
             "model.latent_dim",
         ),
         run_config(&train("langevin_steps = 5"), "train.langevin_steps"),
+    ]
+}
+
+/// The hierarchical VAE and its EBM diffusion prior: the diffusion's steps and schedule, the
+/// latent layers' widths, the prior's Langevin budget.
+fn hvae_cases() -> Vec<Case> {
+    let good = "data = \"8gaussians\"\nfamily = \"vae\"\nmethod = \"hvae_diffusion_prior\"\n";
+    let model = |t: &str| format!("{good}[model]\n{t}\n[train]\niterations = 10\n");
+    let prior = |t: &str| format!("{good}[model.prior]\n{t}\n[train]\niterations = 10\n");
+    let train = |t: &str| format!("{good}[train]\niterations = 10\n[train.prior]\n{t}\n");
+    vec![
+        run_config(&prior("steps = 0"), "model.prior.steps"),
+        run_config(&prior("beta_max = 1.5"), "model.prior.beta_max"),
+        run_config(
+            &prior("beta_min = 0.6\nbeta_max = 0.5"),
+            "model.prior.beta_min",
+        ),
+        run_config(&model("latent = [2, 0]"), "model.latent"),
+        run_config(&model("latent = []"), "model.latent"),
+        run_config(&model("layer_hidden = [0]"), "model.layer_hidden"),
+        run_config(&train("langevin_steps = 0"), "train.prior.langevin_steps"),
+        run_config(&train("langevin_steps = 3"), "train.prior.langevin_steps"),
+        run_config(&train("iterations = 0"), "train.prior.iterations"),
     ]
 }
 

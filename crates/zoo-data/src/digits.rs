@@ -99,3 +99,15 @@ pub fn dequantise(scaled: &[f32], rng: &mut ZooRng) -> Vec<f32> {
         .map(|p| 2.0 * (p * 16.0 + rng.random::<f32>()) / 17.0 - 1.0)
         .collect()
 }
+
+/// The examples' digit data in y-space: `copies` dequantisations of the training split (noise
+/// seed 20 000) and one of the test split (seed 999), row-major `[n, PIXELS]` each.
+pub fn dequantised_splits(copies: usize) -> Result<(Vec<f32>, Vec<f32>)> {
+    let (train, test) = (Digits::load(Split::Train)?, Digits::load(Split::Test)?);
+    let y_test = dequantise(&test.scaled(), &mut zoo_energy::rng::seeded(999));
+    let (scaled, mut noise) = (train.scaled(), zoo_energy::rng::seeded(20_000));
+    let y_train = (0..copies)
+        .flat_map(|_| dequantise(&scaled, &mut noise))
+        .collect();
+    Ok((y_train, y_test))
+}

@@ -137,6 +137,18 @@ impl Error {
             reason: reason.into(),
         }
     }
+
+    /// The same error with a parameter's name placed inside the table `table` (`iterations` ->
+    /// `prior.iterations`), for a config nested in another; other errors are unchanged.
+    pub fn within(self, table: &str) -> Self {
+        match self {
+            Error::InvalidParameter { name, reason } => Error::InvalidParameter {
+                name: format!("{table}.{name}"),
+                reason,
+            },
+            other => other,
+        }
+    }
 }
 
 /// Checks that `value` is finite and strictly positive.

@@ -149,17 +149,31 @@ choice! {
         EcVae = "ec_vae",
         /// The EC-VAE's baseline: the same VAE, loss and draws with lambda = 0 (no calibration).
         EcVaeBaseline = "ec_vae_baseline",
+        /// A hierarchical (multi-layer) generator with its Gaussian prior N(u; 0, I).
+        HvaeGaussianPrior = "hvae_gaussian_prior",
+        /// The same generator, frozen, with a single-stage EBM prior over its whitened latent.
+        HvaeEbmPrior = "hvae_ebm_prior",
+        /// The same generator, frozen, with Cui & Han's hierarchical EBM diffusion prior.
+        HvaeDiffusionPrior = "hvae_diffusion_prior",
     }
 }
 
 impl VaeMethod {
-    /// The family crate's prior.
+    /// The family crate's prior of a one-layer VAE (the hierarchical methods: Gaussian).
     pub fn prior(self) -> zoo_vae::PriorKind {
         match self {
-            VaeMethod::GaussianPrior | VaeMethod::EcVae | VaeMethod::EcVaeBaseline => {
-                zoo_vae::PriorKind::Gaussian
-            }
             VaeMethod::EbmPrior => zoo_vae::PriorKind::Ebm,
+            _ => zoo_vae::PriorKind::Gaussian,
+        }
+    }
+
+    /// The prior over the whitened latent of a hierarchical method (None: a one-layer VAE).
+    pub fn latent_prior(self) -> Option<zoo_vae::LatentPriorKind> {
+        match self {
+            VaeMethod::HvaeGaussianPrior => Some(zoo_vae::LatentPriorKind::Gaussian),
+            VaeMethod::HvaeEbmPrior => Some(zoo_vae::LatentPriorKind::SingleStage),
+            VaeMethod::HvaeDiffusionPrior => Some(zoo_vae::LatentPriorKind::Diffusion),
+            _ => None,
         }
     }
 }

@@ -12,13 +12,24 @@
 //! | importance-weighted bound (Burda et al. 2016) | [`evaluate`] (`iwae_nll`) |
 //! | latent EBM prior, ML training with short-run Langevin (Pang et al. 2020) | [`PriorKind::Ebm`], [`fit`], [`sample_prior`] |
 //! | log Z of the prior by AIS (Neal 2001) | [`prior_log_normalizer`] |
+//! | latent-space hierarchical EBM diffusion prior: recovery EBMs along a short diffusion of the whitened latent of a multi-layer generator (Cui & Han 2024) | [`HierVae`], [`LatentEbmPrior`], [`fit_latent_prior`] |
 //! | Energy-Calibrated VAE: an EBM on the data calibrates the decoder in training (Luo et al. 2024) | [`fit_calibrated`], [`CalibrationChain`] |
 
 mod calibrated;
+mod hierarchical;
+mod latent_diffusion;
 mod model;
 mod train;
 
 pub use calibrated::{CalibrationChain, EcVaeLog, EcVaeReport, EcVaeTrainConfig, fit_calibrated};
+pub use hierarchical::{
+    HierPosterior, HierTrainConfig, HierVae, HierVaeConfig, IdentityMap, LatentMap, fit_hier_vae,
+    split_layers,
+};
+pub use latent_diffusion::{
+    LatentDiffusionConfig, LatentEbmPrior, LatentPriorKind, LatentPriorTrainConfig, LatentSource,
+    LevelEnergy, PriorChain, fit_latent_prior,
+};
 pub use model::{DecoderKind, PriorKind, Vae, VaeConfig};
 pub use train::{
     Evaluation, VaeReport, VaeTrainConfig, aggregate_posterior_log_z, continue_prior_chains,
