@@ -65,6 +65,22 @@ struct Args {
     backend: BackendKind,
 }
 
+/// The priors named by `--priors`: (table name, kind).
+fn selected(args: &Args) -> impl Iterator<Item = (&'static str, LatentPriorKind)> + '_ {
+    [
+        ("gaussian", "Gaussian N(0, I)", LatentPriorKind::Gaussian),
+        ("single", "single-stage EBM", LatentPriorKind::SingleStage),
+        (
+            "diffusion",
+            "EBM diffusion (T = 3)",
+            LatentPriorKind::Diffusion,
+        ),
+    ]
+    .into_iter()
+    .filter(|(key, _, _)| args.priors.split(',').any(|p| p.trim() == *key))
+    .map(|(_, name, kind)| (name, kind))
+}
+
 /// The prior's training settings from the arguments.
 fn train_config(args: &Args) -> LatentPriorTrainConfig {
     LatentPriorTrainConfig {
@@ -110,17 +126,7 @@ fn latent25(args: &Args, device: &Device) -> anyhow::Result<()> {
     println!("| prior | seed | modes covered | mode-histogram KL | high quality | TV | train s |");
     println!("|---|---|---|---|---|---|---|");
     for seed in 0..args.seeds {
-        for (key, name, kind) in [
-            ("single", "single-stage EBM", LatentPriorKind::SingleStage),
-            (
-                "diffusion",
-                "EBM diffusion (T = 3)",
-                LatentPriorKind::Diffusion,
-            ),
-        ] {
-            if !args.priors.split(',').any(|p| p.trim() == key) {
-                continue;
-            }
+        for (name, kind) in selected(args).filter(|(_, k)| *k != LatentPriorKind::Gaussian) {
             let (p, secs) = prior(args, kind, &map, &source, seed, device)?;
             let chain = train_config(args).chain();
             let u = p.sample(&mut seeded(100 + seed), &map, 4000, chain, device)?;
@@ -158,18 +164,7 @@ fn digits(args: &Args, device: &Device) -> anyhow::Result<()> {
             data: &train_t,
         };
         let chain = train_config(args).chain();
-        for (key, name, kind) in [
-            ("gaussian", "Gaussian N(0, I)", LatentPriorKind::Gaussian),
-            ("single", "single-stage EBM", LatentPriorKind::SingleStage),
-            (
-                "diffusion",
-                "EBM diffusion (T = 3)",
-                LatentPriorKind::Diffusion,
-            ),
-        ] {
-            if !args.priors.split(',').any(|p| p.trim() == key) {
-                continue;
-            }
+        for (name, kind) in selected(args) {
             let (p, secs) = match kind {
                 LatentPriorKind::Gaussian => (None, 0.0),
                 _ => {

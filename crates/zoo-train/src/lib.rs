@@ -112,6 +112,18 @@ impl Resume {
 }
 
 impl LoopConfig {
+    /// A family's loop without a progress bar: `iterations`, a restore point every
+    /// `snapshot_every`, the checkpoint `resume`, `label` in messages.
+    pub fn quiet(label: &str, iterations: usize, snapshot_every: usize, resume: &Resume) -> Self {
+        Self {
+            iterations,
+            snapshot_every,
+            resume: resume.clone(),
+            progress: false,
+            label: label.into(),
+        }
+    }
+
     /// `iterations` iterations, a restore point every 50, no checkpoint file, no progress bar.
     pub fn new(iterations: usize) -> Self {
         Self {

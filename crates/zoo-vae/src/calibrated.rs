@@ -27,7 +27,7 @@ use zoo_energy::rng::normal;
 use zoo_energy::tensor::check_finite;
 use zoo_energy::{Error, Result, ZooRng, check_count, check_non_negative, check_positive};
 use zoo_neural::{Activation, MlpEnergy, MlpEnergyConfig};
-use zoo_train::{Checkpoint, LoopConfig, OptimizerConfig, Resume, Trainable, check_value};
+use zoo_train::{Checkpoint, OptimizerConfig, Resume, Trainable, check_value};
 
 /// The calibration chain: K steps of x <- x + h s(x) - gamma (x - x0) + sigma xi with s = -grad E.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -258,13 +258,8 @@ pub fn fit_calibrated(
         data,
         cfg,
     };
-    let loop_cfg = LoopConfig {
-        iterations: cfg.iterations,
-        snapshot_every: cfg.snapshot_every,
-        resume: cfg.resume.clone(),
-        progress: false,
-        label: "ec-vae".into(),
-    };
+    let loop_cfg =
+        zoo_train::LoopConfig::quiet("ec-vae", cfg.iterations, cfg.snapshot_every, &cfg.resume);
     let outcome = zoo_train::train(rng, &mut run, &loop_cfg);
     *vae = run.vae;
     *energy = run.energy;

@@ -430,13 +430,12 @@ pub fn fit_hier_vae(
         data,
         cfg,
     };
-    let loop_cfg = zoo_train::LoopConfig {
-        iterations: cfg.iterations,
-        snapshot_every: cfg.snapshot_every,
-        resume: cfg.resume.clone(),
-        progress: false,
-        label: "hierarchical vae".into(),
-    };
+    let loop_cfg = zoo_train::LoopConfig::quiet(
+        "hierarchical vae",
+        cfg.iterations,
+        cfg.snapshot_every,
+        &cfg.resume,
+    );
     let outcome = zoo_train::train(rng, &mut run, &loop_cfg);
     *vae = run.vae;
     outcome.map(crate::VaeReport::from)

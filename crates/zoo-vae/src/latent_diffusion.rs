@@ -33,7 +33,7 @@ use zoo_energy::{Error, Result, ZooRng, check_count, check_non_negative, check_p
 use zoo_mcmc::sampler::{Sampler, Ula};
 use zoo_neural::nn::check_hidden;
 use zoo_neural::{Activation, MlpEnergy, MlpEnergyConfig};
-use zoo_train::{Checkpoint, LoopConfig, OptimizerConfig, Resume, Trainable, check_value};
+use zoo_train::{Checkpoint, OptimizerConfig, Resume, Trainable, check_value};
 
 /// The prior over the whitened latent u.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -457,13 +457,12 @@ pub fn fit_latent_prior(
         source,
         cfg,
     };
-    let loop_cfg = LoopConfig {
-        iterations: cfg.iterations,
-        snapshot_every: cfg.snapshot_every,
-        resume: cfg.resume.clone(),
-        progress: false,
-        label: "latent prior".into(),
-    };
+    let loop_cfg = zoo_train::LoopConfig::quiet(
+        "latent prior",
+        cfg.iterations,
+        cfg.snapshot_every,
+        &cfg.resume,
+    );
     let outcome = zoo_train::train(rng, &mut run, &loop_cfg);
     *prior = run.prior;
     outcome.map(crate::VaeReport::from)

@@ -21,7 +21,7 @@ use zoo_energy::tensor::{check_finite, to_host1};
 use zoo_energy::{Error, Result, ZooRng, check_count, check_positive};
 use zoo_mcmc::estimate::{AnnealConfig, anneal, log_mean_exp};
 use zoo_mcmc::sampler::{AnySampler, Mala, Sampler, Ula};
-use zoo_train::{Checkpoint, LoopConfig, OptimizerConfig, Resume, Trainable, check_value};
+use zoo_train::{Checkpoint, OptimizerConfig, Resume, Trainable, check_value};
 
 /// Settings of [`fit`] (a TOML table; unknown keys are errors).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -167,13 +167,8 @@ pub fn fit(
         data,
         cfg,
     };
-    let loop_cfg = LoopConfig {
-        iterations: cfg.iterations,
-        snapshot_every: cfg.snapshot_every,
-        resume: cfg.resume.clone(),
-        progress: false,
-        label: "vae".into(),
-    };
+    let loop_cfg =
+        zoo_train::LoopConfig::quiet("vae", cfg.iterations, cfg.snapshot_every, &cfg.resume);
     let outcome = zoo_train::train(rng, &mut run, &loop_cfg);
     *vae = run.vae;
     outcome.map(VaeReport::from)
