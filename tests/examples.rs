@@ -51,3 +51,21 @@ mod sample_energy;
 mod uncertainty_graph;
 #[path = "../examples/vae.rs"]
 mod vae;
+
+/// A new example must be listed above, or CI would not compile it.
+#[test]
+fn every_example_is_compiled_here() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let listed = std::fs::read_to_string(root.join("tests/examples.rs")).unwrap();
+    let mut missing = Vec::new();
+    for entry in std::fs::read_dir(root.join("examples")).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        if name.ends_with(".rs") && !listed.contains(&format!("\"../examples/{name}\"")) {
+            missing.push(name);
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "examples missing from tests/examples.rs: {missing:?}"
+    );
+}
