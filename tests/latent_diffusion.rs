@@ -133,7 +133,6 @@ fn the_whitened_latent_pulls_energies_back_with_the_exact_gradient() {
     assert!(inv < 1e-5, "whiten(T(u)) differs from u by {inv:.2e}");
     let (e, s) = vae.pull_back(u.clone(), &refs);
     // Autodiff through the same map and energies.
-    let ad = device.clone().autodiff();
     let ua = u.clone().autodiff().require_grad();
     let zs = vae.layers(ua.clone());
     let total = zs
@@ -142,14 +141,13 @@ fn the_whitened_latent_pulls_energies_back_with_the_exact_gradient() {
         .map(|(z, en)| en.energy(z))
         .reduce(|a, b| a + b)
         .unwrap();
-    let _ = ad;
     let grads = total.clone().sum().backward();
     let g = ua.grad(&grads).unwrap().neg();
     let (ea, sa) = (to_host1(&total.without_autodiff()), to_host2(&g));
     let (de, ds) = (rel_err(&to_host1(&e), &ea), rel_err(&to_host2(&s), &sa));
     println!("pull-back vs autodiff: energy {de:.2e}, score {ds:.2e}");
     assert!(de < 1e-5 && ds < 1e-4, "energy {de:.2e}, score {ds:.2e}");
-    // Central differences in f32 (h = 1e-2: truncation and rounding both near 1e-4).
+    // Central differences in f32 (h = 1e-2: O(h^2) truncation and rounding both below 1e-4).
     let (uh, sh) = (to_host2(&u), to_host2(&s));
     let h = 1e-2f32;
     let mut fd = vec![0f32; n * 5];
@@ -167,7 +165,7 @@ fn the_whitened_latent_pulls_energies_back_with_the_exact_gradient() {
     }
     let dfd = rel_err(&sh, &fd);
     println!("pull-back score vs central differences: {dfd:.2e}");
-    assert!(dfd < 2e-3, "score vs finite differences {dfd:.2e}");
+    assert!(dfd < 5e-4, "score vs finite differences {dfd:.2e}");
 }
 
 /// Cui & Han's 2-D claim at our scale: with the 25-Gaussian grid as the latent's aggregate

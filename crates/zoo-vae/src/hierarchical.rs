@@ -83,36 +83,21 @@ impl HierVaeConfig {
         self.check()?;
         let act = self.activation;
         let l1 = self.latent[0];
-        let encoder = Mlp::new(
-            rng,
-            &layer_widths(self.data_dim, &self.hidden, 2 * l1),
-            act,
-            false,
-            device,
-        )?;
-        let decoder = Mlp::new(
-            rng,
-            &layer_widths(l1, &self.hidden, self.data_dim),
-            act,
-            false,
-            device,
-        )?;
+        let mut mlp = |input: usize, hidden: &[usize], output: usize| {
+            Mlp::new(
+                rng,
+                &layer_widths(input, hidden, output),
+                act,
+                false,
+                device,
+            )
+        };
+        let encoder = mlp(self.data_dim, &self.hidden, 2 * l1)?;
+        let decoder = mlp(l1, &self.hidden, self.data_dim)?;
         let (mut up, mut down) = (Vec::new(), Vec::new());
         for w in self.latent.windows(2) {
-            up.push(Mlp::new(
-                rng,
-                &layer_widths(w[0], &self.layer_hidden, 2 * w[1]),
-                act,
-                false,
-                device,
-            )?);
-            down.push(Mlp::new(
-                rng,
-                &layer_widths(w[1], &self.layer_hidden, 2 * w[0]),
-                act,
-                false,
-                device,
-            )?);
+            up.push(mlp(w[0], &self.layer_hidden, 2 * w[1])?);
+            down.push(mlp(w[1], &self.layer_hidden, 2 * w[0])?);
         }
         Ok(HierVae {
             encoder,
@@ -235,6 +220,22 @@ impl HierVae {
         self.decoder.forward(z1)
     }
 
+    /// z = T(u) from the per-layer blocks `us` (bottom to top): the layers, bottom to top, and
+    /// every down-network's tape (bottom to top) for [`LatentMap::pull_back`].
+    fn top_down(&self, us: &[Tensor<2>]) -> (Vec<Tensor<2>>, Vec<DownTape>) {
+        let top = us.len() - 1;
+        let (mut zs, mut tapes) = (vec![us[top].clone()], Vec::with_capacity(top));
+        for l in (0..top).rev() {
+            let above = zs.last().expect("the top layer").clone();
+            let (mean, sigma, tape, o) = self.conditional(l, above);
+            zs.push(mean + sigma.clone() * us[l].clone());
+            tapes.push((tape, sigma, o));
+        }
+        zs.reverse();
+        tapes.reverse();
+        (zs, tapes)
+    }
+
     /// u = T^{-1}(z): the per-layer standardised noises, stacked bottom to top `[n, D]`.
     pub fn whiten(&self, zs: &[Tensor<2>]) -> Tensor<2> {
         let mut us = Vec::with_capacity(zs.len());
@@ -296,18 +297,27 @@ impl LatentMap for IdentityMap {
         split_layers(&self.widths, &u)
     }
     fn pull_back(&self, u: Tensor<2>, energies: &[&dyn Energy]) -> (Tensor<1>, Tensor<2>) {
-        let (mut e, mut scores) = (None::<Tensor<1>>, Vec::new());
-        for (z, energy) in split_layers(&self.widths, &u).into_iter().zip(energies) {
-            let (ei, si) = energy.energy_and_score(z);
-            e = Some(match e {
-                Some(acc) => acc + ei,
-                None => ei,
-            });
-            scores.push(si);
-        }
-        (e.expect("at least one layer"), Tensor::cat(scores, 1))
+        let (e, scores) = layer_energies(split_layers(&self.widths, &u), energies);
+        (e, Tensor::cat(scores, 1))
     }
 }
+
+/// sum_i E_i(z_i) `[n]` and every layer's score s_i(z_i), for per-layer energies.
+fn layer_energies(zs: Vec<Tensor<2>>, energies: &[&dyn Energy]) -> (Tensor<1>, Vec<Tensor<2>>) {
+    let (es, scores): (Vec<_>, Vec<_>) = zs
+        .into_iter()
+        .zip(energies)
+        .map(|(z, energy)| energy.energy_and_score(z))
+        .unzip();
+    let total = es
+        .into_iter()
+        .reduce(|a, b| a + b)
+        .expect("at least one layer");
+    (total, scores)
+}
+
+/// One down-network's tape and its (sigma, pre-softplus output), for the reverse pass.
+type DownTape = (MlpTape, Tensor<2>, Tensor<2>);
 
 impl LatentMap for HierVae {
     fn widths(&self) -> &[usize] {
@@ -315,14 +325,7 @@ impl LatentMap for HierVae {
     }
 
     fn layers(&self, u: Tensor<2>) -> Vec<Tensor<2>> {
-        let us = self.split(&u);
-        let top = us.len() - 1;
-        let mut zs = vec![us[top].clone()];
-        for l in (0..top).rev() {
-            let (mean, sigma, _, _) = self.conditional(l, zs[0].clone());
-            zs.insert(0, mean + sigma * us[l].clone());
-        }
-        zs
+        self.top_down(&self.split(&u)).0
     }
 
     /// Top-down forward keeping every conditional's tape, then bottom-up reverse mode:
@@ -330,22 +333,8 @@ impl LatentMap for HierVae {
     fn pull_back(&self, u: Tensor<2>, energies: &[&dyn Energy]) -> (Tensor<1>, Tensor<2>) {
         let us = self.split(&u);
         let top = us.len() - 1;
-        let mut zs = vec![us[top].clone()];
-        let mut tapes = Vec::with_capacity(top);
-        for l in (0..top).rev() {
-            let (mean, sigma, tape, o) = self.conditional(l, zs[0].clone());
-            zs.insert(0, mean + sigma.clone() * us[l].clone());
-            tapes.insert(0, (tape, sigma, o));
-        }
-        let (mut e, mut s_z) = (None::<Tensor<1>>, Vec::with_capacity(zs.len()));
-        for (z, energy) in zs.into_iter().zip(energies) {
-            let (ei, si) = energy.energy_and_score(z);
-            e = Some(match e {
-                Some(acc) => acc + ei,
-                None => ei,
-            });
-            s_z.push(si);
-        }
+        let (zs, tapes) = self.top_down(&us);
+        let (e, s_z) = layer_energies(zs, energies);
         let mut s_u = Vec::with_capacity(top + 1);
         let mut carried = s_z[0].clone();
         for (l, (tape, sigma, o)) in tapes.into_iter().enumerate() {
@@ -357,7 +346,7 @@ impl LatentMap for HierVae {
             carried = s_z[l + 1].clone() + self.down[l].vjp(tape, upstream);
         }
         s_u.push(carried);
-        (e.expect("at least one layer"), Tensor::cat(s_u, 1))
+        (e, Tensor::cat(s_u, 1))
     }
 }
 
@@ -523,8 +512,6 @@ impl HierVae {
             let lw: Vec<f64> = lw.into_iter().map(f64::from).collect();
             values.push(-zoo_mcmc::estimate::log_mean_exp(&lw));
         }
-        let mean = values.iter().sum::<f64>() / n as f64;
-        let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n.max(2) - 1) as f64;
-        Ok((mean, (var / n as f64).sqrt()))
+        Ok(crate::train::mean_and_se(&values))
     }
 }

@@ -112,13 +112,9 @@ impl LatentDiffusionConfig {
             LatentPriorKind::SingleStage => 1,
             LatentPriorKind::Diffusion => self.steps + 1,
         };
-        if langevin_steps < levels {
-            return Err(Error::invalid(
-                "prior.langevin_steps",
-                format!("{langevin_steps} cannot be split over the prior's {levels} levels"),
-            ));
-        }
-        Ok(())
+        split_budget(langevin_steps, levels)
+            .map(|_| ())
+            .map_err(|e| e.within("prior"))
     }
 
     /// (a_t, sigma_t^2) for t = 1..T of the linear schedule beta_t.
@@ -298,16 +294,7 @@ impl LatentEbmPrior {
 
     /// ULA steps per level for a total budget `steps` (an error when fewer than the levels).
     pub fn steps_per_level(&self, steps: usize) -> Result<usize> {
-        if steps < self.levels() {
-            return Err(Error::invalid(
-                "langevin_steps",
-                format!(
-                    "{steps} cannot be split over {} levels; need at least one each",
-                    self.levels()
-                ),
-            ));
-        }
-        Ok(steps / self.levels())
+        split_budget(steps, self.levels())
     }
 
     /// `k` ULA steps on `energy` from `u0`; a chain that leaves the finite numbers is an error.
@@ -356,6 +343,17 @@ impl LatentEbmPrior {
         }
         Ok(u)
     }
+}
+
+/// ULA steps per level for a budget of `steps` per sample over `levels` levels: at least one each.
+fn split_budget(steps: usize, levels: usize) -> Result<usize> {
+    if steps < levels {
+        return Err(Error::invalid(
+            "langevin_steps",
+            format!("{steps} cannot be split over the prior's {levels} levels; need one each"),
+        ));
+    }
+    Ok(steps / levels)
 }
 
 /// Where the prior's positives come from: draws of u_0 (the aggregate posterior).
@@ -482,16 +480,11 @@ impl PriorRun<'_> {
     /// sum_i E_{t,i}(T(u)_i) on the autodiff device (the map is frozen: u is data).
     fn level_energy(&self, t: usize, u: Tensor<2>) -> Tensor<1> {
         let l = self.prior.widths.len();
-        let zs = self.map.layers(u);
-        let mut e: Option<Tensor<1>> = None;
-        for (i, z) in zs.into_iter().enumerate() {
-            let ei = self.prior.energies[t * l + i].energy(z.without_autodiff().autodiff());
-            e = Some(match e {
-                Some(acc) => acc + ei,
-                None => ei,
-            });
-        }
-        e.expect("at least one layer")
+        let energies = &self.prior.energies[t * l..(t + 1) * l];
+        (self.map.layers(u).into_iter().zip(energies))
+            .map(|(z, e)| e.energy(z.without_autodiff().autodiff()))
+            .reduce(|a, b| a + b)
+            .expect("at least one layer")
     }
 }
 

@@ -360,13 +360,8 @@ pub fn evaluate(
         }
         start += m;
     }
-    let stats = |v: &[f64]| {
-        let mean = v.iter().sum::<f64>() / v.len() as f64;
-        let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (v.len().max(2) - 1) as f64;
-        (mean, (var / v.len() as f64).sqrt())
-    };
-    let (elbo, elbo_se) = stats(&elbos);
-    let (iwae, iwae_se) = stats(&iwaes);
+    let (elbo, elbo_se) = mean_and_se(&elbos);
+    let (iwae, iwae_se) = mean_and_se(&iwaes);
     Ok(Evaluation {
         elbo,
         elbo_se,
@@ -375,6 +370,13 @@ pub fn evaluate(
         k,
         log_z,
     })
+}
+
+/// The mean of `v` and its standard error (sample sd / sqrt(n); 0 for one value).
+pub(crate) fn mean_and_se(v: &[f64]) -> (f64, f64) {
+    let mean = v.iter().sum::<f64>() / v.len() as f64;
+    let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (v.len().max(2) - 1) as f64;
+    (mean, (var / v.len() as f64).sqrt())
 }
 
 /// A second, independent estimate of the prior's log Z_U: importance sampling with the aggregate
