@@ -23,7 +23,9 @@ use ebm_zoo::data::{Embedded, Toy2d, sample_metrics};
 use ebm_zoo::energy::BackendKind;
 use ebm_zoo::energy::rng::{normal, seeded};
 use ebm_zoo::energy::tensor::{from_host2, to_host2};
-use ebm_zoo::vae::{DecoderKind, EcVaeTrainConfig, Vae, VaeConfig, fit_calibrated};
+use ebm_zoo::vae::{
+    CalibrationChain, DecoderKind, EcVaeTrainConfig, Vae, VaeConfig, fit_calibrated,
+};
 
 #[derive(Parser)]
 struct Args {
@@ -36,6 +38,18 @@ struct Args {
     /// epsilon per pixel of the calibration constraint.
     #[arg(long, default_value_t = 0.01)]
     epsilon: f64,
+    /// lambda_0, the multiplier's start (the paper's 30).
+    #[arg(long, default_value_t = 30.0)]
+    lambda0: f64,
+    /// gamma, the chain's pull back towards the decoder's image (the paper's proximity term).
+    #[arg(long, default_value_t = 0.0)]
+    proximity: f64,
+    /// Adam's learning rate for the EBM (the paper's 1e-4).
+    #[arg(long, default_value_t = 1e-4)]
+    energy_learning_rate: f64,
+    /// K, the calibration steps (the paper's 15).
+    #[arg(long, default_value_t = 15)]
+    calibration_steps: usize,
     /// Data sets: digits, embedded (comma separated).
     #[arg(long, default_value = "digits")]
     sets: String,
@@ -70,11 +84,19 @@ fn train(
     data: &Tensor<2>,
 ) -> anyhow::Result<(Vae, ebm_zoo::vae::EcVaeReport)> {
     let ad = data.device().autodiff();
+    let defaults = EcVaeTrainConfig::default();
     let cfg = EcVaeTrainConfig {
         iterations: args.iterations,
         epsilon: args.epsilon,
+        lambda0: args.lambda0,
+        energy_learning_rate: args.energy_learning_rate,
+        chain: CalibrationChain {
+            steps: args.calibration_steps,
+            proximity: args.proximity,
+            ..defaults.chain
+        },
         calibrate,
-        ..EcVaeTrainConfig::default()
+        ..defaults
     };
     let mut rng = seeded(seed);
     let mut vae = vae_cfg.init(&mut rng, &ad)?;

@@ -36,6 +36,9 @@ struct Args {
     /// Seeds.
     #[arg(long, default_value_t = 1)]
     seeds: u64,
+    /// The first seed (seeds first-seed .. first-seed + seeds).
+    #[arg(long, default_value_t = 0)]
+    first_seed: u64,
     /// Prior training iterations (the docs' tables: 1000).
     #[arg(long, default_value_t = 800)]
     iterations: usize,
@@ -54,6 +57,9 @@ struct Args {
     /// Adam's learning rate for the prior.
     #[arg(long, default_value_t = 3e-3)]
     learning_rate: f64,
+    /// Adam's learning rate for the single-stage prior (default: --learning-rate).
+    #[arg(long)]
+    single_learning_rate: Option<f64>,
     /// Priors: gaussian (digits only), single, diffusion (comma separated).
     #[arg(long, default_value = "gaussian,single,diffusion")]
     priors: String,
@@ -81,16 +87,25 @@ fn selected(args: &Args) -> impl Iterator<Item = (&'static str, LatentPriorKind)
     .map(|(_, name, kind)| (name, kind))
 }
 
-/// The prior's training settings from the arguments.
-fn train_config(args: &Args) -> LatentPriorTrainConfig {
+/// The training settings of the prior `kind` from the arguments.
+fn train_config(args: &Args, kind: LatentPriorKind) -> LatentPriorTrainConfig {
+    let learning_rate = match (kind, args.single_learning_rate) {
+        (LatentPriorKind::SingleStage, Some(lr)) => lr,
+        _ => args.learning_rate,
+    };
     LatentPriorTrainConfig {
         iterations: args.iterations,
         langevin_steps: args.langevin_steps,
         langevin_step_size: args.step_size,
         energy_penalty: args.energy_penalty,
-        learning_rate: args.learning_rate,
+        learning_rate,
         ..LatentPriorTrainConfig::default()
     }
+}
+
+/// The seeds of the run.
+fn seeds(args: &Args) -> std::ops::Range<u64> {
+    args.first_seed..args.first_seed + args.seeds
 }
 
 /// Trains a prior of `kind` over `map` on `source`; returns it and the training seconds.
@@ -106,7 +121,7 @@ fn prior(
         beta_max: args.beta_max,
         ..LatentDiffusionConfig::default()
     };
-    let train = train_config(args);
+    let train = train_config(args, kind);
     let mut rng = seeded(seed);
     let ad = device.clone().autodiff();
     let mut p = cfg
@@ -125,10 +140,10 @@ fn latent25(args: &Args, device: &Device) -> anyhow::Result<()> {
     println!("25 Gaussians as the aggregate posterior of a 2-D latent; 4000 prior samples");
     println!("| prior | seed | modes covered | mode-histogram KL | high quality | TV | train s |");
     println!("|---|---|---|---|---|---|---|");
-    for seed in 0..args.seeds {
+    for seed in seeds(args) {
         for (name, kind) in selected(args).filter(|(_, k)| *k != LatentPriorKind::Gaussian) {
             let (p, secs) = prior(args, kind, &map, &source, seed, device)?;
-            let chain = train_config(args).chain();
+            let chain = train_config(args, kind).chain();
             let u = p.sample(&mut seeded(100 + seed), &map, 4000, chain, device)?;
             let m = sample_metrics(&truth, &to_host2(&u), 64, &masses)?;
             println!(
@@ -153,7 +168,7 @@ fn digits(args: &Args, device: &Device) -> anyhow::Result<()> {
     let train_t = from_host2(y_train, [n_train, PIXELS], device);
     println!("| prior | seed | FD | precision | recall | generator s | prior s |");
     println!("|---|---|---|---|---|---|---|");
-    for seed in 0..args.seeds {
+    for seed in seeds(args) {
         let cfg = HierVaeConfig::default();
         let mut rng = seeded(seed);
         let mut vae = cfg.init(&mut rng, &device.clone().autodiff())?;
@@ -163,8 +178,8 @@ fn digits(args: &Args, device: &Device) -> anyhow::Result<()> {
             vae: &vae,
             data: &train_t,
         };
-        let chain = train_config(args).chain();
         for (name, kind) in selected(args) {
+            let chain = train_config(args, kind).chain();
             let (p, secs) = match kind {
                 LatentPriorKind::Gaussian => (None, 0.0),
                 _ => {

@@ -6,8 +6,9 @@
 //! only `last_good` iterations (the loop is deterministic), compared parameter for parameter.
 //! The EBM family is checked with every stateful objective (replay buffer, Jarzynski walkers and
 //! weights, NCE's own log Z and Adam moments); flows and diffusion on both the burn and the fused
-//! CPU paths; the RBM (resume only: it cannot be made to diverge) with persistent chains. Each
-//! divergence is "built": a corrupt data point.
+//! CPU paths; the RBM (resume only: it cannot be made to diverge) with persistent chains; the
+//! hierarchical VAE's two stages (the generator, then the latent EBM diffusion prior over it,
+//! resume only). Each divergence is "built": a corrupt data point.
 
 use crate::common;
 
@@ -284,6 +285,84 @@ fn vae_training_restores_its_snapshot_and_resumes_byte_identically() {
     let run = vae_run(&data);
     check_resume("vae", &run, 20, 11);
     check_restore("vae", &run, 300);
+}
+
+/// A two-layer generator (2 + 2) of 4-D data.
+fn tiny_hier() -> ebm_zoo::vae::HierVaeConfig {
+    ebm_zoo::vae::HierVaeConfig {
+        data_dim: 4,
+        latent: vec![2, 2],
+        hidden: vec![16],
+        layer_hidden: vec![8],
+        ..Default::default()
+    }
+}
+
+/// The hierarchical generator (stage 1; `prior` None) or, over a frozen generator, its latent
+/// EBM diffusion prior (stage 2), each on the one training loop with its own checkpoint.
+fn hier_run<'a>(
+    data: &'a Tensor<2>,
+    prior: Option<&'a ebm_zoo::vae::HierVae>,
+) -> impl Fn(usize, Resume, bool) -> (Result<()>, Vec<u32>) + 'a {
+    use ebm_zoo::vae::{
+        HierPosterior, HierTrainConfig, LatentDiffusionConfig, LatentPriorKind,
+        LatentPriorTrainConfig, fit_hier_vae, fit_latent_prior,
+    };
+    move |iterations, resume, diverge| {
+        let ad = cpu_device().autodiff();
+        let Some(generator) = prior else {
+            let mut vae = tiny_hier().init(&mut seeded(6), &ad).unwrap();
+            let train = HierTrainConfig {
+                iterations,
+                batch_size: 32,
+                grad_clip: None,
+                snapshot_every: 4,
+                resume,
+                ..HierTrainConfig::default()
+            };
+            // Built to diverge: one corrupt point whose squared error overflows float32.
+            let data = if diverge {
+                with_outlier(data, 1e20)
+            } else {
+                data.clone()
+            };
+            let out = fit_hier_vae(&mut seeded(7), &mut vae, &data, &train).map(|_| ());
+            return (out, params(&vae));
+        };
+        let cfg = LatentDiffusionConfig {
+            hidden: vec![8],
+            ..LatentDiffusionConfig::default()
+        };
+        let kind = LatentPriorKind::Diffusion;
+        let mut p = cfg
+            .init(kind, &[2, 2], &mut seeded(8), &ad)
+            .unwrap()
+            .unwrap();
+        let train = LatentPriorTrainConfig {
+            iterations,
+            batch_size: 16,
+            langevin_steps: 6,
+            snapshot_every: 4,
+            resume,
+            ..LatentPriorTrainConfig::default()
+        };
+        let source = HierPosterior {
+            vae: generator,
+            data,
+        };
+        let out = fit_latent_prior(&mut seeded(9), &mut p, generator, &source, &train);
+        (out.map(|_| ()), params(&p))
+    }
+}
+
+#[test]
+fn hierarchical_vae_stages_restore_their_snapshot_and_resume_byte_identically() {
+    let data = two_clusters(256, 4);
+    let generator = hier_run(&data, None);
+    check_resume("hier-generator", &generator, 20, 12);
+    check_restore("hier-generator", &generator, 300);
+    let frozen = tiny_hier().init(&mut seeded(6), &cpu_device()).unwrap();
+    check_resume("hier-prior", &hier_run(&data, Some(&frozen)), 20, 13);
 }
 
 fn gan_run(

@@ -26,6 +26,11 @@ pub struct TableArgs {
     /// No progress bars or stage messages.
     #[arg(long)]
     quiet: bool,
+    /// Configs run at a time, each on (cores / jobs) threads (default: one per core, one thread
+    /// each, or 1 when a config runs on wgpu); the metrics' last digits depend on the threads
+    /// per job.
+    #[arg(long)]
+    jobs: Option<usize>,
     /// Run only the I-th of N disjoint slices of the suite (e.g. one task of a job array), into
     /// the same results layout; no table is written. Then `--merge` the folders.
     #[arg(long, value_name = "I/N", conflicts_with = "merge")]
@@ -62,10 +67,14 @@ pub fn table(args: TableArgs) -> Result<()> {
     let out = args
         .out
         .unwrap_or_else(|| PathBuf::from("results").join(name));
+    if args.jobs == Some(0) {
+        anyhow::bail!("--jobs must be at least 1");
+    }
     let opts = RunOptions {
         out: out.clone(),
         progress: !args.quiet,
         verbose: !args.quiet,
+        jobs: args.jobs.unwrap_or_else(|| suite.default_jobs()),
     };
     let started = std::time::Instant::now();
     if let Some(shard) = &args.shard {
@@ -101,6 +110,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         out: args.out.clone(),
         progress: !args.quiet,
         verbose: !args.quiet,
+        jobs: 1,
     };
     let rows = zoo_runner::run(&cfg, &opts)?;
     println!(

@@ -311,7 +311,8 @@ fn every_shipped_config_loads_and_validates() {
 
 /// `--shard 1/2` and `--shard 2/2` into two folders, then `--merge` of both, give the table of
 /// the unsharded run, field for field except timings; a merge missing a shard names the runs
-/// it lacks and writes no table.
+/// it lacks and writes no table (all with the default jobs: the threads per run, and so the
+/// last digits, are the same). `--jobs 0` is one error line.
 #[test]
 fn two_shards_and_a_merge_equal_the_unsharded_table() {
     let suite = scratch("shard-suite");
@@ -348,6 +349,19 @@ fn two_shards_and_a_merge_equal_the_unsharded_table() {
             .output()
             .unwrap()
     };
+    let zero = zoo()
+        .args(["table", "--quiet", "--jobs", "0", "--suite"])
+        .arg(&suite)
+        .arg("--out")
+        .arg(&merged)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&zero.stderr);
+    assert!(
+        !zero.status.success() && said.trim().lines().count() == 1,
+        "{said}"
+    );
+    assert!(said.contains("--jobs"), "{said}");
     let partial = merge(&[&a]);
     assert!(!partial.status.success());
     assert!(String::from_utf8_lossy(&partial.stderr).contains("b_flow"));
@@ -475,18 +489,35 @@ fn table_logged(suite: &Path, out: &Path, log: &Path) -> std::process::Output {
 /// `zoo run` SIGKILLed mid-training (after its first periodic training checkpoint, at a moment
 /// drawn from a seeded generator) and started again continues from `train.ckpt` rather than
 /// from scratch, and ends with a training checkpoint byte-identical to an uninterrupted run's
-/// and the same metrics.
+/// and the same metrics. The two-stage hierarchical VAE is killed in its second stage (after the
+/// prior's first checkpoint, `train.prior.ckpt`): the finished generator stage is read back and
+/// the prior continues; both checkpoints end byte-identical.
 #[test]
 fn runs_killed_mid_training_resume_to_byte_identical_checkpoints() {
     let dir = scratch("mid-training");
-    // One family by SIGKILL (the runner's path is the same for every family); GAN and VAE
-    // resume in-process in tests/training.rs.
-    let configs = [(
-        "ebm",
-        "family = \"ebm\"\nmethod = \"pcd\"\n[train]\niterations = 700\nbatch_size = 64\n",
-    )];
+    // One single-stage family by SIGKILL (the runner's path is the same for every family; GAN
+    // and VAE resume in-process in tests/training.rs) and the two-stage one, killed in stage 2.
+    // (name, config, the checkpoint whose appearance starts the kill timer, the checkpoints).
+    let hvae = "family = \"vae\"\nmethod = \"hvae_diffusion_prior\"\n[model]\nlatent = [2, 2]\n\
+                hidden = [32]\nlayer_hidden = [16]\n[model.prior]\nhidden = [32]\n[train]\n\
+                iterations = 150\nbatch_size = 128\n[train.prior]\niterations = 700\n\
+                batch_size = 64\nlangevin_steps = 30\n";
+    let configs = [
+        (
+            "ebm",
+            "family = \"ebm\"\nmethod = \"pcd\"\n[train]\niterations = 700\nbatch_size = 64\n",
+            "train.ckpt",
+            &["train.ckpt"][..],
+        ),
+        (
+            "hvae",
+            hvae,
+            "train.prior.ckpt",
+            &["train.ckpt", "train.prior.ckpt"][..],
+        ),
+    ];
     let mut lcg = 0x2545_f491_4f6c_dd1du64;
-    for (name, body) in configs {
+    for (name, body, first, checkpoints) in configs {
         let file = dir.join(format!("{name}.toml"));
         let text = format!(
             "data = \"8gaussians\"\nseeds = [0]\n{body}[eval]\nsamples = 300\ntest_points = 200\n"
@@ -503,7 +534,7 @@ fn runs_killed_mid_training_resume_to_byte_identical_checkpoints() {
         let seed_dir = killed.join(name).join("seed-0");
         let mut child = run(&killed).stderr(Stdio::null()).spawn().unwrap();
         let start = Instant::now();
-        while !seed_dir.join("train.ckpt").exists() {
+        while !seed_dir.join(first).exists() {
             assert!(child.try_wait().unwrap().is_none(), "{name}: ended early");
             assert!(
                 start.elapsed() < Duration::from_secs(120),
@@ -529,8 +560,13 @@ fn runs_killed_mid_training_resume_to_byte_identical_checkpoints() {
             !landed || said.contains("training resumed from its checkpoint at iteration"),
             "{name}: the second run did not resume: {said}"
         );
-        let ckpt = |root: &Path| std::fs::read(root.join(name).join("seed-0/train.ckpt")).unwrap();
-        assert!(ckpt(&whole) == ckpt(&killed), "{name}: checkpoints differ");
+        for file in checkpoints {
+            let ckpt = |root: &Path| std::fs::read(root.join(name).join("seed-0").join(file));
+            assert!(
+                ckpt(&whole).unwrap() == ckpt(&killed).unwrap(),
+                "{name}: {file} differs"
+            );
+        }
         let metrics = |root: &Path| json_rows_without_timing(&root.join(name).join("metrics.json"));
         assert_eq!(metrics(&whole), metrics(&killed), "{name}: metrics differ");
     }

@@ -24,8 +24,11 @@ pub struct EbmTrainConfig {
     pub batch_size: usize,
     /// The optimiser.
     pub optimizer: OptimizerKind,
-    /// Learning rate.
+    /// Learning rate (of the first step).
     pub learning_rate: f64,
+    /// Anneal the learning rate by a cosine to this value at the last step
+    /// (`zoo_train::cosine_learning_rate`); none: constant.
+    pub final_learning_rate: Option<f64>,
     /// Adam beta_1 (0 is common for EBMs, Nijkamp et al. 2019); SGD momentum.
     pub beta1: f64,
     /// Clip every parameter's gradient to this norm (burn's per-tensor norm clipping).
@@ -54,6 +57,7 @@ impl Default for EbmTrainConfig {
             batch_size: 256,
             optimizer: OptimizerKind::Adam,
             learning_rate: 1e-3,
+            final_learning_rate: None,
             beta1: 0.9,
             grad_clip: None,
             spectral_bound: None,
@@ -71,6 +75,7 @@ impl EbmTrainConfig {
     pub fn check(&self) -> Result<()> {
         zoo_train::check_sizes(self.iterations, self.batch_size, self.snapshot_every)?;
         check_positive("learning_rate", self.learning_rate)?;
+        zoo_train::check_final_learning_rate(self.learning_rate, self.final_learning_rate)?;
         check_positive("energy_limit", self.energy_limit)?;
         if !(0.0..1.0).contains(&self.beta1) {
             return Err(Error::invalid(
@@ -270,7 +275,12 @@ impl<M: EnergyModel, O: Objective<M> + ?Sized> Trainable for EbmRun<'_, M, O> {
         let batch = self.data.batch(rng, config.batch_size, self.device);
         let model = t.model.as_ref().expect("present between steps");
         let (loss, mut report) = self.objective.loss(rng, model, batch, self.device)?;
-        let lr = config.learning_rate;
+        let lr = zoo_train::cosine_learning_rate(
+            config.learning_rate,
+            config.final_learning_rate,
+            iteration,
+            config.iterations,
+        );
         let (value, gradients) = match loss {
             Loss::Tensor(loss) => {
                 let value = f64::from(to_host1(&loss)[0]);

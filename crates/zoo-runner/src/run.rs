@@ -37,6 +37,12 @@ pub struct RunOptions {
     pub progress: bool,
     /// Stage messages on stderr.
     pub verbose: bool,
+    /// Configs run at a time by a suite ([`crate::table::run_all`]), each on its own thread
+    /// pool of (threads / jobs) threads; 1 runs them one after the other on every thread.
+    /// The metrics depend on the threads per job in their last digits (threaded GEMM
+    /// reductions), so the default (one job per core: one thread each) gives the same numbers
+    /// on every machine.
+    pub jobs: usize,
 }
 
 /// The stage-1 marker.

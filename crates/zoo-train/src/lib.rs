@@ -63,6 +63,34 @@ pub fn check_sizes(iterations: usize, batch_size: usize, snapshot_every: usize) 
     Ok(())
 }
 
+/// The learning rate of step `iteration` (1-based) of `iterations` under cosine annealing
+/// (Loshchilov & Hutter, "SGDR", ICLR 2017, without restarts): `base` at the first step,
+/// `last` at the final one, `base` throughout when `last` is `None`.
+pub fn cosine_learning_rate(
+    base: f64,
+    last: Option<f64>,
+    iteration: usize,
+    iterations: usize,
+) -> f64 {
+    let Some(last) = last else { return base };
+    if iterations <= 1 {
+        return base;
+    }
+    let done = (iteration.clamp(1, iterations) - 1) as f64 / (iterations - 1) as f64;
+    last + 0.5 * (base - last) * (1.0 + (std::f64::consts::PI * done).cos())
+}
+
+/// Checks an optional final learning rate against the first: positive and not above it.
+pub fn check_final_learning_rate(base: f64, last: Option<f64>) -> Result<()> {
+    match last {
+        Some(v) if !(v.is_finite() && v > 0.0 && v <= base) => Err(Error::invalid(
+            "final_learning_rate",
+            format!("must lie in (0, learning_rate = {base}], got {v}"),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Settings of [`train`] that are not the family's.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LoopConfig {
@@ -433,6 +461,21 @@ impl OptimizerConfig {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn cosine_annealing_runs_from_the_first_rate_to_the_last_and_falls_monotonically() {
+        use super::cosine_learning_rate as lr;
+        assert_eq!(lr(1e-3, None, 7, 100), 1e-3);
+        assert!((lr(1e-3, Some(1e-5), 1, 100) - 1e-3).abs() < 1e-18);
+        assert!((lr(1e-3, Some(1e-5), 100, 100) - 1e-5).abs() < 1e-18);
+        // Half-way (iteration 51 of 101) the cosine is 0: the mean of the two rates.
+        assert!((lr(1e-3, Some(1e-5), 51, 101) - 0.505e-3).abs() < 1e-15);
+        let rates: Vec<f64> = (1..=100).map(|i| lr(1e-3, Some(1e-5), i, 100)).collect();
+        assert!(rates.windows(2).all(|w| w[1] < w[0]));
+        assert!(super::check_final_learning_rate(1e-3, Some(2e-3)).is_err());
+        assert!(super::check_final_learning_rate(1e-3, Some(0.0)).is_err());
+        assert!(super::check_final_learning_rate(1e-3, Some(1e-3)).is_ok());
+    }
+
     use super::*;
 
     /// A counter that fails at a chosen iteration: the loop's own bookkeeping, without a model.

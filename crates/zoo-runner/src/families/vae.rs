@@ -257,7 +257,7 @@ fn train_hierarchical(
     let report = zoo_vae::fit_hier_vae(&mut ctx.rng, &mut vae, &x, &generator)?;
     let mut files = vec![("vae.bpk".into(), module_bytes(&vae)?)];
     let mut series = vec![("neg_elbo", report.losses.clone())];
-    let (mut seconds, resumed_from) = (report.seconds, report.resumed_from);
+    let (mut seconds, mut resumed_from) = (report.seconds, report.resumed_from);
     if let Some(p) = prior.as_mut() {
         let resume = zoo_train::Resume {
             path: ctx
@@ -281,6 +281,10 @@ fn train_hierarchical(
         files.push(("prior.bpk".into(), module_bytes(p)?));
         series.push(("prior_contrast", r.losses));
         seconds += r.seconds;
+        if r.resumed_from > 0 {
+            // Counted over both stages: the generator's iterations, then the prior's.
+            resumed_from = train.iterations + r.resumed_from;
+        }
     }
     let named: Vec<(&str, &[f64])> = series.iter().map(|(k, v)| (*k, v.as_slice())).collect();
     Ok(Trained {
