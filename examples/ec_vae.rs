@@ -12,7 +12,9 @@
 //! samples.
 //!
 //! Run: `cargo run --release --example ec_vae` (digits, 1 seed, 600 iterations: under a minute on
-//! 2 cores); the docs' tables: `-- --seeds 3 --iterations 1500 --sets digits,embedded`.
+//! 2 cores); the docs' tables: `-- --seeds 3 --iterations 1500 --sets digits,embedded` and
+//! `-- --seeds 3 --iterations 6000 --sets digits,embedded`; the paper's knobs: `--lambda0`,
+//! `--proximity`, `--energy-learning-rate`, `--calibration-steps`, `--epsilon`.
 
 use burn::prelude::*;
 use clap::Parser;

@@ -357,6 +357,11 @@ fn run_cases() -> Vec<Case> {
         run_config(&GOOD.replace("8gaussians", "9gaussians"), "data"),
         run_config(&add("[objective]\nmcmc_steps = 3\n"), "objective"),
         run_config(
+            "data = \"8gaussians\"\nfamily = \"ebm\"\nmethod = \"pcd\"\n[train]\n\
+             iterations = 10\nfinal_learning_rate = 0.5\n",
+            "final_learning_rate",
+        ),
+        run_config(
             &GOOD.replace("iterations = 10", "learning_rat = 1.0"),
             "`train.learning_rat`",
         ),
