@@ -1,5 +1,5 @@
 //! A suite: a folder of run configs (the standard one ships in `configs/table/`, the quick one in
-//! `configs/quick/`), run one after the other into one results folder, then printed as the
+//! `configs/quick/`), run side by side (`--jobs`) into one results folder, then printed as the
 //! review-style table (one table per data set, a row per config and sampler, mean ± sd over
 //! seeds) and a gallery page linking every run's plots.
 
