@@ -406,99 +406,101 @@ fn vaes_agree_on_every_compiled_backend() {
     // Three steps of the Energy-Calibrated VAE (losses, lambda), of the hierarchical generator
     // and of its latent EBM diffusion prior over it, then 8 decoded prior draws: from the same
     // seeds they agree across flex, ndarray and wgpu.
-    use ebm_zoo::energy::burn::module::Module;
-    use ebm_zoo::vae::{
-        DecoderKind, EcVaeTrainConfig, HierPosterior, HierTrainConfig, HierVaeConfig,
-        LatentDiffusionConfig, LatentPriorKind, LatentPriorTrainConfig, VaeConfig, fit_calibrated,
-        fit_hier_vae, fit_latent_prior,
-    };
     let points = ebm_zoo::data::Toy2d::EightGaussians
         .density()
         .sample_host(&mut seeded(16), 256);
     let mut reference: Option<Vec<f64>> = None;
     for backend in backends("vaes") {
         let dev = backend.device().unwrap();
-        let ad = dev.clone().autodiff();
         let x = ebm_zoo::energy::tensor::from_host2(points.clone(), [256, 2], &dev);
-        let mut values = Vec::new();
-        let ec = EcVaeTrainConfig {
-            iterations: 3,
-            batch_size: 64,
-            energy_hidden: vec![16],
-            ..EcVaeTrainConfig::default()
-        };
-        let flat = VaeConfig {
-            data_dim: 2,
-            latent_dim: 2,
-            hidden: vec![16],
-            decoder: DecoderKind::Gaussian,
-            ..VaeConfig::default()
-        };
-        let mut rng = seeded(17);
-        let mut vae = flat.init(&mut rng, &ad).unwrap();
-        let mut energy = ec.init_energy(&mut rng, 2, &ad).unwrap();
-        let r = fit_calibrated(&mut rng, &mut vae, &mut energy, &x, &ec).unwrap();
-        values.extend(
-            r.log
-                .iter()
-                .flat_map(|l| [l.vae_loss, l.calibration_loss, l.lambda]),
-        );
-        let cfg = HierVaeConfig {
-            data_dim: 2,
-            latent: vec![2, 2],
-            hidden: vec![16],
-            layer_hidden: vec![8],
-            prior: LatentDiffusionConfig {
-                hidden: vec![16],
-                ..LatentDiffusionConfig::default()
-            },
-            ..HierVaeConfig::default()
-        };
-        let mut rng = seeded(18);
-        let mut hier = cfg.init(&mut rng, &ad).unwrap();
-        let train = HierTrainConfig {
-            iterations: 3,
-            batch_size: 64,
-            ..HierTrainConfig::default()
-        };
-        values.extend(
-            fit_hier_vae(&mut rng, &mut hier, &x, &train)
-                .unwrap()
-                .losses,
-        );
-        let kind = LatentPriorKind::Diffusion;
-        let mut prior = cfg
-            .prior
-            .init(kind, &cfg.latent, &mut rng, &ad)
-            .unwrap()
-            .unwrap();
-        let frozen = hier.valid();
-        let source = HierPosterior {
-            vae: &frozen,
-            data: &x,
-        };
-        let p = LatentPriorTrainConfig {
-            iterations: 3,
-            batch_size: 32,
-            langevin_steps: 8,
-            ..LatentPriorTrainConfig::default()
-        };
-        values.extend(
-            fit_latent_prior(&mut rng, &mut prior, &frozen, &source, &p)
-                .unwrap()
-                .losses,
-        );
-        let prior = prior.valid();
-        let drawn = frozen
-            .generate(&mut rng, Some((&prior, p.chain())), 8, &dev)
-            .unwrap();
-        values.extend(
-            ebm_zoo::energy::tensor::to_host2(&drawn)
-                .iter()
-                .map(|v| f64::from(*v)),
-        );
+        let mut values = ec_vae_steps(&x);
+        values.extend(hierarchical_steps(&x));
         agrees_with_first_backend(&mut reference, values, backend);
     }
+}
+
+/// L_vae, L_cal and lambda of three EC-VAE steps on `x`.
+fn ec_vae_steps(x: &ebm_zoo::energy::burn::prelude::Tensor<2>) -> Vec<f64> {
+    use ebm_zoo::vae::{DecoderKind, EcVaeTrainConfig, VaeConfig, fit_calibrated};
+    let ad = x.device().autodiff();
+    let ec = EcVaeTrainConfig {
+        iterations: 3,
+        batch_size: 64,
+        energy_hidden: vec![16],
+        ..EcVaeTrainConfig::default()
+    };
+    let flat = VaeConfig {
+        data_dim: 2,
+        latent_dim: 2,
+        hidden: vec![16],
+        decoder: DecoderKind::Gaussian,
+        ..VaeConfig::default()
+    };
+    let mut rng = seeded(17);
+    let mut vae = flat.init(&mut rng, &ad).unwrap();
+    let mut energy = ec.init_energy(&mut rng, 2, &ad).unwrap();
+    let r = fit_calibrated(&mut rng, &mut vae, &mut energy, x, &ec).unwrap();
+    r.log
+        .iter()
+        .flat_map(|l| [l.vae_loss, l.calibration_loss, l.lambda])
+        .collect()
+}
+
+/// Three generator steps on `x`, three diffusion-prior steps over it, 8 decoded prior draws.
+fn hierarchical_steps(x: &ebm_zoo::energy::burn::prelude::Tensor<2>) -> Vec<f64> {
+    use ebm_zoo::energy::burn::module::Module;
+    use ebm_zoo::vae::{
+        HierPosterior, HierTrainConfig, HierVaeConfig, LatentDiffusionConfig, LatentPriorKind,
+        LatentPriorTrainConfig, fit_hier_vae, fit_latent_prior,
+    };
+    let (dev, ad) = (x.device(), x.device().autodiff());
+    let cfg = HierVaeConfig {
+        data_dim: 2,
+        latent: vec![2, 2],
+        hidden: vec![16],
+        layer_hidden: vec![8],
+        prior: LatentDiffusionConfig {
+            hidden: vec![16],
+            ..LatentDiffusionConfig::default()
+        },
+        ..HierVaeConfig::default()
+    };
+    let mut rng = seeded(18);
+    let mut hier = cfg.init(&mut rng, &ad).unwrap();
+    let train = HierTrainConfig {
+        iterations: 3,
+        batch_size: 64,
+        ..HierTrainConfig::default()
+    };
+    let mut values = fit_hier_vae(&mut rng, &mut hier, x, &train).unwrap().losses;
+    let kind = LatentPriorKind::Diffusion;
+    let mut prior = cfg
+        .prior
+        .init(kind, &cfg.latent, &mut rng, &ad)
+        .unwrap()
+        .unwrap();
+    let frozen = hier.valid();
+    let source = HierPosterior {
+        vae: &frozen,
+        data: x,
+    };
+    let p = LatentPriorTrainConfig {
+        iterations: 3,
+        batch_size: 32,
+        langevin_steps: 8,
+        ..LatentPriorTrainConfig::default()
+    };
+    values.extend(
+        fit_latent_prior(&mut rng, &mut prior, &frozen, &source, &p)
+            .unwrap()
+            .losses,
+    );
+    let prior = prior.valid();
+    let drawn = frozen
+        .generate(&mut rng, Some((&prior, p.chain())), 8, &dev)
+        .unwrap();
+    values.extend(to_host2(&drawn).iter().map(|v| f64::from(*v)));
+    values
 }
 
 /// Every agreement check above in one test, one after the other. Their wgpu parts serialise on

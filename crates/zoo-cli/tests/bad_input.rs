@@ -357,11 +357,6 @@ fn run_cases() -> Vec<Case> {
         run_config(&GOOD.replace("8gaussians", "9gaussians"), "data"),
         run_config(&add("[objective]\nmcmc_steps = 3\n"), "objective"),
         run_config(
-            "data = \"8gaussians\"\nfamily = \"ebm\"\nmethod = \"pcd\"\n[train]\n\
-             iterations = 10\nfinal_learning_rate = 0.5\n",
-            "final_learning_rate",
-        ),
-        run_config(
             &GOOD.replace("iterations = 10", "learning_rat = 1.0"),
             "`train.learning_rat`",
         ),
@@ -466,7 +461,21 @@ fn diffusion_run_cases() -> Vec<Case> {
     .chain(ddaebm_cases())
     .chain(ec_vae_cases())
     .chain(hvae_cases())
+    .chain(ebm_schedule_cases())
     .collect()
+}
+
+/// The EBM trainer's learning-rate schedule: a final rate above the first, or not positive.
+fn ebm_schedule_cases() -> Vec<Case> {
+    let train = |t: &str| {
+        format!(
+            "data = \"8gaussians\"\nfamily = \"ebm\"\nmethod = \"pcd\"\n[train]\niterations = 10\n{t}\n"
+        )
+    };
+    vec![
+        run_config(&train("final_learning_rate = 0.5"), "final_learning_rate"),
+        run_config(&train("final_learning_rate = 0.0"), "final_learning_rate"),
+    ]
 }
 
 /// The EC-VAE: the multiplier's start, the constraint, the calibration chain, the latent width.

@@ -101,9 +101,7 @@ impl Suite {
             configs,
         })
     }
-}
 
-impl Suite {
     /// How many configs to run at a time by default: one per available core on the CPU
     /// backends, one when a config runs on wgpu (its runs share the one device).
     pub fn default_jobs(&self) -> usize {
@@ -137,8 +135,7 @@ pub fn parse_shard(text: &str) -> Result<(usize, usize)> {
 /// against 1092 s one after the other). The metrics depend on the threads per run in the last
 /// digits (GEMM reductions split by thread: about 1e-7 relative on the digits, 1e-8 on a small
 /// RealNVP), so one thread per job, the default, gives the same numbers on every machine. With
-/// several jobs the training
-/// progress bars are off. After a failure no new config starts; the first failing config's
+/// several jobs the training progress bars are off. After a failure no new config starts; the first failing config's
 /// error (in suite order) is returned. With `opts.verbose`, a line per run says how many are
 /// done and an estimate of the time left.
 pub fn run_all(suite: &Suite, opts: &RunOptions) -> Result<Vec<Row>> {

@@ -461,9 +461,11 @@ impl OptimizerConfig {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn cosine_annealing_runs_from_the_first_rate_to_the_last_and_falls_monotonically() {
-        use super::cosine_learning_rate as lr;
+        let lr = cosine_learning_rate;
         assert_eq!(lr(1e-3, None, 7, 100), 1e-3);
         assert!((lr(1e-3, Some(1e-5), 1, 100) - 1e-3).abs() < 1e-18);
         assert!((lr(1e-3, Some(1e-5), 100, 100) - 1e-5).abs() < 1e-18);
@@ -471,12 +473,10 @@ mod tests {
         assert!((lr(1e-3, Some(1e-5), 51, 101) - 0.505e-3).abs() < 1e-15);
         let rates: Vec<f64> = (1..=100).map(|i| lr(1e-3, Some(1e-5), i, 100)).collect();
         assert!(rates.windows(2).all(|w| w[1] < w[0]));
-        assert!(super::check_final_learning_rate(1e-3, Some(2e-3)).is_err());
-        assert!(super::check_final_learning_rate(1e-3, Some(0.0)).is_err());
-        assert!(super::check_final_learning_rate(1e-3, Some(1e-3)).is_ok());
+        assert!(check_final_learning_rate(1e-3, Some(2e-3)).is_err());
+        assert!(check_final_learning_rate(1e-3, Some(0.0)).is_err());
+        assert!(check_final_learning_rate(1e-3, Some(1e-3)).is_ok());
     }
-
-    use super::*;
 
     /// A counter that fails at a chosen iteration: the loop's own bookkeeping, without a model.
     struct Counter {
